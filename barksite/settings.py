@@ -1,0 +1,209 @@
+"""barksite settings: the only settings module. Every knob is an environment variable (README, "Configuration")."""
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from barksite.env import env_bool, env_choice, env_int, env_list, env_str, env_tristate
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# --- Django core -------------------------------------------------------------------------------------
+
+DEBUG = env_bool("DJANGO_DEBUG", True)
+_DEV_SECRET = "dev-only-insecure-secret-key-change-me"
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", _DEV_SECRET if DEBUG else "")
+if not DEBUG and (not SECRET_KEY or SECRET_KEY == _DEV_SECRET):
+    raise ImproperlyConfigured("DJANGO_DEBUG is off, so DJANGO_SECRET_KEY must be set to a long random value.")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"] if DEBUG else [])
+if not DEBUG and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("DJANGO_DEBUG is off, so DJANGO_ALLOWED_HOSTS must list the host names served.")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_api_key",
+    "drf_spectacular",
+    "django_q",
+    "synthesis",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "barksite.urls"
+WSGI_APPLICATION = "barksite.wsgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ----------------------------------------------------------------------------------------
+# SQLite in WAL mode with IMMEDIATE transactions: the web process and the django-q2 workers (which use
+# the same database as their broker) write concurrently without "database is locked" (NOTES.md).
+
+_SQLITE_PATH = env_str("BARK_SQLITE_PATH", str(BASE_DIR / "db.sqlite3"))
+_database_url = env_str("DATABASE_URL", "")
+if _database_url:
+    try:
+        DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
+    except Exception as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL ({exc}).") from None
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": _SQLITE_PATH,
+            "OPTIONS": {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+
+# --- Auth, static and media --------------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "job-new"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# Artifacts live under BARK_OUTPUT_ROOT, Django's media root. They are served only through views that
+# check who may see the job, never as open media URLs.
+MEDIA_ROOT = Path(env_str("BARK_OUTPUT_ROOT", str(BASE_DIR / "outputs"))).resolve()
+MEDIA_URL = "/media/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+# --- Cache (rate limits) -----------------------------------------------------------------------------
+# django-ratelimit needs atomic increments shared by every gunicorn worker. Redis when REDIS_URL is set;
+# otherwise diskcache's Django backend, a SQLite file with atomic, process-safe increments.
+
+REDIS_URL = env_str("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "diskcache.DjangoCache",
+            "LOCATION": env_str("BARK_CACHE_DIR", str(BASE_DIR / ".cache" / "django")),
+            "OPTIONS": {"size_limit": 2**26},
+        }
+    }
+RATELIMIT_VIEW = "synthesis.api.errors.ratelimited"
+
+# --- barksite ----------------------------------------------------------------------------------------
+
+BARK_MODELS_AVAILABLE = env_tristate("BARK_MODELS_AVAILABLE", "auto")
+BARK_MODEL = env_str("BARK_MODEL", "suno/bark-small")
+BARK_DEVICE = env_choice("BARK_DEVICE", "auto", {"auto", "cpu", "cuda", "mps"})
+BARK_DEFAULT_ENGINE = env_choice("BARK_DEFAULT_ENGINE", "auto", {"auto", "bark", "piper"})
+BARK_MAX_QUEUE_SIZE = env_int("BARK_MAX_QUEUE_SIZE", 8, minimum=1)
+BARK_MAX_CONCURRENCY = env_int("BARK_MAX_CONCURRENCY", 2, minimum=1, maximum=64)
+BARK_RATE_LIMIT_PER_MIN = env_int("BARK_RATE_LIMIT_PER_MIN", 30, minimum=1)
+BARK_API_KEY = env_str("BARK_API_KEY", "") or None
+BARK_MAX_PROMPT_CHARS = env_int("BARK_MAX_PROMPT_CHARS", 5000, minimum=1, maximum=100_000)
+BARK_MAX_BODY_BYTES = env_int("BARK_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)
+# A job may run this long before django-q2 kills its worker. The slowest expected job (5,000 characters
+# with bark-small on a CPU) takes about an hour; on a GPU a few minutes.
+BARK_JOB_TIMEOUT = env_int("BARK_JOB_TIMEOUT", 3600, minimum=10)
+BARK_JOB_MAX_ATTEMPTS = env_int("BARK_JOB_MAX_ATTEMPTS", 2, minimum=1, maximum=10)
+BARK_LOG_HOOK = env_str("BARK_LOG_HOOK", "") or None
+BARK_METRICS_HOOK = env_str("BARK_METRICS_HOOK", "") or None
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = BARK_MAX_BODY_BYTES
+
+# --- django-q2 ---------------------------------------------------------------------------------------
+# The job row is the truth, not the queue: django-q2 may deliver a task twice, so tasks claim their job
+# with a conditional update, and the queue never retries on its own (max_attempts=1); a periodic sweep
+# requeues or fails jobs whose worker died. `retry` must exceed `timeout` or a slow task runs twice.
+
+Q_CLUSTER = {
+    "name": "barksite",
+    "orm": "default",
+    "workers": BARK_MAX_CONCURRENCY,
+    "recycle": 50,
+    "timeout": BARK_JOB_TIMEOUT,
+    "retry": BARK_JOB_TIMEOUT + 120,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "save_limit": 500,
+    "catch_up": False,
+    "poll": 0.5,
+    "label": "Task queue",
+}
+
+# --- REST framework ----------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["synthesis.api.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["synthesis.api.auth.HasApiAccess"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "EXCEPTION_HANDLER": "synthesis.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "barksite API",
+    "DESCRIPTION": "Self-hosted Bark text-to-audio: queue jobs, poll them, download WAV/MP4/captions.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"synthesis": {"handlers": ["console"], "level": env_str("BARK_LOG_LEVEL", "INFO").upper()}},
+}

@@ -1,0 +1,92 @@
+"""Where job artifacts go, and how they get there without ever being half-written.
+
+Paths are `jobs/<job_id>/<prefix>.<ext>` inside BARK_OUTPUT_ROOT (the media root). A request's
+`output_path` only picks the prefix, after `safe_prefix` has refused anything that could leave that
+directory. Files are written to a temporary name beside their destination and renamed into place, so
+a crash leaves either the old state or the whole file, and the job row only ever names whole files.
+"""
+
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from django.core.files import File
+from django.core.files.storage import FileSystemStorage, default_storage
+
+if TYPE_CHECKING:
+    from synthesis.models import Job
+
+DEFAULT_PREFIX = "audio"
+_PREFIX_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class UnsafeOutputPath(ValueError):
+    """An output_path that could escape the job's directory."""
+
+
+def safe_prefix(output_path: str | None) -> str:
+    """The artifact prefix for a requested output_path, or UnsafeOutputPath saying what is wrong.
+
+    Accepts `name` or `dir/name` made of letters, digits, `.`, `_` and `-`; an extension the caller
+    added (`speech.wav`) is dropped, since each artifact gets its own.
+    """
+    if output_path is None or output_path.strip() == "":
+        return DEFAULT_PREFIX
+    if "\x00" in output_path:
+        raise UnsafeOutputPath("output_path contains a NUL byte.")
+    if output_path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", output_path):
+        raise UnsafeOutputPath("output_path must be relative (a name like 'greeting' or 'chapter1/intro').")
+    parts = output_path.replace("\\", "/").strip("/").split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise UnsafeOutputPath("output_path may not contain '..', '.' or empty parts.")
+    if len(parts) > 4 or not all(_PREFIX_PART.match(part) for part in parts):
+        raise UnsafeOutputPath(
+            "output_path may hold up to 4 parts of letters, digits, '.', '_' and '-' (64 characters each)."
+        )
+    stem, ext = os.path.splitext(parts[-1])
+    if ext.lower() in {".wav", ".mp3", ".mp4", ".flac", ".srt", ".vtt", ".json", ".ogg", ".opus", ".aac"}:
+        parts[-1] = stem
+    return "/".join(parts)
+
+
+def artifact_name(job: "Job", ext: str) -> str:
+    return f"jobs/{job.id}/{job.output_prefix}.{ext}"
+
+
+def store_artifact(job: "Job", field: str, ext: str, write: Callable[[Path], None]) -> int:
+    """Write one artifact via `write(path)` to a temporary file, move it into place, point `job.<field>`
+    at it (unsaved) and return its size in bytes."""
+    name = artifact_name(job, ext)
+    storage = default_storage
+    if isinstance(storage, FileSystemStorage):
+        destination = Path(storage.path(name))
+        root = Path(storage.location).resolve()
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        # A symlink planted inside the output root must not carry the write elsewhere.
+        if not destination.parent.resolve().is_relative_to(root):
+            raise UnsafeOutputPath(f"{name} resolves outside BARK_OUTPUT_ROOT.")
+        fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
+        os.close(fd)
+        try:
+            write(Path(tmp))
+            os.replace(tmp, destination)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        size = destination.stat().st_size
+    else:
+        # Object stores (django-storages' S3) publish an upload only once it is complete.
+        with tempfile.TemporaryDirectory() as scratch:
+            tmp = Path(scratch) / f"artifact.{ext}"
+            write(tmp)
+            if storage.exists(name):
+                storage.delete(name)
+            with tmp.open("rb") as handle:
+                name = storage.save(name, File(handle))
+            size = tmp.stat().st_size
+    getattr(job, field).name = name
+    job.artifact_sizes = {**job.artifact_sizes, field: size}
+    return size

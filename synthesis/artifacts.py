@@ -59,15 +59,27 @@ def artifact_name(job: "Job", ext: str) -> str:
 def store_artifact(job: "Job", field: str, ext: str, write: Callable[[Path], None]) -> int:
     """Write one artifact via `write(path)` to a temporary file, move it into place, point `job.<field>`
     at it (unsaved) and return its size in bytes."""
-    name = artifact_name(job, ext)
+    name, size = _store(artifact_name(job, ext), write)
+    getattr(job, field).name = name
+    job.artifact_sizes = {**job.artifact_sizes, field: size}
+    return size
+
+
+def store_segment(job: "Job", index: int, write: Callable[[Path], None]) -> None:
+    """Store one finished segment's WAV while the job still runs (what streams and players read early)."""
+    _store(job.segment_name(index), write)
+
+
+def _store(name: str, write: Callable[[Path], None]) -> tuple[str, int]:
     storage = default_storage
     if isinstance(storage, FileSystemStorage):
         destination = Path(storage.path(name))
         root = Path(storage.location).resolve()
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        # A symlink planted inside the output root must not carry the write elsewhere.
+        # A symlink planted inside the output root must not carry the write elsewhere; checked before
+        # mkdir, which would otherwise create directories at the symlink's target.
         if not destination.parent.resolve().is_relative_to(root):
             raise UnsafeOutputPath(f"{name} resolves outside BARK_OUTPUT_ROOT.")
+        destination.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
         os.close(fd)
         try:
@@ -76,17 +88,13 @@ def store_artifact(job: "Job", field: str, ext: str, write: Callable[[Path], Non
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        size = destination.stat().st_size
-    else:
-        # Object stores (django-storages' S3) publish an upload only once it is complete.
-        with tempfile.TemporaryDirectory() as scratch:
-            tmp = Path(scratch) / f"artifact.{ext}"
-            write(tmp)
-            if storage.exists(name):
-                storage.delete(name)
-            with tmp.open("rb") as handle:
-                name = storage.save(name, File(handle))
-            size = tmp.stat().st_size
-    getattr(job, field).name = name
-    job.artifact_sizes = {**job.artifact_sizes, field: size}
-    return size
+        return name, destination.stat().st_size
+    # Object stores (django-storages' S3) publish an upload only once it is complete.
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = Path(scratch) / Path(name).name
+        write(tmp)
+        if storage.exists(name):
+            storage.delete(name)
+        with tmp.open("rb") as handle:
+            name = storage.save(name, File(handle))
+        return name, tmp.stat().st_size

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from synthesis import hooks
 from synthesis.artifacts import UnsafeOutputPath, safe_prefix
+from synthesis.control import ControlError, apply_events, priority
 from synthesis.engines import EngineUnavailable, default_engine_name, get_engine
 from synthesis.models import ApiKey, Job, Voice
 from synthesis.segments import split_text
@@ -76,9 +77,9 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
     """Validate and plan `request`, then record it as a planned (dry run), deduplicated or queued job.
 
     `inline` is for callers that run the job themselves right away (`manage.py synthesize`): the job is
-    recorded as queued but not handed to the workers, and queue admission does not apply."""
+    returned already claimed (running), never handed to the workers, and queue admission does not apply."""
     engine_name, can_run = _choose_engine(request)
-    voice = _check_voice(request, engine_name, owner, api_key)
+    voice = _check_voice(request.voice or default_voice(engine_name), engine_name, owner, api_key)
     prefix = _check_output_path(request.output_path)
     segments = split_text(request.prompt)
     if not segments:
@@ -93,11 +94,22 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
 
     engine = get_engine(engine_name)
     render_video = request.render_video or "video" in request.modalities
+    modalities = sorted(set(request.modalities) | ({"video"} if render_video else set()))
+    try:
+        applied = apply_events(request.control_events, segments, voice)
+    except ControlError as exc:
+        raise InvalidRequest("control_events", str(exc)) from None
+    for event_voice in set(applied.segment_voices) - {voice}:
+        _check_voice(event_voice, engine_name, owner, api_key, field="control_events")
+    try:
+        job_priority = priority(request.routing_priorities, modalities)
+    except ControlError as exc:
+        raise InvalidRequest("routing_priorities", str(exc)) from None
     params = {
         "text_temp": request.text_temp,
         "waveform_temp": request.waveform_temp,
         "seed": request.seed,
-        "modalities": sorted(set(request.modalities) | ({"video"} if render_video else set())),
+        "modalities": modalities,
         "render_video": render_video,
         "video": request.video,
         "control_events": request.control_events,
@@ -108,14 +120,17 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
         "engine": engine_name,
         "model": engine.model_id,
         "voice": voice,
-        "segments": segments,
+        "segments": applied.segments,
         "segment_count": len(segments),
+        "segment_voices": applied.segment_voices,
+        "pauses_ms": {str(index): ms for index, ms in applied.pauses_ms.items()},  # JSON keys are strings
         "estimated_duration_s": round(len(request.prompt) / CHARS_PER_SECOND, 1),
-        "modalities": params["modalities"],
+        "modalities": modalities,
         "render_video": render_video,
         "video": request.video or None,
         "control_events": request.control_events,
         "routing_priorities": request.routing_priorities,
+        "priority": job_priority,
         "output_prefix": prefix,
     }
     job = Job(
@@ -126,6 +141,7 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
         model=engine.model_id,
         params=params,
         plan=plan,
+        priority=job_priority,
         output_prefix=prefix,
         owner=owner if getattr(owner, "is_authenticated", False) else None,
         api_key=api_key,
@@ -151,7 +167,9 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
             raise QueueFull(retry_after)
         job.status = Job.Status.QUEUED
         job.save()
-        if not inline:
+        if inline:
+            job.claim()  # in this transaction: no worker ever sees it queued
+        else:
             enqueue(job)
     hooks.emit("submitted", job_id=str(job.id), engine=engine_name, segments=len(segments))
     return job
@@ -160,10 +178,14 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
 def enqueue(job: Job) -> None:
     """Hand the job to django-q2 once the row that describes it is committed (a worker that looked any
     earlier would not find it)."""
+    job_id = str(job.id)
+    transaction.on_commit(lambda: _send_task(job_id))
+
+
+def _send_task(job_id: str) -> None:
     from django_q.tasks import async_task
 
-    job_id = str(job.id)
-    transaction.on_commit(lambda: async_task("synthesis.tasks.run_job_task", job_id, task_name=f"job-{job_id}"))
+    async_task("synthesis.tasks.run_job_task", job_id, task_name=f"job-{job_id}")
 
 
 def cancel_job(job: Job) -> bool:
@@ -190,26 +212,40 @@ def retry_job(job: Job) -> bool:
 
 
 def sweep_stale_jobs() -> dict[str, int]:
-    """Requeue (or, past BARK_JOB_MAX_ATTEMPTS, fail) running jobs whose worker stopped beating."""
+    """Requeue (or, past BARK_JOB_MAX_ATTEMPTS, fail) running jobs whose worker stopped beating, and make
+    sure every queued job has a task in the queue."""
     cutoff = timezone.now() - STALE_AFTER
     counts = {"requeued": 0, "failed": 0}
     for job in Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=cutoff):
         if job.attempts < settings.BARK_JOB_MAX_ATTEMPTS:
-            with transaction.atomic():
-                if job.transition(Job.Status.QUEUED, segments_done=0, stage="", started_at=None):
-                    enqueue(job)
-                    counts["requeued"] += 1
+            # The UPDATE commits on its own (autocommit), so the task may be sent right after it.
+            if job.transition(Job.Status.QUEUED, segments_done=0, stage="", started_at=None):
+                _send_task(str(job.id))
+                counts["requeued"] += 1
         else:
             error = (
-                f"The worker running this job stopped {job.attempts} time(s) without finishing (it crashed, ran out "
-                f"of memory, or exceeded BARK_JOB_TIMEOUT={settings.BARK_JOB_TIMEOUT} s). Retry it, or shorten the text."
+                f"The worker running this job stopped {job.attempts} time(s) without finishing (it crashed, ran "
+                f"out of memory, or exceeded BARK_JOB_TIMEOUT={settings.BARK_JOB_TIMEOUT} s). Retry it, or shorten "
+                "the text."
             )
             if job.transition(Job.Status.FAILED, error=error, stage=""):
                 counts["failed"] += 1
                 hooks.emit("failed", job_id=str(job.id), engine=job.engine, error=error)
+    counts["tasks_added"] = _top_up_tasks()
     if any(counts.values()):
         logger.warning("sweep: %s", counts)
     return counts
+
+
+def _top_up_tasks() -> int:
+    """Each queued job needs one task in the queue (a task runs the most urgent queued job, see
+    pipeline.run_job). Should tasks have been lost, e.g. an operator purged the queue, add them back."""
+    from django_q.models import OrmQ
+
+    missing = Job.objects.filter(status=Job.Status.QUEUED).count() - OrmQ.objects.count()
+    for job_id in Job.objects.filter(status=Job.Status.QUEUED).values_list("id", flat=True)[: max(missing, 0)]:
+        _send_task(str(job_id))
+    return max(missing, 0)
 
 
 def estimate_wait_s(waiting: int) -> int:
@@ -242,16 +278,21 @@ def _choose_engine(request: JobRequest) -> tuple[str, bool]:
     return name, engine.health().ok
 
 
-def _check_voice(request: JobRequest, engine_name: str, owner, api_key: ApiKey | None) -> str:
-    voice = request.voice or default_voice(engine_name)
+def _check_voice(voice: str, engine_name: str, owner, api_key: ApiKey | None, field: str = "voice") -> str:
+    """`voice` if it exists for `engine_name` and the caller may use it, else InvalidRequest."""
     if voice.startswith(CUSTOM_PREFIX):
-        if not _owned_voices(owner, api_key).filter(pk=_uuid_or_none(voice[len(CUSTOM_PREFIX) :])).exists():
-            raise InvalidRequest("voice", f"There is no voice {voice!r} of yours; list yours at /api/voices.")
-        return voice
-    if engine_for_voice(voice) is None:
+        mine = _owned_voices(owner, api_key).filter(pk=_uuid_or_none(voice[len(CUSTOM_PREFIX) :])).first()
+        if mine is None:
+            raise InvalidRequest(field, f"There is no voice {voice!r} of yours; list yours at /api/voices.")
+        if mine.status != Voice.Status.READY:
+            raise InvalidRequest(field, f"The voice {voice!r} is {mine.status}, not ready. {mine.error}".strip())
+    implied = engine_for_voice(voice)
+    if implied is None:
         raise InvalidRequest(
-            "voice", f"Unknown voice {voice!r}. Use a Bark preset such as 'v2/en_speaker_6' (see /api/voices)."
+            field, f"Unknown voice {voice!r}. Use a Bark preset such as 'v2/en_speaker_6' (see /api/voices)."
         )
+    if implied != engine_name:
+        raise InvalidRequest(field, f"The voice {voice!r} belongs to the {implied} engine, not {engine_name}.")
     return voice
 
 

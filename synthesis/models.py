@@ -143,6 +143,10 @@ class Job(models.Model):
         self.refresh_from_db()
         return updated == 1
 
+    def claim(self) -> bool:
+        """Take this queued job for running; False when another worker (or a cancel) got there first."""
+        return self.transition(self.Status.RUNNING, error="", segments_done=0, stage="audio")
+
     def record_progress(self, *, segments_done: int | None = None, stage: str | None = None) -> bool:
         """Save progress and a heartbeat while running; return False once the job is no longer running
         (cancelled by a user, or swept), which tells the worker to stop."""
@@ -168,23 +172,43 @@ class Job(models.Model):
         total = self.segments_total + (1 if self.params.get("render_video") else 0)
         return min(self.segments_done / total, 1.0) if total else 0.0
 
+    def pauses_ms(self) -> dict[int, int]:
+        """Silences set by pause events, by segment index (JSON stores the keys as strings)."""
+        return {int(index): ms for index, ms in self.plan.get("pauses_ms", {}).items()}
+
+    def segment_name(self, index: int) -> str:
+        """Storage name of finished segment `index`, written while the job runs (for streaming)."""
+        return f"jobs/{self.id}/segments/{index:04d}.wav"
+
     def artifacts(self) -> dict[str, Any]:
         """The FileFields that hold a file, by public artifact name."""
         return {name: getattr(self, field) for name, field in self.ARTIFACT_FIELDS.items() if getattr(self, field)}
 
 
 class Voice(models.Model):
-    """A speaker prompt uploaded by a user or key: Bark's (semantic, coarse, fine) prompt arrays as .npz."""
+    """A speaker prompt uploaded by a user or key: Bark's (semantic, coarse, fine) prompt arrays as .npz.
+
+    A `.npz` upload is validated and ready at once. A reference clip needs Bark's codec and text model,
+    so a worker turns it into a prompt (status pending -> ready or failed), never the web process.
+    """
 
     class Source(models.TextChoices):
         NPZ = "npz", "Bark .npz preset"
         CLIP = "clip", "Reference clip + transcript"
 
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        READY = "ready"
+        FAILED = "failed"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=80)
     source = models.CharField(max_length=8, choices=Source.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.READY)
+    error = models.TextField(blank=True)
     transcript = models.TextField(blank=True)
-    prompt_file = models.FileField(max_length=400)
+    clip = models.FileField(blank=True, max_length=400, help_text="The reference clip, until it is encoded.")
+    prompt_file = models.FileField(blank=True, max_length=400)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
     api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.CASCADE)
     created_at = models.DateTimeField(default=timezone.now)
@@ -199,3 +223,10 @@ class Voice(models.Model):
     def voice_id(self) -> str:
         """How requests name this voice."""
         return f"custom/{self.id}"
+
+    def prompt_arrays(self) -> dict[str, Any]:
+        """The (semantic, coarse, fine) prompt arrays Bark takes as a history prompt."""
+        from synthesis.voice_prompts import load_prompt
+
+        with self.prompt_file.open("rb") as handle:
+            return load_prompt(handle.read())

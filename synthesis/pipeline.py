@@ -21,7 +21,7 @@ from django.db import connection
 from django.utils import timezone
 
 from synthesis import hooks
-from synthesis.artifacts import store_artifact
+from synthesis.artifacts import store_artifact, store_segment
 from synthesis.audio import join_segments, write_wav
 from synthesis.captions import Cue, build_cues, caption_parts, to_srt, to_vtt
 from synthesis.engines import (
@@ -32,8 +32,9 @@ from synthesis.engines import (
     default_engine_name,
     get_engine,
 )
-from synthesis.models import Job
+from synthesis.models import Job, Voice
 from synthesis.segments import split_text
+from synthesis.voices import CUSTOM_PREFIX
 from synthesis.video import VideoRenderError, render_video
 from synthesis.video_options import VideoOptionsError, validate_video_options
 
@@ -71,15 +72,17 @@ def synthesize_segments(
     engine_name: str | None,
     options: SynthesisOptions,
     on_segment: Callable[[int, np.ndarray], bool | None] | None = None,
+    pauses_s: dict[int, float] | None = None,
 ) -> AudioResult:
-    """Run `segments` through an engine and join them. Raises EngineUnavailable/EngineFailed."""
+    """Run `segments` through an engine and join them (with `pauses_s` after the segments that have one).
+    Raises EngineUnavailable/EngineFailed."""
     engine_name = engine_name or default_engine_name()
     if engine_name is None:
         raise EngineUnavailable("No engine can run here: " + "; ".join(_unavailable_reasons()))
     engine = get_engine(engine_name)
     engine.load()
     waveforms = engine.synthesize(segments, options, on_segment)
-    joined, spans = join_segments(waveforms, engine.sample_rate)
+    joined, spans = join_segments(waveforms, engine.sample_rate, pauses_s)
     return AudioResult(engine.sample_rate, joined, segments, spans, engine.name, engine.model_id, engine.device)
 
 
@@ -184,17 +187,34 @@ def _metadata(result: AudioResult, params: dict, timings: dict, **extra) -> dict
 # --- running a job -------------------------------------------------------------------------------------
 
 
+def next_job_id(preferred: str) -> str | None:
+    """Which queued job a worker's task should run: `preferred` (the job the task was sent for) unless a
+    job of higher priority is waiting. Every queued job has one task in the queue, so a task that runs
+    another job leaves its own job to that job's task, and each job still runs once."""
+    queued = Job.objects.filter(status=Job.Status.QUEUED)
+    best = queued.order_by("-priority", "submitted_at").values_list("id", "priority").first()
+    if best is None:
+        return None
+    own_priority = queued.filter(pk=preferred).values_list("priority", flat=True).first()
+    return preferred if own_priority is not None and own_priority >= best[1] else str(best[0])
+
+
 def run_job(job_id: str, on_progress: Callable[[int, int], None] | None = None) -> None:
-    """Claim job `job_id` and run it to completed/failed. Safe to call twice for the same job: only the
-    call whose conditional update claims the queued row does any work. `on_progress(done, total)` is
-    for terminals (the database records progress either way)."""
+    """Claim queued job `job_id` and run it to completed/failed. Safe to call twice for the same job: only
+    the call whose conditional update claims the queued row does any work."""
     job = Job.objects.filter(pk=job_id).first()
     if job is None or job.status != Job.Status.QUEUED:
         logger.info("job %s is not queued (%s); nothing to do", job_id, job and job.status)
         return
-    if not job.transition(Job.Status.RUNNING, error="", segments_done=0, stage="audio"):
+    if not job.claim():
         logger.info("job %s was claimed by another worker", job_id)
         return
+    run_claimed_job(job, on_progress)
+
+
+def run_claimed_job(job: Job, on_progress: Callable[[int, int], None] | None = None) -> None:
+    """Run a job this process has claimed (it is `running`). `on_progress(done, total)` is for terminals;
+    the database records progress either way."""
     hooks.emit("started", job_id=str(job.id), engine=job.engine, attempt=job.attempts)
     started = time.monotonic()
     try:
@@ -218,13 +238,18 @@ def _run_claimed(job: Job, on_progress: Callable[[int, int], None] | None) -> No
     Job.objects.filter(pk=job.pk).update(segments_total=len(segments))
     job.segments_total = len(segments)
 
-    def on_segment(index: int, _waveform: np.ndarray) -> bool:
+    engine = get_engine(job.engine)
+
+    def on_segment(index: int, waveform: np.ndarray) -> bool:
+        # Each finished segment is stored first, so streams and players can serve it while the rest run.
+        store_segment(job, index, lambda path: write_wav(path, engine.sample_rate, waveform))
         if on_progress:
             on_progress(index + 1, len(segments))
         return job.record_progress(segments_done=index + 1)
 
     t0 = time.monotonic()
-    result = synthesize_segments(segments, job.engine, job_options(job), on_segment)
+    pauses_s = {index: ms / 1000 for index, ms in job.pauses_ms().items()}
+    result = synthesize_segments(segments, job.engine, job_options(job), on_segment, pauses_s)
     timings = {"audio_s": round(time.monotonic() - t0, 3)}
 
     store_artifact(job, "audio", "wav", lambda path: write_wav(path, result.sample_rate, result.waveform))
@@ -311,12 +336,23 @@ def _background_path(name: str | None) -> Path | None:
 
 def job_options(job: Job) -> SynthesisOptions:
     params = job.params
+    segment_voices = job.plan.get("segment_voices") or None
+    custom = {voice for voice in [job.voice, *(segment_voices or [])] if voice and voice.startswith(CUSTOM_PREFIX)}
     return SynthesisOptions(
         voice=job.voice or None,
         text_temp=params.get("text_temp", 0.7),
         waveform_temp=params.get("waveform_temp", 0.7),
         seed=params.get("seed"),
+        segment_voices=segment_voices,
+        voice_prompts={voice: _voice_prompt(voice) for voice in custom},
     )
+
+
+def _voice_prompt(voice_id: str) -> dict[str, np.ndarray]:
+    voice = Voice.objects.filter(pk=voice_id.removeprefix(CUSTOM_PREFIX), status=Voice.Status.READY).first()
+    if voice is None:
+        raise EngineFailed(f"The voice {voice_id} no longer exists or is not ready; pick another voice and retry.")
+    return voice.prompt_arrays()
 
 
 def _fail(job: Job, error: str, started: float, keep: dict | None = None) -> None:

@@ -5,7 +5,10 @@ from synthesis import jobs, pipeline
 
 
 def run_job_task(job_id: str) -> None:
-    pipeline.run_job(job_id)
+    """Run job `job_id`, or a job of higher priority that is waiting (see pipeline.next_job_id)."""
+    chosen = pipeline.next_job_id(preferred=job_id)
+    if chosen is not None:
+        pipeline.run_job(chosen)
 
 
 def sweep_stale_jobs_task() -> dict[str, int]:

@@ -20,8 +20,9 @@ def isolated_storage(settings, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def piper_job(db):
-    """A queued Piper job, recorded exactly as a real submission records it (not yet handed to a worker)."""
-    return submit_job(JobRequest(prompt="Hello there. This is a test.", engine="piper", seed=1), inline=True)
+    """A queued Piper job, recorded exactly as a real submission records it. Its task is sent on commit,
+    which never comes inside a test transaction, so the test plays the worker."""
+    return submit_job(JobRequest(prompt="Hello there. This is a test.", engine="piper", seed=1))
 
 
 @pytest.fixture

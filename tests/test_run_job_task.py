@@ -37,7 +37,7 @@ def test_a_queued_piper_job_runs_to_completed_with_a_valid_wav(piper_job):
 
 
 def test_a_queued_bark_job_runs_to_completed_with_a_24khz_wav(db, tiny_bark):
-    job = submit_job(JobRequest(prompt="Hello from Bark.", engine="bark", voice="v2/en_speaker_6", seed=3), inline=True)
+    job = submit_job(JobRequest(prompt="Hello from Bark.", engine="bark", voice="v2/en_speaker_6", seed=3))
 
     run_job_task(str(job.id))
 
@@ -114,3 +114,33 @@ def test_a_task_for_a_job_that_no_longer_exists_does_nothing(db):
     run_job_task("00000000-0000-0000-0000-000000000000")
 
     assert Job.objects.count() == 0
+
+
+def test_a_task_runs_a_waiting_job_of_higher_priority_first_and_every_job_still_runs_once(db):
+    low = submit_job(JobRequest(prompt="Low.", engine="piper"))
+    high = submit_job(JobRequest(prompt="High.", engine="piper", routing_priorities={"audio": 5}))
+
+    run_job_task(str(low.id))  # the first task to arrive was sent for the low-priority job
+
+    assert Job.objects.get(pk=high.pk).status == Job.Status.COMPLETED
+    assert Job.objects.get(pk=low.pk).status == Job.Status.QUEUED
+    run_job_task(str(high.id))  # the high job's own task now runs the low one
+    assert Job.objects.get(pk=low.pk).status == Job.Status.COMPLETED
+    assert [j.attempts for j in Job.objects.all()] == [1, 1]
+
+
+def test_pause_events_lengthen_the_joined_audio_and_each_segment_is_stored_as_it_finishes(db):
+    prompt = "First sentence here. " * 8 + "Second part of the text follows now. " * 5
+    plain = submit_job(JobRequest(prompt=prompt, engine="piper", seed=2))
+    paused = submit_job(
+        JobRequest(prompt=prompt, engine="piper", seed=2, control_events=[{"type": "pause", "segment": 0, "ms": 2000}])
+    )
+    run_job_task(str(plain.id))
+    run_job_task(str(paused.id))
+    plain.refresh_from_db()
+    paused.refresh_from_db()
+
+    assert paused.segments_total == 2
+    assert paused.duration_s == pytest.approx(plain.duration_s + 2.0 - 0.25, abs=0.01)
+    for index in range(paused.segments_total):
+        assert paused.audio.storage.exists(paused.segment_name(index))

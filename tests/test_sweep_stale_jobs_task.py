@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from django.utils import timezone
-from django_q.models import Schedule
+from django_q.models import OrmQ, Schedule
 
 from synthesis.models import Job
 from synthesis.tasks import sweep_stale_jobs_task
@@ -16,18 +16,15 @@ def running_job(*, attempts: int, heartbeat_age: timedelta) -> Job:
     )
 
 
-def test_a_job_left_running_by_a_dead_worker_is_requeued_and_handed_to_the_workers_again(
-    db, django_capture_on_commit_callbacks
-):
+def test_a_job_left_running_by_a_dead_worker_is_requeued_and_handed_to_the_workers_again(db):
     job = running_job(attempts=1, heartbeat_age=timedelta(minutes=10))
 
-    with django_capture_on_commit_callbacks() as callbacks:
-        counts = sweep_stale_jobs_task()
+    counts = sweep_stale_jobs_task()
 
     job.refresh_from_db()
-    assert counts == {"requeued": 1, "failed": 0}
+    assert counts == {"requeued": 1, "failed": 0, "tasks_added": 0}
     assert job.status == Job.Status.QUEUED and job.started_at is None
-    assert len(callbacks) == 1, "the requeued job is enqueued once the transaction commits"
+    assert OrmQ.objects.count() == 1, "one task in the queue for the requeued job"
 
 
 def test_a_job_whose_worker_died_on_every_attempt_is_failed_with_a_readable_error(db, settings):
@@ -36,7 +33,7 @@ def test_a_job_whose_worker_died_on_every_attempt_is_failed_with_a_readable_erro
     counts = sweep_stale_jobs_task()
 
     job.refresh_from_db()
-    assert counts == {"requeued": 0, "failed": 1}
+    assert counts == {"requeued": 0, "failed": 1, "tasks_added": 0}
     assert job.status == Job.Status.FAILED
     assert "stopped 2 time(s) without finishing" in job.error and "BARK_JOB_TIMEOUT" in job.error
 
@@ -44,7 +41,7 @@ def test_a_job_whose_worker_died_on_every_attempt_is_failed_with_a_readable_erro
 def test_a_job_with_a_recent_heartbeat_is_left_alone(db):
     job = running_job(attempts=1, heartbeat_age=timedelta(seconds=5))
 
-    assert sweep_stale_jobs_task() == {"requeued": 0, "failed": 0}
+    assert sweep_stale_jobs_task() == {"requeued": 0, "failed": 0, "tasks_added": 0}
     job.refresh_from_db()
     assert job.status == Job.Status.RUNNING
 
@@ -53,3 +50,13 @@ def test_the_sweep_is_scheduled_every_minute_by_the_migrations(db):
     schedule = Schedule.objects.get(func="synthesis.tasks.sweep_stale_jobs_task")
 
     assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == (Schedule.MINUTES, 1, -1)
+
+
+def test_a_queued_job_whose_task_was_lost_gets_a_new_one(db):
+    job = Job.objects.create(prompt="Hi.", engine="piper", status=Job.Status.QUEUED)
+
+    counts = sweep_stale_jobs_task()
+
+    assert counts["tasks_added"] == 1
+    assert OrmQ.objects.count() == 1
+    assert Job.objects.get(pk=job.pk).status == Job.Status.QUEUED

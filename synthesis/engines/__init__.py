@@ -46,13 +46,24 @@ class EngineHealth:
 
 @dataclass
 class SynthesisOptions:
-    """What decides the sound, apart from the text. `voice_prompt` carries an uploaded voice's arrays."""
+    """What decides the sound, apart from the text.
+
+    `voice` is the voice of every segment unless `segment_voices` (one voice id per segment, for
+    dialogue) says otherwise. `voice_prompts` carries the arrays of uploaded voices (`custom/<uuid>`)
+    named there, loaded by the caller, since engines do not read the database.
+    """
 
     voice: str | None = None
     text_temp: float = 0.7
     waveform_temp: float = 0.7
     seed: int | None = None
-    voice_prompt: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    segment_voices: list[str | None] | None = None
+    voice_prompts: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+
+    def voice_for(self, index: int) -> str | None:
+        if self.segment_voices is not None and self.segment_voices[index]:
+            return self.segment_voices[index]
+        return self.voice
 
 
 # Called after each segment with (index, waveform). Returning False asks the engine to stop early

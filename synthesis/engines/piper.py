@@ -82,8 +82,9 @@ class PiperEngine(Engine):
         from piper import SynthesisConfig
 
         self.load()
-        if options.voice not in (None, "", VOICE_ID):
-            raise EngineFailed(f"Piper has one voice, {VOICE_ID}; {options.voice!r} is not it.")
+        for index in range(len(segments)):
+            if options.voice_for(index) not in (None, "", VOICE_ID):
+                raise EngineFailed(f"Piper has one voice, {VOICE_ID}; {options.voice_for(index)!r} is not it.")
         # Piper's noise is drawn inside the ONNX graph, where no seed reaches it: a seeded request runs
         # noise-free so that it is reproducible. Otherwise the temperatures scale Piper's own defaults.
         if options.seed is not None:

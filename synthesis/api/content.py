@@ -1,0 +1,47 @@
+"""How the API reads request bodies and picks a response format.
+
+Bodies are JSON only, and at most BARK_MAX_BODY_BYTES: DRF hands the parser Django's raw input stream,
+which does not apply DATA_UPLOAD_MAX_MEMORY_SIZE, so the bound is enforced here on the declared length
+(Django's WSGI input never yields more than Content-Length, and reads nothing without one).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from rest_framework.exceptions import NotAcceptable
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
+
+from synthesis.api.exceptions import PayloadTooLarge
+
+
+class BoundedJSONParser(JSONParser):
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+        limit = settings.BARK_MAX_BODY_BYTES
+        request = (parser_context or {}).get("request")
+        declared = request.META.get("CONTENT_LENGTH") if request is not None else None
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(
+                f"The request body is {declared} bytes; the limit is {limit} bytes (BARK_MAX_BODY_BYTES)."
+            )
+        return super().parse(stream, media_type, parser_context)
+
+
+class LenientContentNegotiation(DefaultContentNegotiation):
+    """Answer with the first renderer (JSON) when the client's Accept matches none, instead of 406.
+
+    OpenAI's client asks for `application/octet-stream` and download links are fetched with whatever
+    Accept a browser or curl sends; the binary views set their own content type, and an error must
+    still reach the client as JSON."""
+
+    def select_renderer(
+        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except NotAcceptable:
+            return renderers[0], renderers[0].media_type

@@ -1,0 +1,77 @@
+"""The checks behind /api/health: database, queue (django-q2's ORM broker and its workers), rate-limit
+cache, engines. Each returns a dict with `ok` and never raises, so one broken part cannot hide the others."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django_q.conf import Conf
+from django_q.models import OrmQ
+from django_q.status import Stat
+
+from synthesis.engines import ENGINE_NAMES, get_engine
+from synthesis.models import Job
+
+logger = logging.getLogger(__name__)
+
+
+def live_clusters() -> int:
+    """qcluster processes whose heartbeat (a 3 s stat in the shared cache) is current."""
+    try:
+        return sum(1 for stat in Stat.get_all() if stat.status != Conf.STOPPED)
+    except Exception:  # a cache that cannot be read: say "none seen" rather than fail the caller
+        logger.exception("could not read django-q2 cluster stats")
+        return 0
+
+
+def check_database() -> dict[str, Any]:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        return {"ok": True, "vendor": connection.vendor}
+    except Exception as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def check_queue() -> dict[str, Any]:
+    try:
+        counts = {
+            "pending_tasks": OrmQ.objects.count(),
+            "queued_jobs": Job.objects.filter(status=Job.Status.QUEUED).count(),
+            "running_jobs": Job.objects.filter(status=Job.Status.RUNNING).count(),
+        }
+    except Exception as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    workers = live_clusters()
+    result: dict[str, Any] = {"ok": True, **counts, "max_queue_size": settings.BARK_MAX_QUEUE_SIZE, "clusters": workers}
+    if not workers:
+        result["note"] = "No qcluster is running: queued jobs wait until `manage.py qcluster` starts."
+    return result
+
+
+def check_cache() -> dict[str, Any]:
+    """Rate limits count in this cache; if it fails, django-ratelimit refuses every limited request."""
+    probe = f"barksite:health:{uuid.uuid4().hex}"
+    try:
+        cache.set(probe, 1, 10)
+        ok = cache.incr(probe) == 2
+        cache.delete(probe)
+    except Exception as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    return {"ok": ok, "backend": settings.CACHES["default"]["BACKEND"]}
+
+
+def check_engines() -> list[dict[str, Any]]:
+    results = []
+    for name in ENGINE_NAMES:
+        try:
+            results.append(get_engine(name).health().as_dict())
+        except Exception as exc:  # an engine module that cannot even import must not take health down
+            results.append({"name": name, "ok": False, "reason": f"{type(exc).__name__}: {exc}"})
+    return results

@@ -1,0 +1,251 @@
+"""OpenAI-compatible speech: `POST /v1/audio/speech` and `GET /v1/models`, so OpenAI's client libraries
+work unchanged with `base_url="http://host/v1"` and a barksite key as their api_key.
+
+A speech request becomes an ordinary job (same auth, rate limit, queue admission, job record), and the
+request waits for it: up to BARK_SPEECH_TIMEOUT seconds for a qcluster worker to finish it. When no
+qcluster is running at all (its heartbeat is missing from the shared cache), the request thread runs the
+job itself instead of waiting for a worker that will never come, so the endpoint also works under a bare
+`runserver`. Errors use OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException, NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from synthesis import pipeline
+from synthesis.api.auth import submitter
+from synthesis.api.errors import exception_handler
+from synthesis.api.exceptions import Conflict
+from synthesis.api.health import live_clusters
+from synthesis.api.limits import ReadRateThrottle, SubmitRateThrottle
+from synthesis.api.serializers import StrictCharField, StrictFloatField
+from synthesis.api.transcode import FORMATS, TranscodeFailed, transcode
+from synthesis.engines import ENGINE_NAMES, default_engine_name, get_engine
+from synthesis.jobs import JobRequest, submit_job
+from synthesis.models import Job
+from synthesis.voices import CUSTOM_PREFIX, default_voice, engine_for_voice
+
+# OpenAI's model names run whichever engine the server would pick by default.
+GENERIC_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
+# OpenAI's voices as Bark speakers (v2/en_speaker_9 is the English set's one female voice). Piper has
+# one voice, which every name maps to.
+OPENAI_VOICES = {
+    "alloy": "v2/en_speaker_6",
+    "ash": "v2/en_speaker_4",
+    "ballad": "v2/en_speaker_5",
+    "cedar": "v2/en_speaker_0",
+    "coral": "v2/en_speaker_9",
+    "echo": "v2/en_speaker_1",
+    "fable": "v2/en_speaker_3",
+    "marin": "v2/en_speaker_9",
+    "nova": "v2/en_speaker_9",
+    "onyx": "v2/en_speaker_2",
+    "sage": "v2/en_speaker_7",
+    "shimmer": "v2/en_speaker_9",
+    "verse": "v2/en_speaker_8",
+}
+_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+
+
+class SynthesisFailed(APIException):
+    status_code = status.HTTP_500_INTERNAL_SERVER_ERROR
+    default_code = "synthesis_failed"
+
+
+class SpeechTimeout(APIException):
+    status_code = status.HTTP_504_GATEWAY_TIMEOUT
+    default_code = "timeout"
+
+
+def openai_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    response = exception_handler(exc, context)
+    if response is not None:
+        error = response.data["error"]
+        fields = error.get("fields") or {}
+        param = next(iter(fields), None)
+        message = f"{param}: {fields[param][0]}" if param else error["message"]
+        response.data = openai_error(response.status_code, message, error["code"], param)
+    return response
+
+
+def openai_error(status_code: int, message: str, code: str, param: str | None = None) -> dict[str, Any]:
+    kind = _TYPES.get(status_code, "server_error" if status_code >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "object", "properties": {"id": {"type": "string"}}}]})
+class VoiceField(serializers.Field):
+    """A voice name or id, or OpenAI's newer `{"id": ...}` object form."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if isinstance(data, dict):
+            data = data.get("id")
+        if not isinstance(data, str) or not data.strip():
+            raise serializers.ValidationError(
+                "Expected a voice name such as 'alloy' or an id such as 'v2/en_speaker_6'."
+            )
+        return data.strip()
+
+    def to_representation(self, value: str) -> str:
+        return value
+
+
+class SpeechRequestSerializer(serializers.Serializer):
+    model = StrictCharField(max_length=300, help_text="tts-1, tts-1-hd, bark, piper, or an engine's model id.")
+    input = StrictCharField(help_text="The text to speak.")
+    voice = VoiceField(help_text="alloy, echo, fable, onyx, nova, shimmer, …, or a voice id (v2/en_speaker_6).")
+    response_format = serializers.ChoiceField(choices=tuple(FORMATS), default="mp3", required=False)
+    speed = StrictFloatField(min_value=0.25, max_value=4.0, default=1.0, required=False)
+    instructions = StrictCharField(required=False, allow_blank=True, help_text="Accepted and ignored (Bark has none).")
+    stream_format = serializers.ChoiceField(choices=("audio",), required=False, help_text="Only 'audio'.")
+
+    def validate_input(self, value: str) -> str:
+        if len(value) > settings.BARK_MAX_PROMPT_CHARS:
+            raise serializers.ValidationError(
+                f"The input has {len(value)} characters; the limit is {settings.BARK_MAX_PROMPT_CHARS}."
+            )
+        return value
+
+
+def models() -> list[dict[str, Any]]:
+    """Every model name the speech endpoint accepts, in OpenAI's model-object shape."""
+    default = default_engine_name()
+    entries = [(name, default) for name in GENERIC_MODELS]
+    for engine in ENGINE_NAMES:
+        entries += [(engine, engine), (get_engine(engine).model_id, engine)]
+    return [
+        {"id": model_id, "object": "model", "created": 0, "owned_by": "barksite", "engine": engine}
+        for model_id, engine in entries
+    ]
+
+
+def resolve(model: str, voice: str) -> tuple[str | None, str]:
+    """The engine and voice id for an OpenAI (model, voice) pair; ValidationError names the bad one."""
+    named = {entry["id"]: entry["engine"] for entry in models() if entry["id"] not in GENERIC_MODELS}
+    if model not in named and model not in GENERIC_MODELS:
+        raise serializers.ValidationError({"model": [f"Unknown model {model!r}; GET /v1/models lists them."]})
+    engine = named.get(model)
+    if voice in OPENAI_VOICES:
+        engine = engine or default_engine_name() or "bark"  # no runnable engine: submit_job answers 503
+        return engine, OPENAI_VOICES[voice] if engine == "bark" else default_voice(engine)
+    if not voice.startswith(CUSTOM_PREFIX) and engine_for_voice(voice) is None:
+        names = ", ".join(OPENAI_VOICES)
+        raise serializers.ValidationError({"voice": [f"Unknown voice {voice!r}; use {names} or a voice id."]})
+    return engine, voice  # an engine that does not own the voice is refused by submit_job
+
+
+def wait_for(job: Job, timeout_s: float) -> Job:
+    deadline = time.monotonic() + timeout_s
+    delay = 0.05
+    while job.status in Job.ACTIVE:
+        if time.monotonic() >= deadline:
+            raise SpeechTimeout(
+                f"Job {job.id} is still {job.status} after {timeout_s:g} s (BARK_SPEECH_TIMEOUT); it keeps going: "
+                f"GET /api/bark/jobs/{job.id} and download its audio when it completes."
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+        job.refresh_from_db()
+    return job
+
+
+class SpeechView(APIView):
+    throttle_classes = [SubmitRateThrottle]
+
+    def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
+        return openai_exception_handler
+
+    @extend_schema(
+        tags=["openai"],
+        operation_id="openai_speech",
+        summary="OpenAI-compatible text to speech",
+        request=SpeechRequestSerializer,
+        responses={
+            **{
+                (200, content_type): OpenApiResponse(
+                    OpenApiTypes.BINARY,
+                    description=f"The audio as {name}" + (" (raw s16le mono, 24 kHz)." if name == "pcm" else "."),
+                )
+                for name, (content_type, _) in FORMATS.items()
+            },
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description="OpenAI-shaped error (unknown model/voice, …)."),
+            401: OpenApiResponse(OpenApiTypes.OBJECT, description="Missing or wrong key."),
+            429: OpenApiResponse(OpenApiTypes.OBJECT, description="Rate limit or full queue; see Retry-After."),
+            503: OpenApiResponse(OpenApiTypes.OBJECT, description="No engine can run."),
+            504: OpenApiResponse(OpenApiTypes.OBJECT, description="Not finished within BARK_SPEECH_TIMEOUT."),
+        },
+    )
+    def post(self, request: Request) -> HttpResponse:
+        serializer = SpeechRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        engine, voice = resolve(data["model"], data["voice"])
+        job = submit_job(
+            JobRequest(prompt=data["input"], engine=engine, voice=voice, dry_run=False), **submitter(request)
+        )
+        if job.status == Job.Status.QUEUED and live_clusters() == 0:
+            # Claims the job like a worker would; the task already sent finds it done and does nothing.
+            pipeline.run_job(str(job.id))
+            job.refresh_from_db()
+        job = wait_for(job, settings.BARK_SPEECH_TIMEOUT)
+        if job.status == Job.Status.CANCELLED:
+            raise Conflict(f"Job {job.id} was cancelled before it finished.")
+        if job.status != Job.Status.COMPLETED:
+            raise SynthesisFailed(f"Job {job.id} failed: {job.error or job.status}")
+        with job.audio.open("rb") as handle:
+            wav = handle.read()
+        try:
+            audio = transcode(wav, data["response_format"], data["speed"])
+        except TranscodeFailed as exc:
+            raise SynthesisFailed(f"Job {job.id} completed but its audio could not be converted: {exc}") from None
+        response = HttpResponse(audio, content_type=FORMATS[data["response_format"]][0])
+        response["X-Job-Id"] = str(job.id)
+        return response
+
+
+class ModelListView(APIView):
+    throttle_classes = [ReadRateThrottle]
+
+    def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
+        return openai_exception_handler
+
+    @extend_schema(
+        tags=["openai"],
+        operation_id="openai_models_list",
+        summary="Models the speech endpoint accepts",
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"object": "list", "data": models()})
+
+
+class ModelDetailView(ModelListView):
+    @extend_schema(
+        tags=["openai"],
+        operation_id="openai_model_retrieve",
+        summary="One model",
+        responses={200: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request, model_id: str) -> Response:
+        for entry in models():
+            if entry["id"] == model_id:
+                return Response(entry)
+        raise NotFound(f"There is no model {model_id!r}.")
+
+
+def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """Unknown paths under /v1/, in OpenAI's error shape."""
+    body = openai_error(404, f"Unknown route {request.method} {request.path}.", "not_found")
+    return JsonResponse(body, status=status.HTTP_404_NOT_FOUND)

@@ -1,0 +1,22 @@
+"""/api/: SPEC section 5's routes, the OpenAPI schema and its browsable docs (assets served locally by
+drf-spectacular-sidecar, so the docs work offline)."""
+
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from synthesis.api import views
+from synthesis.api.errors import not_found
+
+urlpatterns = [
+    path("health", views.health, name="api-health"),
+    path("capabilities", views.capabilities, name="api-capabilities"),
+    path("bark/synthesize", views.synthesize, name="api-synthesize"),
+    path("bark/jobs", views.job_list, name="api-jobs"),
+    path("bark/jobs/<str:job_id>", views.job_detail, name="api-job"),
+    path("bark/jobs/<str:job_id>/artifacts/<str:name>", views.job_artifact, name="api-job-artifact"),
+    path("bark/jobs/<str:job_id>/cancel", views.job_cancel, name="api-job-cancel"),
+    path("schema", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("redoc", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    re_path(r"^", not_found),  # anything else under /api/ is a JSON 404, not Django's HTML page
+]

@@ -1,0 +1,282 @@
+"""SPEC section 5's routes. Each view: an input serializer, one call into `synthesis.jobs`, an output
+serializer. Health and capabilities are public; the rest need a key, a session or an open API."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.http.response import HttpResponseBase
+from django.urls import reverse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.decorators import api_view, authentication_classes, permission_classes, throttle_classes
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from synthesis import video_options
+from synthesis.api import health as checks
+from synthesis.api.auth import api_is_open, submitter, visible_jobs
+from synthesis.api.exceptions import Conflict
+from synthesis.api.limits import ReadRateThrottle, SubmitRateThrottle
+from synthesis.api.serializers import (
+    ErrorSerializer,
+    JobPageSerializer,
+    JobSerializer,
+    SubmissionSerializer,
+    SynthesisRequestSerializer,
+)
+from synthesis.control import MODALITIES
+from synthesis.downloads import serve_artifact
+from synthesis.engines import default_engine_name
+from synthesis.jobs import cancel_job, submit_job
+from synthesis.models import Job
+from synthesis.voices import BARK_LANGUAGES, catalogue
+
+_ERRORS = {
+    400: "Invalid request: field messages under error.fields; malformed JSON is code malformed_json.",
+    401: "Missing, unknown, revoked or expired API key.",
+    404: "No such job visible to this caller (unknown id, not a UUID, or another key's job).",
+    409: "The job is finished and cannot be cancelled.",
+    413: "The request body exceeds BARK_MAX_BODY_BYTES.",
+    415: "The body is not JSON.",
+    429: "Rate limit exceeded (code rate_limited) or queue full (code queue_full); see the Retry-After header.",
+    503: "No engine can run the job (the message says why); dry runs still work.",
+}
+
+
+def errors(*codes: int) -> dict[int, OpenApiResponse]:
+    return {code: OpenApiResponse(ErrorSerializer, description=_ERRORS[code]) for code in codes}
+
+
+JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+
+
+class JobPagination(LimitOffsetPagination):
+    default_limit = 20
+    max_limit = 100
+
+
+@extend_schema(
+    tags=["service"],
+    auth=[],
+    operation_id="health",
+    summary="Liveness and dependency checks",
+    responses={
+        200: inline_serializer(
+            "Health",
+            {
+                "status": serializers.CharField(help_text="ok, degraded (serving, but no engine or cache) or error"),
+                "time": serializers.DateTimeField(),
+                "version": serializers.CharField(),
+                "checks": serializers.JSONField(help_text="database, queue, cache, engines"),
+            },
+        ),
+        503: OpenApiResponse(description="The database or the queue is down (same body, status 'error')."),
+    },
+)
+@api_view(["GET"])
+@authentication_classes([])
+@permission_classes([AllowAny])
+def health(request: Request) -> Response:
+    database, queue, cache = checks.check_database(), checks.check_queue(), checks.check_cache()
+    engines = checks.check_engines()
+    if not (database["ok"] and queue["ok"]):
+        state = "error"
+    elif not cache["ok"] or not any(engine["ok"] for engine in engines):
+        state = "degraded"  # serving, but rate-limited routes or real synthesis will fail
+    else:
+        state = "ok"
+    body = {
+        "status": state,
+        "time": timezone.now().isoformat(),
+        "version": settings.SPECTACULAR_SETTINGS["VERSION"],
+        "checks": {"database": database, "queue": queue, "cache": cache, "engines": engines},
+    }
+    return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE if state == "error" else status.HTTP_200_OK)
+
+
+@extend_schema(
+    tags=["service"],
+    auth=[],
+    operation_id="capabilities",
+    summary="What this server can do",
+    responses={200: OpenApiTypes.OBJECT},
+)
+@api_view(["GET"])
+@authentication_classes([])
+@permission_classes([AllowAny])
+def capabilities(request: Request) -> Response:
+    engines = checks.check_engines()
+    voices = catalogue()
+    runnable = default_engine_name() if any(engine["ok"] for engine in engines) else None
+    video = video_options.capabilities()
+    return Response(
+        {
+            "modalities": list(MODALITIES),
+            "video_presets": video["video_presets"],
+            "audio_bitrates": video["audio_bitrates"],
+            "codecs": video["codecs"],
+            "notes": [
+                "Bark generates about 13 s per segment; longer text is split at sentences and joined.",
+                "dry_run defaults to true when no engine can run; a real submission then gets 503.",
+                "Jobs with a seed are deduplicated: identical requests reuse a completed job's files.",
+                "OpenAI-compatible speech: POST /v1/audio/speech; models: GET /v1/models.",
+            ],
+            "default_engine": runnable,
+            "dry_run_default": runnable is None,
+            "engines": engines,
+            "voices": {
+                "count": len(voices),
+                "by_engine": {name: sum(v["engine"] == name for v in voices) for name in ("bark", "piper")},
+                "languages": sorted(BARK_LANGUAGES.values()),
+                "examples": [voices[0]["id"], voices[-1]["id"]],
+            },
+            "video": {"default_preset": video["default_video_preset"], "bounds": video["video_bounds"]},
+            "limits": {
+                "max_prompt_chars": settings.BARK_MAX_PROMPT_CHARS,
+                "max_body_bytes": settings.BARK_MAX_BODY_BYTES,
+                "rate_limit_per_min": settings.BARK_RATE_LIMIT_PER_MIN,
+                "max_queue_size": settings.BARK_MAX_QUEUE_SIZE,
+                "max_concurrency": settings.BARK_MAX_CONCURRENCY,
+                "temperature": [0.0, 1.5],
+                "seed": [0, 2**32 - 1],
+            },
+            "auth": {
+                "mode": "open" if api_is_open() else "key",
+                "headers": ["X-API-Key: <key>", "Authorization: Bearer <key>"],
+            },
+        }
+    )
+
+
+@extend_schema(
+    tags=["jobs"],
+    operation_id="synthesize",
+    summary="Plan (dry run) or queue a synthesis job",
+    request=SynthesisRequestSerializer,
+    responses={
+        201: OpenApiResponse(SubmissionSerializer, description="Queued for a worker."),
+        200: OpenApiResponse(SubmissionSerializer, description="Planned (dry run), or completed by reusing a job."),
+        **errors(400, 401, 413, 415, 429, 503),
+    },
+)
+@api_view(["POST"])
+@throttle_classes([SubmitRateThrottle])
+def synthesize(request: Request) -> Response:
+    serializer = SynthesisRequestSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    job = submit_job(serializer.job_request(), **submitter(request))
+    context = {"request": request, "warnings": serializer.warnings}
+    return Response(
+        SubmissionSerializer(job, context=context).data,
+        status=status.HTTP_201_CREATED if job.status == Job.Status.QUEUED else status.HTTP_200_OK,
+        headers={"Location": request.build_absolute_uri(reverse("api-job", args=[job.id]))},
+    )
+
+
+@extend_schema(
+    tags=["jobs"],
+    operation_id="jobs_list",
+    summary="The caller's jobs, newest first",
+    parameters=[
+        OpenApiParameter("status", OpenApiTypes.STR, enum=Job.Status.values, description="Only jobs in this status."),
+        OpenApiParameter("limit", OpenApiTypes.INT, description="Page size (default 20, at most 100)."),
+        OpenApiParameter("offset", OpenApiTypes.INT, description="Jobs to skip."),
+    ],
+    responses={200: JobPageSerializer, **errors(400, 401, 429)},
+)
+@api_view(["GET"])
+@throttle_classes([ReadRateThrottle])
+def job_list(request: Request) -> Response:
+    jobs = visible_jobs(request).order_by("-submitted_at")
+    wanted = request.query_params.get("status")
+    if wanted is not None:
+        if wanted not in Job.Status.values:
+            raise ValidationError(
+                {"status": [f"Unknown status {wanted!r}; use one of {', '.join(Job.Status.values)}."]}
+            )
+        jobs = jobs.filter(status=wanted)
+    paginator = JobPagination()
+    page = paginator.paginate_queryset(jobs, request)
+    return paginator.get_paginated_response(JobSerializer(page, many=True, context={"request": request}).data)
+
+
+@extend_schema(
+    tags=["jobs"],
+    operation_id="job_retrieve",
+    summary="One job",
+    parameters=[JOB_ID],
+    responses={200: JobSerializer, **errors(401, 404)},
+)
+@api_view(["GET"])
+@throttle_classes([ReadRateThrottle])
+def job_detail(request: Request, job_id: str) -> Response:
+    return Response(JobSerializer(_visible_job(request, job_id), context={"request": request}).data)
+
+
+@extend_schema(
+    tags=["jobs"],
+    operation_id="job_artifact",
+    summary="Download one artifact",
+    parameters=[
+        JOB_ID,
+        OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, enum=list(Job.ARTIFACT_FIELDS)),
+    ],
+    responses={
+        (200, "application/octet-stream"): OpenApiResponse(
+            OpenApiTypes.BINARY,
+            description="audio/wav, video/mp4, application/x-subrip, text/vtt or application/json; "
+            "single byte ranges (206) are honoured.",
+        ),
+        **errors(401, 404),
+    },
+)
+@api_view(["GET"])
+@throttle_classes([ReadRateThrottle])
+def job_artifact(request: Request, job_id: str, name: str) -> HttpResponseBase:
+    job = _visible_job(request, job_id)
+    artifacts = job.artifacts()
+    if name not in artifacts:
+        available = ", ".join(artifacts) or "none yet"
+        raise NotFound(f"Job {job.id} has no {name!r} artifact (available: {available}).")
+    file = artifacts[name]
+    if not file.storage.exists(file.name):
+        raise NotFound(f"The {name} file of job {job.id} is gone from storage (purged?).")
+    return serve_artifact(request._request, file)
+
+
+@extend_schema(
+    tags=["jobs"],
+    operation_id="job_cancel",
+    summary="Cancel a queued or running job",
+    request=None,
+    parameters=[JOB_ID],
+    responses={200: JobSerializer, **errors(401, 404, 409)},
+)
+@api_view(["POST"])
+@throttle_classes([ReadRateThrottle])
+def job_cancel(request: Request, job_id: str) -> Response:
+    job = _visible_job(request, job_id)
+    if job.status != Job.Status.CANCELLED and not cancel_job(job):  # cancelling twice is not an error
+        job.refresh_from_db()
+        raise Conflict(f"Job {job.id} is {job.status}; only queued or running jobs can be cancelled.")
+    job.refresh_from_db()
+    return Response(JobSerializer(job, context={"request": request}).data)
+
+
+def _visible_job(request: Request, job_id: str) -> Job:
+    """The job, or the same 404 whether it does not exist or belongs to someone else."""
+    try:
+        pk = uuid.UUID(job_id)
+    except ValueError:
+        raise NotFound(f"There is no job {job_id!r}: job ids are UUIDs.") from None
+    job = visible_jobs(request).filter(pk=pk).first()
+    if job is None:
+        raise NotFound(f"There is no job {pk} visible to this caller.")
+    return job

@@ -1,0 +1,52 @@
+"""`manage.py create_api_key NAME [--rate-limit N] [--expires-days D]`: create an API key and print it once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from synthesis.models import ApiKey
+
+NAME_MAX = ApiKey._meta.get_field("name").max_length
+
+
+class Command(BaseCommand):
+    help = "Create an API key and print it. Only a hash is stored: the key cannot be shown again."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name", help=f"Who or what the key is for (up to {NAME_MAX} characters).")
+        parser.add_argument(
+            "--rate-limit",
+            type=int,
+            default=None,
+            metavar="N",
+            help="Requests per minute (default: BARK_RATE_LIMIT_PER_MIN).",
+        )
+        parser.add_argument("--expires-days", type=int, default=None, metavar="D", help="Expire the key after D days.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        name = options["name"].strip()
+        if not name:
+            raise CommandError("NAME must not be blank: say who or what the key is for.")
+        if len(name) > NAME_MAX:
+            raise CommandError(f"NAME has {len(name)} characters; the limit is {NAME_MAX}.")
+        rate = options["rate_limit"]
+        if rate is not None and rate < 1:
+            raise CommandError("--rate-limit must be a whole number of requests per minute, at least 1.")
+        days = options["expires_days"]
+        if days is not None and days < 1:
+            raise CommandError("--expires-days must be at least 1.")
+        expiry = timezone.now() + timedelta(days=days) if days else None
+
+        api_key, key = ApiKey.objects.create_key(name=name, rate_limit_per_min=rate, expiry_date=expiry)
+
+        limit = f"{rate} requests/min" if rate else "the default rate limit (BARK_RATE_LIMIT_PER_MIN)"
+        expires = f", expires {expiry:%Y-%m-%d %H:%M} UTC" if expiry else ""
+        self.stdout.write(self.style.SUCCESS(f"Created API key {api_key.prefix!r} for {name!r} ({limit}{expires})."))
+        self.stdout.write("Store it now; it is not shown again:\n")
+        self.stdout.write(f"    {key}\n")
+        self.stdout.write("Use it as a header:  X-API-Key: <key>   or   Authorization: Bearer <key>")
+        self.stdout.write(f"e.g. curl -H 'X-API-Key: {key}' http://localhost:8000/api/bark/jobs")

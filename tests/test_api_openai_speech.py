@@ -1,0 +1,220 @@
+"""POST /v1/audio/speech and GET /v1/models: OpenAI's shapes, every response_format decoded and checked,
+and OpenAI's own Python client talking to the app."""
+
+import io
+
+import httpx2
+import numpy as np
+import openai
+import pytest
+from django.core.wsgi import get_wsgi_application
+from scipy.io import wavfile
+
+from synthesis.models import Job
+from tests.api_helpers import client, keyed_client, new_key
+from tests.media_decode import decode, duration_s
+
+URL = "/v1/audio/speech"
+SAY = {"model": "tts-1", "input": "Hello there. This is a test.", "voice": "alloy"}
+
+
+@pytest.fixture
+def api(db):
+    return keyed_client()[0]
+
+
+def speak(api, **fields):
+    return api.post(URL, {**SAY, **fields}, format="json")
+
+
+def openai_error(response, status: int) -> dict:
+    assert response.status_code == status, response.content
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    return error
+
+
+def is_adts(data: bytes) -> bool:
+    return data[0] == 0xFF and data[1] & 0xF6 == 0xF0
+
+
+@pytest.mark.parametrize(
+    ("response_format", "content_type", "looks_right"),
+    [
+        ("wav", "audio/wav", lambda b: b[:4] == b"RIFF" and b[8:12] == b"WAVE"),
+        ("mp3", "audio/mpeg", lambda b: b[:3] == b"ID3" or (b[0] == 0xFF and b[1] & 0xE0 == 0xE0)),
+        ("flac", "audio/flac", lambda b: b[:4] == b"fLaC"),
+        ("opus", "audio/ogg", lambda b: b[:4] == b"OggS" and b"OpusHead" in b[:64]),
+        ("aac", "audio/aac", is_adts),
+    ],
+)
+def test_each_container_format_comes_back_decodable_with_its_content_type(
+    api, response_format, content_type, looks_right
+):
+    response = speak(api, response_format=response_format)
+
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == content_type
+    data = response.content
+    assert looks_right(data), data[:16]
+    job = Job.objects.get(pk=response["X-Job-Id"])
+    assert job.status == Job.Status.COMPLETED and job.engine == "piper"
+    assert duration_s(data) == pytest.approx(job.duration_s, abs=0.1)  # aac/opus add encoder padding
+
+
+def test_pcm_is_raw_16_bit_mono_at_24_khz_like_openais(api):
+    response = speak(api, response_format="pcm")
+
+    assert response["Content-Type"] == "audio/pcm"
+    data = response.content
+    job = Job.objects.get(pk=response["X-Job-Id"])
+    assert len(data) % 2 == 0
+    assert len(data) / 2 / 24000 == pytest.approx(job.duration_s, abs=0.01)
+    assert np.abs(np.frombuffer(data, dtype="<i2")).max() > 1000
+
+
+def test_mp3_is_the_default_format(api):
+    assert speak(api)["Content-Type"] == "audio/mpeg"
+
+
+def test_wav_without_a_speed_change_is_the_stored_artifact_itself(api):
+    response = speak(api, response_format="wav")
+
+    job = Job.objects.get(pk=response["X-Job-Id"])
+    rate, _ = wavfile.read(io.BytesIO(response.content))
+    assert rate == 22050 and response.content == job.audio.open("rb").read()
+
+
+@pytest.mark.parametrize("speed", [0.25, 2.0, 4.0])
+def test_speed_changes_the_duration_not_the_pitch(api, speed):
+    response = speak(api, response_format="pcm", speed=speed)
+
+    job = Job.objects.get(pk=response["X-Job-Id"])
+    assert duration_s(response.content, ("-f", "s16le", "-ar", "24000", "-ac", "1")) == pytest.approx(
+        job.duration_s / speed, rel=0.05
+    )
+
+
+def test_a_real_voice_id_is_accepted_and_an_openai_name_maps_to_the_engines_voice(api):
+    named = speak(api, model="piper", voice="shimmer")
+    real = speak(api, model="tts-1-hd", voice="piper/en_US-joe-medium")
+
+    assert named.status_code == real.status_code == 200
+    assert {job.voice for job in Job.objects.all()} == {"piper/en_US-joe-medium"}
+
+
+def test_the_speech_job_is_an_ordinary_job_of_the_key(db):
+    api, api_key = keyed_client()
+
+    response = speak(api, response_format="wav")
+
+    job = Job.objects.get(pk=response["X-Job-Id"])
+    assert job.api_key == api_key and job.prompt == SAY["input"]
+    assert api.get(f"/api/bark/jobs/{job.id}").json()["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("fields", "param", "message"),
+    [
+        ({"model": "whisper-1"}, "model", "Unknown model 'whisper-1'"),
+        ({"voice": "darth"}, "voice", "Unknown voice 'darth'"),
+        ({"voice": {"id": ""}}, "voice", "Expected a voice name"),
+        ({"input": ""}, "input", "may not be blank"),
+        ({"input": 7}, "input", "Not a valid string."),
+        ({"response_format": "ogg"}, "response_format", '"ogg" is not a valid choice.'),
+        ({"speed": 5}, "speed", "less than or equal to 4.0"),
+        ({"speed": 0.1}, "speed", "greater than or equal to 0.25"),
+        ({"stream_format": "sse"}, "stream_format", '"sse" is not a valid choice.'),
+        ({"model": "bark", "voice": "piper/en_US-joe-medium"}, "voice", "belongs to the piper engine, not bark"),
+    ],
+)
+def test_bad_requests_get_openai_shaped_400s_naming_the_param(api, fields, param, message):
+    error = openai_error(speak(api, **fields), 400)
+
+    assert error["type"] == "invalid_request_error" and error["param"] == param and error["code"] == "invalid"
+    assert message in error["message"]
+    assert Job.objects.count() == 0
+
+
+def test_malformed_json_gets_an_openai_shaped_400(api):
+    error = openai_error(api.post(URL, "{nope", content_type="application/json"), 400)
+
+    assert error["code"] == "malformed_json" and error["param"] is None
+
+
+def test_a_missing_or_wrong_key_gets_an_openai_shaped_401(db):
+    new_key()
+
+    for api in (client(), client("sk-wrong", bearer=True)):
+        error = openai_error(api.post(URL, SAY, format="json"), 401)
+        assert error["type"] == "authentication_error"
+
+
+def test_no_runnable_engine_gets_503(api, monkeypatch):
+    from synthesis.engines.piper import PiperEngine
+
+    monkeypatch.setattr(PiperEngine, "_missing", lambda self: "switched off")
+
+    error = openai_error(speak(api, model="piper"), 503)
+
+    assert error["type"] == "server_error" and "switched off" in error["message"]
+
+
+def test_a_job_that_fails_gets_a_500_with_its_error(api, monkeypatch):
+    from synthesis.engines import EngineFailed
+    from synthesis.engines.piper import PiperEngine
+
+    def broken(self, segments, options, on_segment=None):
+        raise EngineFailed("the voice broke")
+
+    monkeypatch.setattr(PiperEngine, "synthesize", broken)
+
+    error = openai_error(speak(api), 500)
+
+    assert error["code"] == "synthesis_failed" and error["message"].endswith("failed: the voice broke")
+
+
+def test_with_a_worker_running_the_request_waits_for_it_and_gives_up_after_the_timeout(api, settings, monkeypatch):
+    from synthesis.api import openai as speech
+
+    settings.BARK_SPEECH_TIMEOUT = 1
+    monkeypatch.setattr(speech, "live_clusters", lambda: 1)  # a worker exists, but never picks the job up
+
+    error = openai_error(speak(api), 504)
+
+    job = Job.objects.get()
+    assert job.status == Job.Status.QUEUED
+    assert error["code"] == "timeout" and f"GET /api/bark/jobs/{job.id}" in error["message"]
+
+
+def test_models_lists_every_accepted_model_in_openais_format(api):
+    response = api.get("/v1/models")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["object"] == "list"
+    ids = {model["id"]: model["engine"] for model in body["data"]}
+    assert ids["tts-1"] == "piper" and ids["bark"] == "bark" and ids["suno/bark-small"] == "bark"
+    assert ids["piper"] == ids["en_US-joe-medium"] == "piper"
+    assert all(model["object"] == "model" and model["owned_by"] == "barksite" for model in body["data"])
+    assert api.get("/v1/models/suno/bark-small").json()["engine"] == "bark"
+    assert openai_error(api.get("/v1/models/nope"), 404)["code"] == "not_found"
+    assert openai_error(api.get("/v1/nothing/here"), 404)["code"] == "not_found"
+
+
+def test_openais_python_client_works_unchanged(db):
+    _, raw = new_key()
+    transport = httpx2.WSGITransport(app=get_wsgi_application())
+    sdk = openai.OpenAI(
+        base_url="http://localhost/v1", api_key=raw, http_client=httpx2.Client(transport=transport), max_retries=0
+    )
+
+    speech = sdk.audio.speech.create(model="tts-1", voice="nova", input="Hi from the client.", response_format="mp3")
+    models = sdk.models.list()
+
+    assert speech.content[:3] == b"ID3" and len(decode(speech.content)) > 0
+    assert "tts-1" in {model.id for model in models.data}
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(
+            base_url="http://localhost/v1", api_key="sk-wrong", http_client=httpx2.Client(transport=transport)
+        ).models.list()

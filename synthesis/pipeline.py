@@ -243,9 +243,10 @@ def _run_claimed(job: Job, on_progress: Callable[[int, int], None] | None) -> No
     def on_segment(index: int, waveform: np.ndarray) -> bool:
         # Each finished segment is stored first, so streams and players can serve it while the rest run.
         store_segment(job, index, lambda path: write_wav(path, engine.sample_rate, waveform))
-        if on_progress:
+        still_running = job.record_progress(segments_done=index + 1)
+        if on_progress and still_running:
             on_progress(index + 1, len(segments))
-        return job.record_progress(segments_done=index + 1)
+        return still_running
 
     t0 = time.monotonic()
     pauses_s = {index: ms / 1000 for index, ms in job.pauses_ms().items()}

@@ -6,8 +6,9 @@ import pytest
 
 from synthesis.engines import reset_engines
 from synthesis.jobs import JobRequest, submit_job
-from tests.fixtures_bark import tiny_bark_dir  # noqa: F401  (session-scoped checkpoint build)
-from tests.fixtures_web import completed_job, failed_job, other_user, signed_in, user  # noqa: F401
+
+# The Bark checkpoint (built once per session) and the web fixtures (users, finished jobs).
+pytest_plugins = ["tests.fixtures_bark", "tests.fixtures_web"]
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,148 @@
+"""The web UI's new-job form. It checks types and ranges only; the rules that need the database or the
+engines (voice exists, engine matches voice, queue admission) stay in `jobs.submit_job`, whose
+`InvalidRequest.field` names the form field to attach its message to."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.core.validators import MaxLengthValidator
+
+from synthesis.engines import ENGINE_NAMES, EngineHealth
+from synthesis.jobs import JobRequest
+from synthesis.models import Voice
+from synthesis.video_options import PRESETS
+from synthesis.voices import BARK_LANGUAGES, catalogue
+
+TEMPERATURE_ERRORS = {
+    "min_value": "Use a temperature from 0 to 1.5.",
+    "max_value": "Use a temperature from 0 to 1.5.",
+    "invalid": "Enter a number such as 0.7.",
+}
+MAX_SEED = 2**32 - 1
+
+
+def voice_choices(user) -> list[tuple[str, object]]:
+    """Voices grouped by language (rendered as <optgroup>), the user's ready uploaded voices first."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for voice in catalogue():
+        engine = voice["engine"].capitalize()
+        label = voice["name"] if engine in voice["name"] else f"{voice['name']} · {engine}"
+        groups.setdefault(voice["language"], []).append((voice["id"], label))
+    choices: list[tuple[str, object]] = [("", "Engine's default voice")]
+    if getattr(user, "is_authenticated", False):
+        ready = Voice.objects.filter(owner=user, status=Voice.Status.READY)
+        own = [(v.voice_id, f"{v.name} · Bark") for v in ready]
+        if own:
+            choices.append(("Your voices", own))
+    # English first: it is the only language both engines speak.
+    for language in sorted(groups, key=lambda name: (name != BARK_LANGUAGES["en"], name)):
+        choices.append((language, groups[language]))
+    return choices
+
+
+class PromptField(forms.CharField):
+    """Text with browser line breaks (CRLF) counted as one character, as the page's counter and the
+    textarea's maxlength count them."""
+
+    def to_python(self, value: object) -> str:
+        return super().to_python(value).replace("\r\n", "\n")
+
+
+class JobForm(forms.Form):
+    prompt = PromptField(
+        label="Text",
+        widget=forms.Textarea(attrs={"rows": 7, "placeholder": "Type what the voice should say…"}),
+        error_messages={
+            "required": "Write some text to speak.",
+            "max_length": "The text has %(show_value)d characters; the limit is %(limit_value)d.",
+        },
+    )
+    engine = forms.ChoiceField(label="Engine", initial="auto")
+    voice = forms.ChoiceField(
+        label="Voice",
+        required=False,
+        error_messages={"invalid_choice": "There is no voice %(value)s; pick one from the list."},
+    )
+    text_temp = forms.FloatField(
+        label="Text temperature",
+        min_value=0,
+        max_value=1.5,
+        initial=0.7,
+        widget=forms.NumberInput(attrs={"step": "0.05"}),
+        error_messages=TEMPERATURE_ERRORS,
+        help_text="Higher is more varied wording and intonation.",
+    )
+    waveform_temp = forms.FloatField(
+        label="Waveform temperature",
+        min_value=0,
+        max_value=1.5,
+        initial=0.7,
+        widget=forms.NumberInput(attrs={"step": "0.05"}),
+        error_messages=TEMPERATURE_ERRORS,
+        help_text="Higher is more varied sound.",
+    )
+    seed = forms.IntegerField(
+        label="Seed",
+        required=False,
+        min_value=0,
+        max_value=MAX_SEED,
+        error_messages={
+            "invalid": "A seed is a whole number.",
+            "min_value": f"Use a seed from 0 to {MAX_SEED}.",
+            "max_value": f"Use a seed from 0 to {MAX_SEED}.",
+        },
+        help_text="Same seed, same text, same voice: the same audio. Empty: a new take every time.",
+    )
+    render_video = forms.BooleanField(label="Render a video with captions", required=False)
+    video_preset = forms.ChoiceField(
+        label="Video size",
+        choices=[(name, f"{name.upper()} ({p['width']}×{p['height']}, {p['fps']} fps)") for name, p in PRESETS.items()],
+        initial="1080p",
+        help_text="4K takes several times longer to render than 720p.",
+    )
+    caption_text = forms.CharField(
+        label="Caption text",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Shown in the video instead of the spoken text. Optional.",
+    )
+
+    def __init__(
+        self, *args, user=None, health: list[EngineHealth] | None = None, auto: str | None = None, **kwargs
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        # The limit is a setting that tests (and operators) change, so it is read per form, not at import.
+        limit = settings.BARK_MAX_PROMPT_CHARS
+        prompt = self.fields["prompt"]
+        prompt.validators.append(MaxLengthValidator(limit))
+        prompt.widget.attrs.update({"maxlength": str(limit), "data-max-chars": str(limit)})
+        self.fields["engine"].choices = engine_choices(health or [], auto)
+        self.fields["voice"].choices = voice_choices(user)
+
+    def to_request(self, *, dry_run: bool) -> JobRequest:
+        data = self.cleaned_data
+        render_video = data["render_video"]
+        return JobRequest(
+            prompt=data["prompt"],
+            engine=None if data["engine"] == "auto" else data["engine"],
+            voice=data["voice"] or None,
+            text_temp=data["text_temp"],
+            waveform_temp=data["waveform_temp"],
+            seed=data["seed"],
+            render_video=render_video,
+            video={"preset": data["video_preset"]} if render_video else {},
+            caption_text=data["caption_text"] if render_video else "",
+            dry_run=dry_run,
+        )
+
+
+def engine_choices(health: list[EngineHealth], auto: str | None) -> list[tuple[str, str]]:
+    """auto/bark/piper, each labelled with whether it can run here; `auto` names the engine it picks."""
+    by_name = {h.name: h for h in health}
+    choices = [("auto", f"Automatic · {auto.capitalize() if auto else 'none can run'}")]
+    for name in ENGINE_NAMES:
+        state = by_name.get(name)
+        suffix = "" if state is None else (" · ready" if state.ok else " · cannot run here")
+        choices.append((name, f"{name.capitalize()}{suffix}"))
+    return choices

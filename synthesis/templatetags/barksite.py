@@ -1,0 +1,20 @@
+"""Small formatting filters for the web UI and the admin dashboard."""
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def seconds(value: float | None) -> str:
+    """4.2 -> "4.2 s", 75 -> "1 min 15 s", 3725 -> "1 h 2 min"; empty for None."""
+    if value is None or value == "":
+        return ""
+    value = float(value)
+    if value < 60:
+        return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
+    minutes, secs = divmod(round(value), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"

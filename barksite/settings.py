@@ -201,6 +201,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["synthesis.api.content.BoundedJSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "synthesis.api.content.LenientContentNegotiation",
     "EXCEPTION_HANDLER": "synthesis.api.errors.exception_handler",
+    # `?format=` is ours (the audio format of streams), not DRF's renderer override.
+    "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -209,6 +211,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Self-hosted Bark text-to-audio: queue jobs, poll them, download WAV/MP4/captions.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "synthesis.models.Job.Status",
+        "VoiceStatusEnum": "synthesis.models.Voice.Status",
+    },
     "SERVE_AUTHENTICATION": [],  # the schema and docs are public, whatever key a browser sends
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

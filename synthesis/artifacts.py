@@ -59,7 +59,7 @@ def artifact_name(job: "Job", ext: str) -> str:
 def store_artifact(job: "Job", field: str, ext: str, write: Callable[[Path], None]) -> int:
     """Write one artifact via `write(path)` to a temporary file, move it into place, point `job.<field>`
     at it (unsaved) and return its size in bytes."""
-    name, size = _store(artifact_name(job, ext), write)
+    name, size = store_file(artifact_name(job, ext), write)
     getattr(job, field).name = name
     job.artifact_sizes = {**job.artifact_sizes, field: size}
     return size
@@ -67,10 +67,11 @@ def store_artifact(job: "Job", field: str, ext: str, write: Callable[[Path], Non
 
 def store_segment(job: "Job", index: int, write: Callable[[Path], None]) -> None:
     """Store one finished segment's WAV while the job still runs (what streams and players read early)."""
-    _store(job.segment_name(index), write)
+    store_file(job.segment_name(index), write)
 
 
-def _store(name: str, write: Callable[[Path], None]) -> tuple[str, int]:
+def store_file(name: str, write: Callable[[Path], None]) -> tuple[str, int]:
+    """Write `name` in the default storage via `write(path)`, atomically; return its final name and size."""
     storage = default_storage
     if isinstance(storage, FileSystemStorage):
         destination = Path(storage.path(name))

@@ -25,7 +25,7 @@ from synthesis.control import ControlError, apply_events, priority
 from synthesis.engines import EngineUnavailable, default_engine_name, get_engine
 from synthesis.models import ApiKey, Job, Voice
 from synthesis.segments import split_text
-from synthesis.voices import CUSTOM_PREFIX, default_voice, engine_for_voice
+from synthesis.voices import CUSTOM_PREFIX, default_voice, engine_for_voice, owned_voices
 
 logger = logging.getLogger(__name__)
 
@@ -281,7 +281,7 @@ def _choose_engine(request: JobRequest) -> tuple[str, bool]:
 def _check_voice(voice: str, engine_name: str, owner, api_key: ApiKey | None, field: str = "voice") -> str:
     """`voice` if it exists for `engine_name` and the caller may use it, else InvalidRequest."""
     if voice.startswith(CUSTOM_PREFIX):
-        mine = _owned_voices(owner, api_key).filter(pk=_uuid_or_none(voice[len(CUSTOM_PREFIX) :])).first()
+        mine = owned_voices(owner, api_key).filter(pk=_uuid_or_none(voice[len(CUSTOM_PREFIX) :])).first()
         if mine is None:
             raise InvalidRequest(field, f"There is no voice {voice!r} of yours; list yours at /api/voices.")
         if mine.status != Voice.Status.READY:
@@ -294,14 +294,6 @@ def _check_voice(voice: str, engine_name: str, owner, api_key: ApiKey | None, fi
     if implied != engine_name:
         raise InvalidRequest(field, f"The voice {voice!r} belongs to the {implied} engine, not {engine_name}.")
     return voice
-
-
-def _owned_voices(owner, api_key: ApiKey | None):
-    if api_key is not None:
-        return Voice.objects.filter(api_key=api_key)
-    if getattr(owner, "is_authenticated", False):
-        return Voice.objects.filter(owner=owner)
-    return Voice.objects.filter(owner__isnull=True, api_key__isnull=True)
 
 
 def _uuid_or_none(value: str) -> uuid.UUID | None:

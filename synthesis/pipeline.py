@@ -34,9 +34,9 @@ from synthesis.engines import (
 )
 from synthesis.models import Job, Voice
 from synthesis.segments import split_text
-from synthesis.voices import CUSTOM_PREFIX
 from synthesis.video import VideoRenderError, render_video
 from synthesis.video_options import VideoOptionsError, validate_video_options
+from synthesis.voices import CUSTOM_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -378,9 +378,11 @@ def _discard_artifacts(job: Job, keep: Collection[str] = ()) -> None:
         if not keep:
             shutil.rmtree(directory, ignore_errors=True)
             return
-        for path in directory.rglob("*"):
+        for path in sorted(directory.rglob("*"), reverse=True):  # children first, so emptied folders go too
             if path.is_file() and path.relative_to(settings.MEDIA_ROOT).as_posix() not in keep:
                 path.unlink(missing_ok=True)
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
     else:
         for name in [f.name for f in job.artifacts().values()]:
             if name not in keep:

@@ -1,8 +1,9 @@
 """Split text into segments that each fit one Bark generation (about 13 s of speech).
 
-Sentences first, then clauses for a long sentence, then words for a clause with no punctuation at all.
-Short neighbouring sentences are merged up to the bound, since every Bark generation has a fixed cost.
-Bark cues such as `[laughs]` are never split.
+Each line is its own run of segments (a line break always starts a new segment, which is how dialogue
+gives each speaker their own). Within a line: sentences first, then clauses for a long sentence, then
+words for a clause with no punctuation at all. Short neighbouring sentences of a line are merged up to the
+bound, since every Bark generation has a fixed cost. Bark cues such as `[laughs]` are never split.
 """
 
 import re
@@ -18,13 +19,15 @@ _CUE = re.compile(r"\[[^\[\]]{1,40}\]")
 
 
 def split_text(text: str, max_chars: int = MAX_SEGMENT_CHARS) -> list[str]:
-    text = re.sub(r"\s+", " ", text).strip()
-    if not text:
-        return []
-    pieces: list[str] = []
-    for sentence in _split_protecting_cues(text, _SENTENCE_END):
-        pieces.extend(_fit(sentence, max_chars))
-    return _merge(pieces, max_chars)
+    segments: list[str] = []
+    for line in text.splitlines():
+        line = re.sub(r"\s+", " ", line).strip()
+        if line:
+            pieces = [
+                piece for sentence in _split_protecting_cues(line, _SENTENCE_END) for piece in _fit(sentence, max_chars)
+            ]
+            segments.extend(_merge(pieces, max_chars))
+    return segments
 
 
 def _split_protecting_cues(text: str, pattern: re.Pattern) -> list[str]:

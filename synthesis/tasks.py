@@ -1,7 +1,7 @@
 """django-q2 entry points: thin on purpose. Each loads what it needs by id and calls one function; the
 job row, not the queue, decides whether work happens (see `pipeline.run_job`)."""
 
-from synthesis import jobs, pipeline
+from synthesis import jobs, pipeline, voices
 
 
 def run_job_task(job_id: str) -> None:
@@ -13,3 +13,7 @@ def run_job_task(job_id: str) -> None:
 
 def sweep_stale_jobs_task() -> dict[str, int]:
     return jobs.sweep_stale_jobs()
+
+
+def build_voice_task(voice_id: str) -> None:
+    voices.build_clip_voice(voice_id)

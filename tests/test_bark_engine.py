@@ -49,10 +49,13 @@ def test_the_same_seed_gives_identical_audio_and_another_seed_does_not(engine):
     assert not np.array_equal(first, other)
 
 
-def test_each_segment_is_seeded_by_its_index_so_it_repeats_on_its_own(engine):
-    pair = engine.synthesize(["First.", "Second."], SynthesisOptions(seed=20))
-    alone = engine.synthesize(["Second."], SynthesisOptions(seed=21))[0]
+def test_each_batch_is_seeded_by_the_index_of_its_first_segment_so_a_lone_segment_repeats_on_its_own(engine):
+    voice = "v2/en_speaker_6"  # with a preset the second segment runs in a batch of its own
+    pair = engine.synthesize(["First.", "Second."], SynthesisOptions(voice=voice, seed=20))
+    batches = [run.batch for run in engine.last_run]
+    alone = engine.synthesize(["Second."], SynthesisOptions(voice=voice, seed=21))[0]
 
+    assert batches == [(0,), (1,)]
     assert np.array_equal(pair[1], alone)
 
 
@@ -71,20 +74,26 @@ def test_a_preset_voice_shapes_the_audio_and_an_unknown_preset_fails_clearly(eng
         engine.synthesize(["Voices."], SynthesisOptions(voice="v2/xx_speaker_1"))
 
 
-def test_an_uploaded_voice_prompt_wins_over_the_preset_name_and_a_malformed_one_fails(engine, tiny_bark_dir):
+def test_an_uploaded_voice_speaks_with_its_arrays_and_a_missing_or_malformed_one_fails(engine, tiny_bark_dir):
     folder = tiny_bark_dir / "speaker_embeddings" / "v2"
     prompt = {
         key: np.load(folder / f"fr_speaker_2_{key}.npy") for key in ("semantic_prompt", "coarse_prompt", "fine_prompt")
     }
 
-    uploaded = engine.synthesize(["Mine."], SynthesisOptions(voice="v2/en_speaker_6", voice_prompt=prompt, seed=4))[0]
+    uploaded = engine.synthesize(
+        ["Mine."], SynthesisOptions(voice="custom/abc", voice_prompts={"custom/abc": prompt}, seed=4)
+    )[0]
     preset = engine.synthesize(["Mine."], SynthesisOptions(voice="v2/fr_speaker_2", seed=4))[0]
 
     assert np.array_equal(uploaded, preset)
-    with pytest.raises(EngineFailed, match="lacks coarse_prompt, fine_prompt"):
-        engine.synthesize(["Mine."], SynthesisOptions(voice_prompt={"semantic_prompt": prompt["semantic_prompt"]}))
-    with pytest.raises(EngineFailed, match="semantic_prompt voice preset must be a 1D ndarray"):
-        engine.synthesize(["Mine."], SynthesisOptions(voice_prompt={**prompt, "semantic_prompt": np.zeros((2, 2))}))
+    with pytest.raises(EngineFailed, match="custom/other was not loaded for this job"):
+        engine.synthesize(["Mine."], SynthesisOptions(voice="custom/other", voice_prompts={"custom/abc": prompt}))
+    broken = {"custom/abc": {"semantic_prompt": prompt["semantic_prompt"]}}
+    with pytest.raises(EngineFailed, match="custom/abc cannot be used: .*missing coarse_prompt, fine_prompt"):
+        engine.synthesize(["Mine."], SynthesisOptions(voice="custom/abc", voice_prompts=broken))
+    flat = {"custom/abc": {**prompt, "semantic_prompt": np.zeros((2, 2), dtype=np.int64)}}
+    with pytest.raises(EngineFailed, match=r"semantic_prompt must be one row of tokens"):
+        engine.synthesize(["Mine."], SynthesisOptions(voice="custom/abc", voice_prompts=flat))
 
 
 def test_on_segment_receives_each_waveform_and_can_cancel_the_rest(engine):

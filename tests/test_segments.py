@@ -38,3 +38,11 @@ def test_bark_cues_are_kept_whole():
 
 def test_blank_text_has_no_segments():
     assert split_text(" \n\t ") == []
+
+
+def test_each_line_starts_a_new_segment_so_dialogue_lines_stay_apart():
+    assert split_text("Did you hear that?\nI did.\n\n  Only the cat.  ") == [
+        "Did you hear that?",
+        "I did.",
+        "Only the cat.",
+    ]

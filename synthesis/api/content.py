@@ -12,22 +12,32 @@ from typing import Any
 from django.conf import settings
 from rest_framework.exceptions import NotAcceptable
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 
 from synthesis.api.exceptions import PayloadTooLarge
+from synthesis.voice_prompts import MAX_CLIP_BYTES
+
+
+def check_declared_length(parser_context: dict | None, limit: int, setting: str) -> None:
+    request = (parser_context or {}).get("request")
+    declared = request.META.get("CONTENT_LENGTH") if request is not None else None
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is {limit} bytes ({setting}).")
 
 
 class BoundedJSONParser(JSONParser):
     def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
-        limit = settings.BARK_MAX_BODY_BYTES
-        request = (parser_context or {}).get("request")
-        declared = request.META.get("CONTENT_LENGTH") if request is not None else None
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(
-                f"The request body is {declared} bytes; the limit is {limit} bytes (BARK_MAX_BODY_BYTES)."
-            )
+        check_declared_length(parser_context, settings.BARK_MAX_BODY_BYTES, "BARK_MAX_BODY_BYTES")
+        return super().parse(stream, media_type, parser_context)
+
+
+class VoiceUploadParser(MultiPartParser):
+    """Multipart uploads of voices: a reference clip may be larger than a JSON body."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+        check_declared_length(parser_context, MAX_CLIP_BYTES + 64 * 1024, "the reference clip limit")
         return super().parse(stream, media_type, parser_context)
 
 

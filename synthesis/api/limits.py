@@ -58,3 +58,12 @@ class SubmitRateThrottle(BaseThrottle):
 class ReadRateThrottle(SubmitRateThrottle):
     group = "read"
     multiplier = READ_MULTIPLIER
+
+
+class UploadRateThrottle(SubmitRateThrottle):
+    """For routes that list on GET and create on POST (voices): the submit budget only for POST."""
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        if request.method == "POST":
+            return super().allow_request(request, view)
+        return ReadRateThrottle().allow_request(request, view)

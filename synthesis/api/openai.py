@@ -10,11 +10,13 @@ job itself instead of waiting for a worker that will never come, so the endpoint
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
@@ -35,6 +37,7 @@ from synthesis.api.transcode import FORMATS, TranscodeFailed, transcode
 from synthesis.engines import ENGINE_NAMES, default_engine_name, get_engine
 from synthesis.jobs import JobRequest, submit_job
 from synthesis.models import Job
+from synthesis.streaming import STREAM_FORMATS, streaming_response
 from synthesis.voices import CUSTOM_PREFIX, default_voice, engine_for_voice
 
 # OpenAI's model names run whichever engine the server would pick by default.
@@ -110,6 +113,19 @@ class SpeechRequestSerializer(serializers.Serializer):
     speed = StrictFloatField(min_value=0.25, max_value=4.0, default=1.0, required=False)
     instructions = StrictCharField(required=False, allow_blank=True, help_text="Accepted and ignored (Bark has none).")
     stream_format = serializers.ChoiceField(choices=("audio",), required=False, help_text="Only 'audio'.")
+    stream = serializers.BooleanField(
+        default=False, required=False, help_text="Send audio as segments finish (wav, pcm or mp3; speed 1.0)."
+    )
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if data.get("stream"):
+            if data.get("response_format", "mp3") not in STREAM_FORMATS:
+                raise serializers.ValidationError(
+                    {"response_format": f"Streaming sends {', '.join(STREAM_FORMATS)}; not the others."}
+                )
+            if data.get("speed", 1.0) != 1.0:
+                raise serializers.ValidationError({"speed": "Streaming plays at speed 1.0 only."})
+        return data
 
     def validate_input(self, value: str) -> str:
         if len(value) > settings.BARK_MAX_PROMPT_CHARS:
@@ -195,7 +211,12 @@ class SpeechView(APIView):
         job = submit_job(
             JobRequest(prompt=data["input"], engine=engine, voice=voice, dry_run=False), **submitter(request)
         )
-        if job.status == Job.Status.QUEUED and live_clusters() == 0:
+        no_workers = job.status == Job.Status.QUEUED and live_clusters() == 0
+        if data["stream"]:
+            if no_workers:  # run it beside the stream that follows it
+                threading.Thread(target=_run_in_thread, args=(str(job.id),), daemon=True).start()
+            return streaming_response(job, data["response_format"])
+        if no_workers:
             # Claims the job like a worker would; the task already sent finds it done and does nothing.
             pipeline.run_job(str(job.id))
             job.refresh_from_db()
@@ -243,6 +264,13 @@ class ModelDetailView(ModelListView):
             if entry["id"] == model_id:
                 return Response(entry)
         raise NotFound(f"There is no model {model_id!r}.")
+
+
+def _run_in_thread(job_id: str) -> None:
+    try:
+        pipeline.run_job(job_id)
+    finally:
+        connection.close()  # this thread's own database connection
 
 
 def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:

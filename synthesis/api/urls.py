@@ -4,7 +4,7 @@ drf-spectacular-sidecar, so the docs work offline)."""
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from synthesis.api import views
+from synthesis.api import views, voices
 from synthesis.api.errors import not_found
 
 urlpatterns = [
@@ -15,6 +15,9 @@ urlpatterns = [
     path("bark/jobs/<str:job_id>", views.job_detail, name="api-job"),
     path("bark/jobs/<str:job_id>/artifacts/<str:name>", views.job_artifact, name="api-job-artifact"),
     path("bark/jobs/<str:job_id>/cancel", views.job_cancel, name="api-job-cancel"),
+    path("bark/jobs/<str:job_id>/stream", views.job_stream, name="api-job-stream"),
+    path("voices", voices.voices, name="api-voices"),
+    path("voices/<path:voice_id>", voices.voice_detail, name="api-voice"),
     path("schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),

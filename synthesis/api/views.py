@@ -36,6 +36,7 @@ from synthesis.downloads import serve_artifact
 from synthesis.engines import default_engine_name
 from synthesis.jobs import cancel_job, submit_job
 from synthesis.models import Job
+from synthesis.streaming import STREAM_FORMATS, streaming_response
 from synthesis.voices import BARK_LANGUAGES, catalogue
 
 _ERRORS = {
@@ -268,6 +269,27 @@ def job_cancel(request: Request, job_id: str) -> Response:
         raise Conflict(f"Job {job.id} is {job.status}; only queued or running jobs can be cancelled.")
     job.refresh_from_db()
     return Response(JobSerializer(job, context={"request": request}).data)
+
+
+@extend_schema(
+    tags=["jobs"],
+    operation_id="job_stream",
+    summary="Stream a job's audio as its segments finish",
+    description="Chunked audio that starts after the first segment, not the whole text: a WAV with an open-ended "
+    "header, raw 16-bit 24 kHz PCM, or MP3 frames. Ends when the job ends (early if it fails or is cancelled).",
+    parameters=[JOB_ID, OpenApiParameter("format", OpenApiTypes.STR, enum=list(STREAM_FORMATS), default="wav")],
+    responses={(200, "audio/wav"): OpenApiResponse(OpenApiTypes.BINARY), **errors(400, 401, 404)},
+)
+@api_view(["GET"])
+@throttle_classes([ReadRateThrottle])
+def job_stream(request: Request, job_id: str) -> HttpResponseBase:
+    job = _visible_job(request, job_id)
+    fmt = request.query_params.get("format", "wav")
+    if fmt not in STREAM_FORMATS:
+        raise ValidationError({"format": [f"Streams come as {', '.join(STREAM_FORMATS)}; not {fmt!r}."]})
+    if job.status == Job.Status.PLANNED:
+        raise Conflict(f"Job {job.id} is a dry run: there is no audio to stream.")
+    return streaming_response(job, fmt)
 
 
 def _visible_job(request: Request, job_id: str) -> Job:

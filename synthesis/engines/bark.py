@@ -1,7 +1,8 @@
-"""Bark through transformers' BarkModel: text -> semantic tokens -> coarse/fine EnCodec codes -> 24 kHz audio.
+"""Bark through transformers: text -> semantic tokens -> coarse/fine EnCodec codes -> 24 kHz audio, stage by stage.
 
-torch and transformers are imported lazily, so this module imports anywhere and `health()` can say why Bark
-cannot run instead of breaking the process.
+The stages (bark_stages) run one job's segments in batches of one voice, carry the first segment's voice to the
+rest when no preset is given, and run the fine stage on real lengths. torch and transformers are imported lazily,
+so this module imports anywhere and `health()` can say why Bark cannot run instead of breaking the process.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ import json
 import logging
 import random
 import threading
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +27,20 @@ from synthesis.engines import (
     SegmentCallback,
     SynthesisOptions,
 )
+from synthesis.engines.bark_stages import BarkStages, BarkTokens, Sampling
+from synthesis.voice_prompts import PROMPT_KEYS, VoicePromptError, validate_prompt
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_HUB_MODEL = "suno/bark-small"
 DEFAULT_VOICE = "v2/en_speaker_6"
 DEFAULT_SAMPLE_RATE = 24_000
-# The fine stage's temperature in Bark's own generate_audio; it is not exposed to users.
-FINE_TEMPERATURE = 0.5
-# Upstream Bark ends the semantic stage once EOS has this probability (its generate_text_semantic default).
-# transformers' BarkModel.generate drops the config's value and uses none unless it is passed explicitly.
-MIN_EOS_P = 0.2
-PROMPT_KEYS = ("semantic_prompt", "coarse_prompt", "fine_prompt")
 SPEAKER_EMBEDDINGS_JSON = "speaker_embeddings_path.json"
+CUSTOM_PREFIX = "custom/"
+# Segments per batch. The autoregressive stages read their weights once per step for the whole batch, so larger
+# batches amortise more, but a batch's audio arrives only when its coarse stage ends (streaming) and a short segment
+# waits for the longest one in its batch.
+MAX_BATCH = 4
 
 
 def _seed_everything(seed: int) -> None:
@@ -47,11 +52,46 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
+def plan_batches(voices: list[str | None], max_batch: int = MAX_BATCH) -> list[tuple[int, ...]]:
+    """Segment indices in generation order, grouped into batches of consecutive segments with the same voice.
+
+    The first segment runs alone, so the first audio comes after one short generation; so does the first segment
+    without a voice (None), whose tokens become the voice of the later voiceless segments.
+    """
+    batches: list[tuple[int, ...]] = []
+    voiceless_seen = False
+    start = 0
+    while start < len(voices):
+        voice = voices[start]
+        end = start + 1
+        if start > 0 and (voice is not None or voiceless_seen):
+            while end < len(voices) and end - start < max_batch and voices[end] == voice:
+                end += 1
+        voiceless_seen = voiceless_seen or voice is None
+        batches.append(tuple(range(start, end)))
+        start = end
+    return batches
+
+
+@dataclass(frozen=True)
+class SegmentRun:
+    """How one segment was generated: with which segments, which speaker prompt, and the tokens it produced."""
+
+    index: int
+    batch: tuple[int, ...]
+    prompt: str  # a preset or uploaded voice id, "segment N" (a carried voice), or "none"
+    tokens: BarkTokens
+
+
 class BarkEngine(Engine):
     name = "bark"
 
-    def __init__(self, model: str, device: str, mode: str) -> None:
+    def __init__(self, model: str, device: str, mode: str, fine_full_window: bool = False) -> None:
         self._model_id = model
+        # True runs the fine stage over Bark's whole 1024-frame window, reproducing BarkModel.generate exactly
+        # (and costing a full window per segment); False (the default) runs it on each segment's real length.
+        self.fine_full_window = fine_full_window
+        self.max_batch = MAX_BATCH
         self._requested_device = device
         self._mode = mode
         self.sample_rate = DEFAULT_SAMPLE_RATE
@@ -60,6 +100,9 @@ class BarkEngine(Engine):
         self._generate_lock = threading.Lock()
         self._model: Any = None
         self._processor: Any = None
+        self._stages: BarkStages | None = None
+        # What the last synthesize() did, segment by segment (for tests, benchmarks and debugging).
+        self.last_run: list[SegmentRun] = []
         self._device: str | None = None
         self._load_error: str | None = None
         self._import_error: str | None = None
@@ -85,6 +128,13 @@ class BarkEngine(Engine):
 
             return "cuda" if torch.cuda.is_available() else "cpu"
         return self._requested_device
+
+    @property
+    def stages(self) -> BarkStages:
+        """The loaded model's stages (loads the model)."""
+        self.load()
+        assert self._stages is not None
+        return self._stages
 
     # --- health ---------------------------------------------------------------------------------------
 
@@ -232,6 +282,7 @@ class BarkEngine(Engine):
             raise EngineUnavailable(f"could not load Bark from {source}: {type(exc).__name__}: {exc}") from exc
 
         self._processor = processor
+        self._stages = BarkStages(model, device)
         self._device = device
         self.sample_rate = int(
             getattr(model.generation_config, "sample_rate", None)
@@ -265,72 +316,123 @@ class BarkEngine(Engine):
             return DEFAULT_VOICE
         return voices[0] if voices else ""
 
-    def _voice_preset(self, options: SynthesisOptions) -> dict[str, np.ndarray] | str | None:
-        """What the processor takes as `voice_preset`: an uploaded prompt, a preset name, or nothing."""
-        if options.voice_prompt is not None:
-            missing = [key for key in PROMPT_KEYS if key not in options.voice_prompt]
-            if missing:
-                raise EngineFailed(f"The voice prompt lacks {', '.join(missing)}.")
-            try:
-                # int64: the models index embeddings with these codes.
-                return {key: np.asarray(options.voice_prompt[key], dtype=np.int64) for key in PROMPT_KEYS}
-            except (TypeError, ValueError) as exc:
-                raise EngineFailed(f"The voice prompt's arrays are not integer codes: {exc}") from exc
-        if not options.voice:
+    def _voice_prompt(self, voice: str | None, options: SynthesisOptions) -> dict[str, np.ndarray] | None:
+        """The speaker prompt arrays of `voice`: an uploaded voice from `options.voice_prompts`, a preset, or none."""
+        if not voice:
             return None
+        if voice in options.voice_prompts:
+            try:
+                return validate_prompt(options.voice_prompts[voice])
+            except VoicePromptError as exc:
+                raise EngineFailed(f"The voice {voice} cannot be used: {exc}") from exc
+        if voice.startswith(CUSTOM_PREFIX):
+            raise EngineFailed(f"The voice {voice} was not loaded for this job (its prompt arrays are missing).")
         voices = self.voices()
-        if options.voice not in voices:
+        if voice not in voices:
             example = f", e.g. {self.default_voice()}" if voices else ""
             raise EngineFailed(
-                f"Unknown Bark voice preset {options.voice!r}; this checkpoint has {len(voices)} v2 presets{example}."
+                f"Unknown Bark voice preset {voice!r}; this checkpoint has {len(voices)} v2 presets{example}."
             )
-        return options.voice
+        try:
+            # The processor resolves the preset's files in the checkpoint (or its hub cache) and checks them.
+            preset = self._processor._load_voice_preset(voice)
+            self._processor._validate_voice_preset_dict(preset)
+        except (OSError, ValueError, TypeError) as exc:
+            raise EngineFailed(f"Bark voice preset {voice!r} cannot be read: {exc}") from exc
+        return {key: np.asarray(preset[key], dtype=np.int64) for key in PROMPT_KEYS}
 
     # --- synthesis ------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _generation_kwargs(options: SynthesisOptions) -> dict[str, Any]:
-        """BarkModel.generate's per-stage keywords (`semantic_*`, `coarse_*`, `fine_*`); temperature 0 is greedy."""
-        kwargs: dict[str, Any] = {"min_eos_p": MIN_EOS_P}
-        for stage, temperature in (("semantic", options.text_temp), ("coarse", options.waveform_temp)):
-            kwargs[f"{stage}_do_sample"] = temperature > 0
-            if temperature > 0:
-                kwargs[f"{stage}_temperature"] = temperature
-        # The fine stage samples at any temperature but None (or exactly 1.0), which means argmax.
-        kwargs["fine_temperature"] = FINE_TEMPERATURE if options.waveform_temp > 0 else None
-        return kwargs
 
     def synthesize(
         self, segments: list[str], options: SynthesisOptions, on_segment: SegmentCallback | None = None
     ) -> list[np.ndarray]:
+        """Generate `segments` in batches of one voice each (see `plan_batches`), in order.
+
+        Without a voice, the first voiceless segment's tokens become the voice of the later ones. With a seed, each
+        batch is seeded with `seed + the index of its first segment`, so the same job repeats exactly. `on_segment`
+        hears of each segment as soon as its audio is decoded, in order; the first segment runs alone, so it arrives
+        after one short generation.
+        """
         self.load()  # first: a checkpoint fetched from the hub lists its voices only once loaded
-        voice = self._voice_preset(options)
-        kwargs = self._generation_kwargs(options)
+        voices = [options.voice_for(index) or None for index in range(len(segments))]
+        # Every voice is resolved before anything runs: a bad voice at segment 9 fails the job at once.
+        prompts = {voice: self._voice_prompt(voice, options) for voice in set(voices)}
+        sampling = Sampling(options.text_temp, options.waveform_temp)
         waveforms: list[np.ndarray] = []
-        for index, text in enumerate(segments):
+        runs: list[SegmentRun] = []
+        carried: tuple[int, dict[str, np.ndarray]] | None = None  # (segment, its tokens as a prompt)
+        for batch in plan_batches(voices, self.max_batch):
+            voice = voices[batch[0]]
+            prompt, source = prompts[voice], voice or "none"
+            if voice is None and carried is not None:
+                prompt, source = carried[1], f"segment {carried[0]}"
             with self._generate_lock:
                 if options.seed is not None:
-                    # Per-segment seeds make each segment reproducible on its own, whatever ran before it.
-                    _seed_everything(options.seed + index)
-                (waveform,) = self._generate([text], voice, kwargs)
-            waveforms.append(waveform)
-            self._notify(on_segment, index, waveform)
+                    _seed_everything(options.seed + batch[0])
+                items = self._generate([segments[index] for index in batch], prompt, sampling)
+                # closing: a cancelled job leaves the generator mid-batch; close it now, not when collected.
+                with closing(items):
+                    for index, (tokens, waveform) in zip(batch, items, strict=True):
+                        if voice is None and carried is None:
+                            carried = (index, tokens.as_prompt())
+                        runs.append(SegmentRun(index=index, batch=batch, prompt=source, tokens=tokens))
+                        waveforms.append(waveform)
+                        self._notify(on_segment, index, waveform)
+        self.last_run = runs
         return waveforms
 
     def _generate(
-        self, texts: list[str], voice: dict[str, np.ndarray] | str | None, kwargs: dict[str, Any]
-    ) -> list[np.ndarray]:
-        """One BarkModel.generate over `texts` (one speaker prompt per batch); each waveform trimmed to its length."""
+        self, texts: list[str], prompt: dict[str, np.ndarray] | None, sampling: Sampling
+    ) -> Iterator[tuple[BarkTokens, np.ndarray]]:
+        """Tokens and audio per text, one speaker prompt for the batch; any failure becomes EngineFailed."""
         import torch
 
         try:
             with torch.inference_mode():
-                inputs = self._processor(texts, voice_preset=voice).to(self._device)
-                audio, lengths = self._model.generate(**inputs, return_output_lengths=True, **kwargs)
-                return [audio[row, :length].float().cpu().numpy() for row, length in enumerate(lengths)]
+                inputs = self._processor(texts).to(self._device)
+                yield from self.stages.generate(
+                    inputs["input_ids"],
+                    inputs["attention_mask"],
+                    self.stages.prompt_tensors(prompt),
+                    sampling,
+                    full_window=self.fine_full_window,
+                )
         except torch.cuda.OutOfMemoryError as exc:
             raise EngineFailed(
                 "Bark ran out of GPU memory; try shorter text segments, fewer concurrent jobs, or BARK_DEVICE=cpu."
             ) from exc
         except Exception as exc:  # shape errors, bad prompts, device errors: all fail this job, not the worker
             raise EngineFailed(f"Bark generation failed: {type(exc).__name__}: {exc}") from exc
+
+    # --- voice cloning --------------------------------------------------------------------------------
+
+    def encode_clip(self, waveform: np.ndarray) -> np.ndarray:
+        """EnCodec codes (8, frames) of a 24 kHz mono float32 clip, from Bark's own codec at 6 kbps."""
+        import torch
+
+        self.load()
+        try:
+            with self._generate_lock, torch.inference_mode():
+                return self.stages.encode(waveform)
+        except Exception as exc:
+            raise EngineFailed(f"Bark could not encode the clip: {type(exc).__name__}: {exc}") from exc
+
+    def semantic_tokens(self, text: str, length: int) -> np.ndarray:
+        """Exactly `length` semantic tokens (0..9999) for `text`, decoded greedily without a speaker prompt."""
+        import torch
+
+        self.load()
+        try:
+            with self._generate_lock, torch.inference_mode():
+                inputs = self._processor([text]).to(self._device)
+                (row,) = self.stages.semantic(
+                    inputs["input_ids"],
+                    inputs["attention_mask"],
+                    None,
+                    Sampling(text_temp=0.0, waveform_temp=0.0),
+                    min_new_tokens=length,
+                    max_new_tokens=length,
+                )
+        except Exception as exc:
+            raise EngineFailed(f"Bark could not read the transcript: {type(exc).__name__}: {exc}") from exc
+        return row

@@ -1,0 +1,181 @@
+"""Long-form Bark on this machine: time to first audio and total time for a ~2,000-character text, by mode.
+
+Modes (all carry one voice through the text and call the engine exactly as a job does):
+  library     one segment at a time, fine stage over Bark's full 1024-frame window (what BarkModel.generate does)
+  sequential  one segment at a time, fine stage on real lengths
+  batched     the first segment alone, then batches of up to 4 (BarkEngine's default), fine stage on real lengths
+
+Random weights never emit EOS, so `--semantic-tokens N` forces every segment to N semantic tokens (N / 49.9 s of
+audio); without it the tiny checkpoint makes 32 (its config) and bark-small would run to 768. `--segments K` measures
+only the first K segments and extrapolates linearly per segment after the first (said so in the output). On a
+shared host, `--repeat R` runs each mode R times and reports the fastest run.
+
+    python bench/longform.py --arch tiny
+    python bench/longform.py --arch bark-small --checkpoint /tmp/bark-small --semantic-tokens 150
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from synthesis.checkpoint import build_bark_checkpoint  # noqa: E402
+from synthesis.engines import SynthesisOptions  # noqa: E402
+from synthesis.engines.bark import BarkEngine  # noqa: E402
+from synthesis.segments import split_text  # noqa: E402
+
+PARAGRAPH = (
+    "The lighthouse keeper climbed the spiral stairs every evening, counting each of the one hundred and twelve "
+    "steps under his breath. At the top he wiped the great lens, trimmed the wick, and watched the last fishing "
+    "boats turn for home. Storms came often in the autumn, and on those nights he stayed awake until dawn, "
+    "listening to the wind and the waves against the rocks below. Nobody in the village remembered a ship lost "
+    "on his watch. "
+)
+MODES = {"library": (1, True), "sequential": (1, False), "batched": (None, False)}  # (max batch, full fine window)
+
+
+def text_of(chars: int) -> str:
+    """`chars` characters of plain English prose, cut at a word."""
+    text = PARAGRAPH * (chars // len(PARAGRAPH) + 1)
+    return text[:chars].rsplit(" ", 1)[0] + "."
+
+
+def machine() -> str:
+    import torch
+
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor() or "unknown",
+    )
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return (
+        f"{os.cpu_count()} CPUs ({model}), torch {torch.__version__} with {torch.get_num_threads()} threads, "
+        f"load average {load}"
+    )
+
+
+def time_stages(engine: BarkEngine) -> dict[str, float]:
+    """Wrap the engine's stages with timers; returns the dict they accumulate into."""
+    totals: dict[str, float] = defaultdict(float)
+    stages = engine.stages
+    for name in ("semantic", "coarse", "fine", "decode"):
+        original = getattr(stages, name)
+
+        def timed(*args: Any, _original: Any = original, _name: str = name, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                totals[_name] += time.perf_counter() - start
+
+        setattr(stages, name, timed)
+    return totals
+
+
+def run(engine: BarkEngine, segments: list[str], voice: str | None, mode: str) -> dict[str, Any]:
+    max_batch, full_window = MODES[mode]
+    engine.max_batch = max_batch or 4
+    engine.fine_full_window = full_window
+    heard: list[float] = []
+    start = time.perf_counter()
+    waveforms = engine.synthesize(
+        segments,
+        SynthesisOptions(voice=voice, seed=1),
+        lambda index, waveform: heard.append(time.perf_counter() - start),
+    )
+    return {
+        "first": heard[0],
+        "total": time.perf_counter() - start,
+        "audio": sum(len(waveform) for waveform in waveforms) / engine.sample_rate,
+        "batches": sorted({run.batch for run in engine.last_run}),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", choices=("tiny", "bark-small"), default="tiny")
+    parser.add_argument("--checkpoint", type=Path, help="checkpoint directory (built there if missing)")
+    parser.add_argument("--chars", type=int, default=2000)
+    parser.add_argument("--semantic-tokens", type=int, help="force this many semantic tokens per segment")
+    parser.add_argument("--segments", type=int, help="measure only the first K segments and extrapolate")
+    parser.add_argument("--voice", default="v2/en_speaker_6", help="a preset, or 'none' to carry segment 1's voice")
+    parser.add_argument("--modes", default="batched,sequential,library")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per mode; the fastest is reported (noisy hosts)")
+    args = parser.parse_args()
+
+    directory = args.checkpoint or Path(tempfile.mkdtemp(prefix=f"bark-{args.arch}-"))
+    if not (directory / "config.json").is_file():
+        build_bark_checkpoint(directory, arch=args.arch)
+    loading = time.perf_counter()
+    engine = BarkEngine(model=str(directory), device="cpu", mode="auto")
+    engine.load()
+    loading = time.perf_counter() - loading
+    semantic_config = engine.stages.model.generation_config.semantic_config
+    configured = {key: semantic_config.get(key) for key in ("min_new_tokens", "max_new_tokens")}
+    # Warm-up, short: the first call at each batch size pays one-off allocations and kernel setup.
+    semantic_config["min_new_tokens"] = semantic_config["max_new_tokens"] = 16
+    for mode in MODES:
+        run(engine, [PARAGRAPH[:40]] * 3, None, mode)
+    semantic_config.update(configured)
+    if args.semantic_tokens:
+        semantic_config["min_new_tokens"] = semantic_config["max_new_tokens"] = args.semantic_tokens
+    totals = time_stages(engine)
+
+    text = text_of(args.chars)
+    segments = split_text(text)
+    measured = segments[: args.segments] if args.segments else segments
+    voice = None if args.voice == "none" else args.voice
+    print(f"machine: {machine()}")
+    print(
+        f"checkpoint: {args.arch} at {directory} (loaded in {loading:.1f} s); text: {len(text)} characters, "
+        f"{len(segments)} segments; voice: {voice or 'carried from segment 1'}; "
+        f"semantic tokens per segment: {args.semantic_tokens or 'from the checkpoint config'}"
+    )
+    if len(measured) < len(segments):
+        print(f"measuring the first {len(measured)} segments; totals for all {len(segments)} are extrapolated")
+
+    modes = args.modes.split(",")
+    best: dict[str, dict[str, Any]] = {}
+    # Round-robin, so that a burst of load elsewhere on the host hits every mode alike.
+    for _ in range(args.repeat):
+        for mode in modes:
+            totals.clear()
+            result = {**run(engine, measured, voice, mode), "stages": dict(totals)}
+            print(report(mode, result, len(segments)), flush=True)
+            if mode not in best or result["total"] < best[mode]["total"]:
+                best[mode] = result
+    if args.repeat > 1:
+        print(f"fastest of {args.repeat} runs per mode:")
+        for mode in modes:
+            print(report(mode, best[mode], len(segments)))
+    print(f"load average after: {', '.join(f'{value:.2f}' for value in os.getloadavg())}")
+
+
+def report(mode: str, result: dict[str, Any], n_segments: int) -> str:
+    line = (
+        f"{mode:>10}: first audio {result['first']:7.1f} s, total {result['total']:7.1f} s "
+        f"for {result['audio']:.1f} s of audio ({result['total'] / result['audio']:.2f} s per audio second)"
+    )
+    measured = sum(len(batch) for batch in result["batches"])
+    if measured < n_segments:
+        per_segment = (result["total"] - result["first"]) / max(1, measured - 1)
+        line += f"; all {n_segments} segments ~{result['first'] + per_segment * (n_segments - 1):.0f} s (extrapolated)"
+    stages = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result["stages"].items())
+    return f"{line}\n{'':>12}stages: {stages}; batches: {result['batches']}"
+
+
+if __name__ == "__main__":
+    main()

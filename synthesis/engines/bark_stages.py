@@ -1,0 +1,245 @@
+"""Bark's stages one at a time: what `BarkModel.generate` does, opened up so the engine can batch segments, carry a
+voice from one segment to the next and run the fine stage on real lengths.
+
+Each stage is transformers' own code (`model.semantic.generate`, `model.coarse_acoustics.generate`, the fine model's
+forward pass, the codec's quantizer and decoder) fed exactly as `BarkModel.generate` feeds it, except for the fine
+stage (see `BarkStages.fine`). torch is imported lazily: importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# The fine stage's temperature in Bark's own generate_audio; it is not exposed to users.
+FINE_TEMPERATURE = 0.5
+# Upstream Bark ends the semantic stage once EOS has this probability (its generate_text_semantic default).
+# transformers' BarkModel.generate drops the config's value and uses none unless it is passed explicitly.
+MIN_EOS_P = 0.2
+# A semantic stage that stops after a token or two leaves the codec fewer frames than its kernels span, and decoding
+# crashes; unless the checkpoint's config sets a minimum, this one applies (0.3 s of audio).
+MIN_SEMANTIC_TOKENS = 16
+# A carried voice (the first segment's tokens) keeps this many semantic tokens, Bark's semantic history window, and
+# the coarse/fine frames of the same span (floor(256 * 75 / 49.9)): the span a v2 preset holds. Bark would read no
+# more semantic history anyway; the shorter fine history keeps the fine stage's window small.
+HISTORY_SEMANTIC_TOKENS = 256
+HISTORY_FRAMES = 384
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Temperatures per stage; 0 decodes greedily (argmax), which makes generation deterministic."""
+
+    text_temp: float
+    waveform_temp: float
+
+    @staticmethod
+    def _kwargs(temperature: float) -> dict[str, Any]:
+        return {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+
+    def semantic_kwargs(self) -> dict[str, Any]:
+        return self._kwargs(self.text_temp)
+
+    def coarse_kwargs(self) -> dict[str, Any]:
+        return self._kwargs(self.waveform_temp)
+
+    @property
+    def fine_temperature(self) -> float | None:
+        # transformers' fine stage takes argmax at temperature None (or exactly 1.0).
+        return FINE_TEMPERATURE if self.waveform_temp > 0 else None
+
+
+@dataclass(frozen=True)
+class BarkTokens:
+    """One segment's generated tokens: semantic (T,) in 0..9999, coarse (2, F) and fine (8, F) codes in 0..1023."""
+
+    semantic: np.ndarray
+    coarse: np.ndarray
+    fine: np.ndarray
+
+    def as_prompt(self) -> dict[str, np.ndarray]:
+        """These tokens as a speaker prompt (Bark's long-form trick), trimmed from the end to a preset's span."""
+        return {
+            "semantic_prompt": self.semantic[-HISTORY_SEMANTIC_TOKENS:].copy(),
+            "coarse_prompt": self.coarse[:, -HISTORY_FRAMES:].copy(),
+            "fine_prompt": self.fine[:, -HISTORY_FRAMES:].copy(),
+        }
+
+
+class BarkStages:
+    """The stages of one loaded BarkModel. Callers hold torch.inference_mode and seed torch's RNG themselves."""
+
+    def __init__(self, model: Any, device: str) -> None:
+        self.model = model
+        self.device = device
+
+    def _configs(self) -> tuple[Any, Any, Any]:
+        """Per-stage generation configs, rebuilt per call from the model's nested dicts as BarkModel.generate does."""
+        from transformers.models.bark.generation_configuration_bark import (
+            BarkCoarseGenerationConfig,
+            BarkFineGenerationConfig,
+            BarkSemanticGenerationConfig,
+        )
+
+        config = self.model.generation_config
+        return (
+            BarkSemanticGenerationConfig(**config.semantic_config),
+            BarkCoarseGenerationConfig(**config.coarse_acoustics_config),
+            BarkFineGenerationConfig(**config.fine_acoustics_config),
+        )
+
+    @property
+    def codebook_size(self) -> int:
+        return int(self.model.generation_config.codebook_size)
+
+    def prompt_tensors(self, prompt: dict[str, np.ndarray] | None) -> dict[str, Any] | None:
+        import torch
+
+        if prompt is None:
+            return None
+        # int64: the models index embeddings with these codes.
+        return {
+            key: torch.from_numpy(np.asarray(value, dtype=np.int64)).to(self.device) for key, value in prompt.items()
+        }
+
+    # --- the stages -----------------------------------------------------------------------------------
+
+    def semantic(
+        self, input_ids: Any, attention_mask: Any, prompt: dict[str, Any] | None, sampling: Sampling, **overrides: Any
+    ) -> list[np.ndarray]:
+        """Semantic tokens per text (the batch shares `prompt`), each cut at its EOS."""
+        semantic_config, _, _ = self._configs()
+        kwargs: dict[str, Any] = {
+            "attention_mask": attention_mask,
+            "min_eos_p": MIN_EOS_P,
+            **sampling.semantic_kwargs(),
+        }
+        if not getattr(semantic_config, "min_new_tokens", None):
+            kwargs["min_new_tokens"] = MIN_SEMANTIC_TOKENS
+        kwargs.update(overrides)
+        output = self.model.semantic.generate(
+            input_ids, history_prompt=prompt, semantic_generation_config=semantic_config, **kwargs
+        )
+        rows = []
+        # A row that stops early is filled with EOS (the semantic pad token) up to the longest row.
+        for row in output.cpu().numpy().astype(np.int64):
+            ends = np.flatnonzero(row == semantic_config.semantic_pad_token)
+            rows.append(row[: ends[0]] if ends.size else row)
+        return rows
+
+    def coarse(self, semantic: list[np.ndarray], prompt: dict[str, Any] | None, sampling: Sampling) -> list[np.ndarray]:
+        """Coarse codes (2, F) per row, F = floor(T * 75 / 49.9), from one batched sliding-window generation.
+
+        Rows shorter than the longest keep generating past their end (causally, so their real frames are those a
+        generation of their own gives under greedy decoding); the extra frames are cut here and never reach audio.
+        """
+        import torch
+
+        semantic_config, coarse_config, _ = self._configs()
+        batch = np.full((len(semantic), max(len(row) for row in semantic)), semantic_config.semantic_pad_token)
+        for index, row in enumerate(semantic):
+            batch[index, : len(row)] = row
+        output, lengths = self.model.coarse_acoustics.generate(
+            torch.from_numpy(batch).to(self.device),
+            history_prompt=prompt,
+            semantic_generation_config=semantic_config,
+            coarse_generation_config=coarse_config,
+            codebook_size=self.codebook_size,
+            return_output_lengths=True,
+            **sampling.coarse_kwargs(),
+        )
+        # Coarse tokens interleave the two codebooks, each offset past the semantic vocabulary.
+        codes = torch.remainder(output - semantic_config.semantic_vocab_size, self.codebook_size).cpu().numpy()
+        n_coarse = coarse_config.n_coarse_codebooks
+        return [
+            codes[row, :length].reshape(-1, n_coarse).T.astype(np.int64) for row, length in enumerate(lengths.tolist())
+        ]
+
+    def fine(
+        self, coarse: np.ndarray, prompt: dict[str, Any] | None, sampling: Sampling, full_window: bool = False
+    ) -> np.ndarray:
+        """Fine codes (8, F) for one item's coarse codes (2, F).
+
+        transformers (like upstream Bark) pads every item to the fine model's 1024-frame window; the model is
+        non-causal, so those pad frames are attended to and cost as much as real ones. Here the window is the item's
+        own prompt history plus its frames, with nothing padded: the same loop over codebooks 3-8, on fewer frames.
+        Its codes differ from the library's only through the pad frames the library adds. `full_window` pads like the
+        library and reproduces it exactly; an item longer than the window goes through the library's own sliding loop.
+        """
+        import torch
+
+        semantic_config, coarse_config, fine_config = self._configs()
+        n_coarse, n_fine, size = coarse_config.n_coarse_codebooks, fine_config.n_fine_codebooks, self.codebook_size
+        frames = coarse.shape[1]
+        history = (
+            prompt["fine_prompt"].T[-fine_config.max_fine_history_length :]
+            if prompt is not None
+            else torch.zeros((0, n_fine), dtype=torch.int64, device=self.device)
+        )
+        n_history = history.shape[0]
+        window = fine_config.max_fine_input_length
+        if n_history + frames > window:
+            flat = torch.from_numpy(coarse.T.reshape(1, -1) + semantic_config.semantic_vocab_size).to(self.device)
+            output = self.model.fine_acoustics.generate(
+                flat,
+                history_prompt=prompt,
+                semantic_generation_config=semantic_config,
+                coarse_generation_config=coarse_config,
+                fine_generation_config=fine_config,
+                codebook_size=size,
+                temperature=sampling.fine_temperature,
+            )
+            return output[0].cpu().numpy().astype(np.int64)
+
+        length = window if full_window else n_history + frames
+        buffer = torch.full((1, length, n_fine), size, dtype=torch.int64, device=self.device)
+        buffer[0, :n_history] = history
+        buffer[0, n_history : n_history + frames, :n_coarse] = torch.from_numpy(coarse.T).to(self.device)
+        temperature = sampling.fine_temperature
+        for codebook in range(n_coarse, n_fine):
+            logits = self.model.fine_acoustics(codebook, buffer).logits[:, n_history:, :size]
+            if temperature is None or temperature == 1.0:
+                predictions = torch.argmax(logits, -1)
+            else:
+                probs = torch.softmax(logits / temperature, dim=-1).reshape(-1, size)
+                predictions = torch.multinomial(probs, num_samples=1).view(1, -1)
+            # As in the library, pad frames get predictions too: later codebooks see them.
+            buffer[:, n_history:, codebook] = predictions
+        return buffer[0, n_history : n_history + frames].T.cpu().numpy()
+
+    def decode(self, fine: np.ndarray) -> np.ndarray:
+        """One item's fine codes (8, F) as float32 audio (F * 320 samples at 24 kHz)."""
+        import torch
+
+        codec = self.model.codec_model
+        codes = torch.from_numpy(fine[:, None, :]).to(self.device)  # (codebooks, batch 1, frames)
+        return codec.decoder(codec.quantizer.decode(codes)).squeeze().float().cpu().numpy()
+
+    def generate(
+        self, input_ids: Any, attention_mask: Any, prompt: dict[str, Any] | None, sampling: Sampling, full_window: bool
+    ) -> Iterator[tuple[BarkTokens, np.ndarray]]:
+        """Tokens and audio per text, yielded in order as each item's fine stage and decode finish."""
+        semantic = self.semantic(input_ids, attention_mask, prompt, sampling)
+        coarse = self.coarse(semantic, prompt, sampling)
+        for semantic_row, coarse_row in zip(semantic, coarse, strict=True):
+            fine = self.fine(coarse_row, prompt, sampling, full_window)
+            yield BarkTokens(semantic_row, coarse_row, fine), self.decode(fine)
+
+    # --- cloning --------------------------------------------------------------------------------------
+
+    def encode(self, waveform: np.ndarray) -> np.ndarray:
+        """EnCodec codes (8, ceil(n / 320)) of 24 kHz mono audio, at the bandwidth that gives Bark's 8 codebooks."""
+        import torch
+
+        codec = self.model.codec_model
+        _, _, fine_config = self._configs()
+        bandwidth = fine_config.n_fine_codebooks * codec.config.frame_rate * codec.config.codebook_nbits / 1000
+        if bandwidth not in codec.config.target_bandwidths:
+            raise ValueError(f"the codec offers {codec.config.target_bandwidths} kbps, not {bandwidth} (8 codebooks)")
+        dtype = next(codec.parameters()).dtype
+        values = torch.from_numpy(np.asarray(waveform, dtype=np.float32))[None, None].to(self.device, dtype)
+        output = codec.encode(values, bandwidth=bandwidth, return_dict=True)
+        return output.audio_codes[0, 0].cpu().numpy().astype(np.int64)

@@ -1,0 +1,289 @@
+"""Bark speaker prompts from uploads: a ready `.npz` preset, or a reference clip plus its transcript.
+
+A prompt is three integer arrays: `semantic_prompt` (T,) with tokens 0..9999 at 49.9 Hz, `coarse_prompt` (2, F) and
+`fine_prompt` (8, F) with EnCodec codes 0..1023 at 75 Hz over the same span (F ~ T * 75 / 49.9). Everything here is a
+pure function over bytes: uploads are hostile until checked, so nothing is unpickled, archives are measured before
+they are read, and audio is decoded by ffmpeg in a subprocess with a time limit. A user's mistake raises
+VoicePromptError with a reason meant for that user.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+import subprocess
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from synthesis.engines.bark import BarkEngine
+
+PROMPT_KEYS = ("semantic_prompt", "coarse_prompt", "fine_prompt")
+SEMANTIC_VOCAB = 10_000
+CODEBOOK_SIZE = 1_024
+CODEBOOK_ROWS = {"coarse_prompt": 2, "fine_prompt": 8}
+SEMANTIC_RATE_HZ = 49.9
+FRAME_RATE_HZ = 75
+MIN_SEMANTIC_TOKENS = 8
+MAX_SEMANTIC_TOKENS = 1_024
+# Prompts made elsewhere may round differently; a few frames or a few percent off is still the same span.
+FRAME_TOLERANCE = 3
+FRAME_TOLERANCE_RATIO = 0.05
+MAX_NPZ_BYTES = 2 * 1024 * 1024
+# A legitimate prompt is at most about 130 kB as int64; the bound stops zip bombs before anything is inflated.
+MAX_NPZ_UNCOMPRESSED_BYTES = 1024 * 1024
+
+CLIP_SAMPLE_RATE = 24_000  # Bark's EnCodec rate
+MAX_CLIP_BYTES = 10 * 1024 * 1024
+MIN_CLIP_SECONDS = 2.0
+MAX_CLIP_SECONDS = 30.0
+MIN_CLIP_PEAK = 1e-3  # below this (-60 dBFS) a clip is silence
+FFMPEG_TIMEOUT_S = 30
+# A clip longer than this is cut to its last part: the semantic model writes at most 1024 - 257 positions.
+MAX_CLIP_SEMANTIC_TOKENS = 767
+MAX_TRANSCRIPT_CHARS = 1_000
+_DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+
+
+class VoicePromptError(ValueError):
+    """The upload cannot become a voice; the message says why, for the person who uploaded it."""
+
+
+# --- validation --------------------------------------------------------------------------------------------
+
+
+def _frames_for(tokens: int) -> float:
+    return tokens * FRAME_RATE_HZ / SEMANTIC_RATE_HZ
+
+
+def _check_keys(keys: set[str]) -> None:
+    missing, extra = sorted(set(PROMPT_KEYS) - keys), sorted(keys - set(PROMPT_KEYS))
+    problems = ([f"missing {', '.join(missing)}"] if missing else []) + (
+        [f"unexpected {', '.join(extra)}"] if extra else []
+    )
+    if problems:
+        raise VoicePromptError(
+            f"A voice prompt holds exactly {', '.join(PROMPT_KEYS)}; this one has {'; '.join(problems)}."
+        )
+
+
+def validate_prompt(arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The prompt's arrays as int64 after checking keys, dtypes, shapes, lengths and token ranges."""
+    _check_keys(set(arrays))
+    prompt: dict[str, np.ndarray] = {}
+    for key in PROMPT_KEYS:
+        array = arrays[key]
+        if not isinstance(array, np.ndarray):
+            raise VoicePromptError(f"{key} must be an array, not {type(array).__name__}.")
+        if array.dtype.kind not in "iu":
+            raise VoicePromptError(f"{key} must hold integer token ids, not {array.dtype} values.")
+        rows = CODEBOOK_ROWS.get(key)
+        if rows is None and array.ndim != 1:
+            raise VoicePromptError(f"{key} must be one row of tokens (T,), not an array of shape {array.shape}.")
+        if rows is not None and (array.ndim != 2 or array.shape[0] != rows):
+            raise VoicePromptError(f"{key} must have shape ({rows}, frames), not {array.shape}.")
+        limit = SEMANTIC_VOCAB if rows is None else CODEBOOK_SIZE
+        if array.size and (array.min() < 0 or array.max() >= limit):
+            raise VoicePromptError(f"{key} holds values outside 0..{limit - 1}.")
+        prompt[key] = array.astype(np.int64)
+    tokens, frames = prompt["semantic_prompt"].shape[0], prompt["fine_prompt"].shape[1]
+    if not MIN_SEMANTIC_TOKENS <= tokens <= MAX_SEMANTIC_TOKENS:
+        raise VoicePromptError(
+            f"semantic_prompt has {tokens} tokens; a prompt holds {MIN_SEMANTIC_TOKENS} to {MAX_SEMANTIC_TOKENS}."
+        )
+    if prompt["coarse_prompt"].shape[1] != frames:
+        raise VoicePromptError(
+            f"coarse_prompt and fine_prompt must cover the same frames "
+            f"({prompt['coarse_prompt'].shape[1]} and {frames})."
+        )
+    expected = _frames_for(tokens)
+    if abs(frames - expected) > max(FRAME_TOLERANCE, FRAME_TOLERANCE_RATIO * expected):
+        raise VoicePromptError(
+            f"The codes cover {frames} frames but {tokens} semantic tokens span about {expected:.0f} "
+            f"({FRAME_RATE_HZ} frames per {SEMANTIC_RATE_HZ} tokens): the arrays do not belong together."
+        )
+    return prompt
+
+
+# --- .npz presets ------------------------------------------------------------------------------------------
+
+
+def _read_npy_header(member: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+    else:
+        raise ValueError(f"unsupported .npy format version {version}")
+    return shape, dtype
+
+
+def prompt_from_npz(data: bytes) -> dict[str, np.ndarray]:
+    """A Bark `.npz` preset (`np.savez` of the three arrays), checked before and after its arrays are read."""
+    if not data:
+        raise VoicePromptError("The file is empty.")
+    if len(data) > MAX_NPZ_BYTES:
+        raise VoicePromptError(f"The file is {len(data)} bytes; a voice preset is at most {MAX_NPZ_BYTES} bytes.")
+    if not data.startswith(b"PK\x03\x04"):
+        raise VoicePromptError("This is not an .npz file (a zip archive of .npy arrays, as numpy.savez writes).")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
+            _check_keys(set(members))
+            if sum(info.file_size for info in members.values()) > MAX_NPZ_UNCOMPRESSED_BYTES:
+                raise VoicePromptError(
+                    f"The arrays unpack to more than {MAX_NPZ_UNCOMPRESSED_BYTES} bytes; a voice preset is far smaller."
+                )
+            arrays = {key: _read_member(archive, members[key], key) for key in PROMPT_KEYS}
+    except VoicePromptError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
+        raise VoicePromptError(f"The .npz file is damaged or not a numpy archive ({exc}).") from exc
+    return validate_prompt(arrays)
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str) -> np.ndarray:
+    """One array, its header checked first: no object arrays (pickles), no sizes beyond a prompt's."""
+    with archive.open(info) as member:
+        shape, dtype = _read_npy_header(member)
+    if dtype.hasobject or dtype.kind not in "iu":
+        raise VoicePromptError(f"{key} must hold integer token ids, not {dtype} values.")
+    if math.prod(shape) * dtype.itemsize > info.file_size:
+        raise ValueError(f"{key} is shorter than its header says")
+    with archive.open(info) as member:
+        return np.lib.format.read_array(member, allow_pickle=False)
+
+
+def save_prompt(prompt: Mapping[str, np.ndarray]) -> bytes:
+    """The prompt as `.npz` bytes (for Voice.prompt_file), checked first."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **validate_prompt(prompt))
+    return buffer.getvalue()
+
+
+def load_prompt(source: bytes | str | os.PathLike[str] | IO[bytes]) -> dict[str, np.ndarray]:
+    """A stored prompt from bytes, a path, or an open file (a Django FieldFile works), checked like an upload."""
+    if isinstance(source, bytes):
+        data = source
+    elif isinstance(source, str | os.PathLike):
+        data = Path(source).read_bytes()
+    else:
+        data = source.read(MAX_NPZ_BYTES + 1)
+    return prompt_from_npz(data)
+
+
+# --- reference clips ---------------------------------------------------------------------------------------
+
+
+def _declares_more_than_it_holds(data: bytes) -> bool:
+    """A WAV whose RIFF header counts more bytes than the file has was cut short (ffmpeg reads it silently)."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return False
+    declared = int.from_bytes(data[4:8], "little")
+    # Writers streaming to a pipe cannot know the size and leave 0 or 0xFFFFFFFF.
+    return declared not in (0, 0xFFFFFFFF) and declared + 8 > len(data)
+
+
+def decode_clip(data: bytes, sample_rate: int = CLIP_SAMPLE_RATE) -> np.ndarray:
+    """A WAV, MP3 or FLAC upload as mono float32 at `sample_rate`, at most MAX_CLIP_SECONDS (+0.5 s to tell)."""
+    import imageio_ffmpeg
+
+    if not data:
+        raise VoicePromptError("The audio file is empty.")
+    if len(data) > MAX_CLIP_BYTES:
+        raise VoicePromptError(f"The audio file is {len(data)} bytes; a reference clip is at most {MAX_CLIP_BYTES}.")
+    if _declares_more_than_it_holds(data):
+        raise VoicePromptError("The WAV file is truncated: it is shorter than its header says.")
+    with tempfile.NamedTemporaryFile(suffix=".audio") as upload:
+        upload.write(data)
+        upload.flush()
+        command = [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            *("-nostdin", "-hide_banner"),
+            # Only these demuxers and plain files: no playlists that fetch other files or URLs.
+            *("-protocol_whitelist", "file", "-format_whitelist", "wav,mp3,flac"),
+            *("-i", upload.name, "-vn", "-ac", "1", "-ar", str(sample_rate)),
+            *("-t", str(MAX_CLIP_SECONDS + 0.5), "-f", "f32le", "pipe:1"),
+        ]
+        try:
+            result = subprocess.run(command, capture_output=True, timeout=FFMPEG_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise VoicePromptError(
+                f"Decoding the audio took longer than {FFMPEG_TIMEOUT_S} s; try a shorter clip."
+            ) from exc
+    if result.returncode != 0:
+        raise VoicePromptError("This file could not be read as audio; upload a WAV, MP3 or FLAC clip.")
+    waveform = np.frombuffer(result.stdout, dtype=np.float32)
+    seconds = len(waveform) / sample_rate
+    declared = _DURATION.search(result.stderr.decode("utf-8", "replace"))
+    if declared is not None:
+        hours, minutes, secs = declared.groups()
+        expected = int(hours) * 3600 + int(minutes) * 60 + float(secs)
+        # MP3 and FLAC headers state the length; decoding far less of it means the file was cut short.
+        if expected <= MAX_CLIP_SECONDS + 0.5 and seconds < expected - max(0.2, 0.03 * expected):
+            raise VoicePromptError(
+                f"The audio file is truncated: it declares {expected:.2f} s but only {seconds:.2f} s could be decoded."
+            )
+    return np.clip(waveform, -1.0, 1.0)
+
+
+def check_transcript(transcript: str) -> str:
+    transcript = transcript.strip()
+    if not transcript:
+        raise VoicePromptError("The transcript is empty; give the words spoken in the clip.")
+    if len(transcript) > MAX_TRANSCRIPT_CHARS:
+        raise VoicePromptError(f"The transcript has {len(transcript)} characters; at most {MAX_TRANSCRIPT_CHARS}.")
+    return transcript
+
+
+def check_clip(data: bytes) -> str:
+    """Check an uploaded reference clip without any model (decodes, lasts 2-30 s, is not silence) and
+    return its file extension. The web process calls this so a bad file gets its answer at once."""
+    _clip_waveform(data)
+    return {b"RIFF": "wav", b"fLaC": "flac"}.get(data[:4], "mp3")
+
+
+def _clip_waveform(data: bytes) -> np.ndarray:
+    waveform = decode_clip(data)
+    seconds = len(waveform) / CLIP_SAMPLE_RATE
+    if not MIN_CLIP_SECONDS <= seconds <= MAX_CLIP_SECONDS:
+        # decode_clip stops just past the bound, so a long clip's own length is unknown here.
+        length = f"more than {MAX_CLIP_SECONDS:g}" if seconds > MAX_CLIP_SECONDS else f"{seconds:.2f}"
+        raise VoicePromptError(
+            f"The clip lasts {length} s; a reference clip lasts {MIN_CLIP_SECONDS:g} to {MAX_CLIP_SECONDS:g} s."
+        )
+    if np.abs(waveform).max() < MIN_CLIP_PEAK:
+        raise VoicePromptError("The clip is silent.")
+    return waveform
+
+
+def prompt_from_clip(data: bytes, transcript: str, engine: BarkEngine) -> dict[str, np.ndarray]:
+    """A prompt cloned from a 2-30 s reference clip and the words spoken in it.
+
+    The clip's EnCodec codes (Bark's own codec, 8 codebooks) give the fine prompt and its first two rows the coarse
+    prompt. Bark has no audio-to-semantic model, so the transcript through Bark's text model, greedily and as many
+    tokens as the clip lasts, stands in for the semantic prompt: an approximation of what was said, not how. Clips
+    longer than the semantic model can match (about 15 s) keep their last 15 s, the end Bark reads prompts from.
+    """
+    transcript = check_transcript(transcript)
+    waveform = _clip_waveform(data)
+    seconds = len(waveform) / CLIP_SAMPLE_RATE
+    tokens = min(round(seconds * SEMANTIC_RATE_HZ), MAX_CLIP_SEMANTIC_TOKENS)
+    codes = engine.encode_clip(waveform)
+    frames = min(codes.shape[1], math.floor(_frames_for(tokens)))
+    fine = codes[:, -frames:]
+    return validate_prompt(
+        {
+            "semantic_prompt": engine.semantic_tokens(transcript, tokens),
+            "coarse_prompt": fine[:2].copy(),
+            "fine_prompt": fine.copy(),
+        }
+    )

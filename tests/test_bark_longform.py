@@ -1,0 +1,219 @@
+"""Long-form Bark on the tiny checkpoint: batches of one voice, a carried voice, dialogue, seeds and streaming order.
+
+The tiny checkpoint always generates 32 semantic tokens (0.64 s); rows of other lengths are fed to the stages directly.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from synthesis.engines import EngineFailed, SynthesisCancelled, SynthesisOptions
+from synthesis.engines.bark import MAX_BATCH, BarkEngine, plan_batches
+from synthesis.engines.bark_stages import Sampling
+
+GREEDY = {"text_temp": 0.0, "waveform_temp": 0.0}
+TEXTS = ["The first line.", "A second one.", "Then a third.", "A fourth here.", "And the fifth.", "Six."]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_bark_dir: Path) -> BarkEngine:
+    engine = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto")
+    engine.load()
+    return engine
+
+
+def one_at_a_time(engine: BarkEngine, texts: list[str], voices: list[str | None], **options) -> list[np.ndarray]:
+    return [
+        engine.synthesize([text], SynthesisOptions(voice=voice, **options))[0]
+        for text, voice in zip(texts, voices, strict=True)
+    ]
+
+
+def test_plan_batches_runs_the_first_segment_alone_then_groups_consecutive_segments_of_one_voice():
+    assert MAX_BATCH == 4
+    assert plan_batches(["a"] * 10) == [(0,), (1, 2, 3, 4), (5, 6, 7, 8), (9,)]
+    assert plan_batches(["a", "a", "b", "b", "b", "a"]) == [(0,), (1,), (2, 3, 4), (5,)]
+    assert plan_batches([]) == []
+
+
+def test_plan_batches_runs_the_first_voiceless_segment_alone_since_it_becomes_the_voice_of_the_others():
+    assert plan_batches([None] * 6) == [(0,), (1, 2, 3, 4), (5,)]
+    assert plan_batches(["a", "a", None, None, None, "a"]) == [(0,), (1,), (2,), (3, 4), (5,)]
+
+
+def test_batched_generation_equals_one_segment_at_a_time_exactly_under_greedy_decoding(engine):
+    options = SynthesisOptions(voice="v2/en_speaker_3", **GREEDY)
+
+    batched = engine.synthesize(TEXTS, options)
+
+    assert [run.batch for run in engine.last_run][:2] == [(0,), (1, 2, 3, 4)]
+    for together, alone in zip(batched, one_at_a_time(engine, TEXTS, ["v2/en_speaker_3"] * 6, **GREEDY), strict=True):
+        assert np.array_equal(together, alone)
+
+
+def test_rows_of_different_lengths_in_one_coarse_batch_keep_exactly_the_frames_they_get_alone(engine):
+    rng = np.random.default_rng(0)
+    rows = [rng.integers(0, 10_000, size) for size in (40, 17, 29)]
+    stages = engine.stages
+    prompt = stages.prompt_tensors(engine._voice_prompt("v2/en_speaker_1", SynthesisOptions()))
+    greedy = Sampling(0.0, 0.0)
+
+    with torch.inference_mode():
+        batched = stages.coarse(rows, prompt, greedy)
+        alone = [stages.coarse([row], prompt, greedy)[0] for row in rows]
+        waveforms = [stages.decode(stages.fine(coarse, prompt, greedy)) for coarse in batched]
+
+    assert [codes.shape for codes in batched] == [(2, 60), (2, 25), (2, 43)]  # floor(T * 75 / 49.9) frames
+    assert all(np.array_equal(together, own) for together, own in zip(batched, alone, strict=True))
+    assert [len(waveform) for waveform in waveforms] == [60 * 320, 25 * 320, 43 * 320]
+
+
+def test_without_a_preset_the_first_segments_tokens_become_the_voice_of_the_rest(engine):
+    audio = engine.synthesize(TEXTS[:3], SynthesisOptions(**GREEDY))
+    runs = engine.last_run
+    carried = runs[0].tokens.as_prompt()
+
+    as_uploaded = engine.synthesize(
+        TEXTS[1:3], SynthesisOptions(voice="custom/first", voice_prompts={"custom/first": carried}, **GREEDY)
+    )
+    voiceless = engine.synthesize(TEXTS[1:2], SynthesisOptions(**GREEDY))[0]
+
+    assert [(run.batch, run.prompt) for run in runs] == [((0,), "none"), ((1, 2), "segment 0"), ((1, 2), "segment 0")]
+    assert np.array_equal(carried["semantic_prompt"], runs[0].tokens.semantic)
+    assert np.array_equal(carried["fine_prompt"], runs[0].tokens.fine)
+    assert all(np.array_equal(a, b) for a, b in zip(audio[1:], as_uploaded, strict=True))
+    assert not np.array_equal(audio[1], voiceless)
+
+
+def test_a_carried_voice_is_trimmed_from_the_end_to_a_presets_span():
+    from synthesis.engines.bark_stages import HISTORY_FRAMES, HISTORY_SEMANTIC_TOKENS, BarkTokens
+
+    fine = np.arange(8 * 1000).reshape(8, 1000) % 1024
+    tokens = BarkTokens(semantic=np.arange(665), coarse=fine[:2], fine=fine)
+
+    prompt = tokens.as_prompt()
+
+    assert np.array_equal(prompt["semantic_prompt"], np.arange(665)[-HISTORY_SEMANTIC_TOKENS:])
+    assert np.array_equal(prompt["fine_prompt"], fine[:, -HISTORY_FRAMES:])
+    assert prompt["coarse_prompt"].shape == (2, HISTORY_FRAMES)
+
+
+def test_dialogue_segments_speak_with_their_own_voices_in_batches_of_consecutive_segments(engine, tiny_bark_dir):
+    folder = tiny_bark_dir / "speaker_embeddings" / "v2"
+    uploaded = {
+        key: np.load(folder / f"it_speaker_4_{key}.npy") for key in ("semantic_prompt", "coarse_prompt", "fine_prompt")
+    }
+    voices = ["v2/en_speaker_1", "v2/en_speaker_1", "v2/de_speaker_2", "v2/de_speaker_2", "custom/it", None]
+    options = SynthesisOptions(
+        voice="v2/en_speaker_1", segment_voices=voices, voice_prompts={"custom/it": uploaded}, **GREEDY
+    )
+
+    dialogue = engine.synthesize(TEXTS, options)
+
+    runs = [(run.batch, run.prompt) for run in engine.last_run]
+    assert runs == [
+        ((0,), "v2/en_speaker_1"),
+        ((1,), "v2/en_speaker_1"),
+        ((2, 3), "v2/de_speaker_2"),
+        ((2, 3), "v2/de_speaker_2"),
+        ((4,), "custom/it"),
+        ((5,), "v2/en_speaker_1"),  # no voice of its own: the job's voice
+    ]
+    expected = one_at_a_time(engine, TEXTS[:4], voices[:4], **GREEDY)
+    expected.append(engine.synthesize(TEXTS[4:5], SynthesisOptions(voice="v2/it_speaker_4", **GREEDY))[0])
+    expected.append(engine.synthesize(TEXTS[5:], SynthesisOptions(voice="v2/en_speaker_1", **GREEDY))[0])
+    assert all(np.array_equal(a, b) for a, b in zip(dialogue, expected, strict=True))
+
+
+def test_an_unknown_voice_anywhere_in_a_dialogue_fails_before_any_segment_is_generated(engine):
+    heard: list[int] = []
+    options = SynthesisOptions(voice="v2/en_speaker_1", segment_voices=[None, None, "v2/en_speaker_99"])
+
+    with pytest.raises(EngineFailed, match="Unknown Bark voice preset 'v2/en_speaker_99'"):
+        engine.synthesize(TEXTS[:3], options, lambda index, waveform: heard.append(index))
+    assert heard == []
+
+
+def test_the_same_seed_gives_identical_audio_for_a_batched_job_and_another_seed_does_not(engine):
+    first = engine.synthesize(TEXTS, SynthesisOptions(seed=11))
+    again = engine.synthesize(TEXTS, SynthesisOptions(seed=11))
+    other = engine.synthesize(TEXTS, SynthesisOptions(seed=12))
+
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not any(np.array_equal(a, b) for a, b in zip(first, other, strict=True))
+
+
+def test_on_segment_hears_every_segment_in_order_and_the_first_before_the_next_batch_starts(engine, monkeypatch):
+    stages = engine.stages
+    semantic_runs: list[int] = []
+    original = stages.semantic
+
+    def counting(*args, **kwargs):
+        semantic_runs.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(stages, "semantic", counting)
+    heard: list[tuple[int, int]] = []
+
+    engine.synthesize(
+        TEXTS, SynthesisOptions(seed=1), lambda index, waveform: heard.append((index, len(semantic_runs)))
+    )
+
+    # (segment, batches started when it was heard): segment 0 arrives after one generation of one segment.
+    assert heard == [(0, 1), (1, 2), (2, 2), (3, 2), (4, 2), (5, 3)]
+
+
+def test_cancelling_mid_batch_stops_at_once_and_leaves_the_engine_usable(engine):
+    heard: list[int] = []
+
+    def stop_at_two(index: int, waveform: np.ndarray) -> bool:
+        heard.append(index)
+        return index != 2
+
+    with pytest.raises(SynthesisCancelled):
+        engine.synthesize(TEXTS, SynthesisOptions(seed=1), stop_at_two)
+
+    assert heard == [0, 1, 2]
+    assert not torch.is_inference_mode_enabled()
+    assert len(engine.synthesize(TEXTS[:1], SynthesisOptions(seed=1))) == 1
+
+
+# BarkModel.generate's keywords for the same sampling as the engine's options (temperature 0: greedy).
+LIBRARY_GREEDY = {"semantic_do_sample": False, "coarse_do_sample": False, "fine_temperature": None}
+LIBRARY_SAMPLED = {
+    **{"semantic_do_sample": True, "semantic_temperature": 0.7},
+    **{"coarse_do_sample": True, "coarse_temperature": 0.7, "fine_temperature": 0.5},
+}
+
+
+@pytest.mark.parametrize(
+    ("options", "library"),
+    [({**GREEDY}, LIBRARY_GREEDY), ({"seed": 5}, LIBRARY_SAMPLED)],
+    ids=["greedy", "seeded"],
+)
+def test_the_full_fine_window_reproduces_barkmodel_generate_exactly(tiny_bark_dir, options, library):
+    engine = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto", fine_full_window=True)
+    text, voice = "Words for both paths.", "v2/en_speaker_6"
+
+    staged = engine.synthesize([text], SynthesisOptions(voice=voice, **options))[0]
+    torch.manual_seed(5)
+    inputs = engine._processor([text], voice_preset=voice)
+    with torch.inference_mode():
+        audio, lengths = engine._model.generate(**inputs, return_output_lengths=True, min_eos_p=0.2, **library)
+
+    assert np.array_equal(staged, audio[0, : lengths[0]].numpy())
+
+
+def test_the_fine_stage_on_real_lengths_changes_only_the_fine_codebooks(engine, tiny_bark_dir):
+    full = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto", fine_full_window=True)
+    options = SynthesisOptions(voice="v2/en_speaker_6", **GREEDY)
+
+    engine.synthesize(TEXTS[:1], options)
+    full.synthesize(TEXTS[:1], options)
+
+    real, padded = engine.last_run[0].tokens, full.last_run[0].tokens
+    assert np.array_equal(real.semantic, padded.semantic) and np.array_equal(real.coarse, padded.coarse)
+    assert np.array_equal(real.fine[:2], padded.fine[:2])
+    assert real.fine.shape == padded.fine.shape == (8, 48)

@@ -98,3 +98,30 @@ def test_a_voice_event_naming_another_engines_voice_is_refused(db):
             )
         )
     assert caught.value.field == "control_events"
+
+
+def test_the_readme_dialogue_runs_with_two_bark_voices(db, tiny_bark):
+    from synthesis.tasks import run_job_task
+
+    job = submit_job(
+        JobRequest(
+            prompt="Did you hear that noise last night?\nI did, and I could not sleep at all.\nWell, it was only the cat.",
+            engine="bark",
+            voice="v2/en_speaker_9",
+            seed=7,
+            control_events=[
+                {"type": "pause", "segment": 0, "ms": 600},
+                {"type": "voice", "segment": 1, "voice": "v2/en_speaker_6"},
+                {"type": "voice", "segment": 2, "voice": "v2/en_speaker_9"},
+                {"type": "cue", "segment": 2, "cue": "[laughs]"},
+            ],
+        )
+    )
+
+    run_job_task(str(job.id))
+
+    job.refresh_from_db()
+    assert job.status == job.Status.COMPLETED, job.error
+    assert job.plan["segment_voices"] == ["v2/en_speaker_9", "v2/en_speaker_6", "v2/en_speaker_9"]
+    assert job.plan["segments"][2] == "[laughs] Well, it was only the cat."
+    assert job.segments_done == 3

@@ -4,9 +4,7 @@ poll the job, download a valid WAV; and OpenAI's client fetches speech as mp3.""
 
 import io
 import json
-import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -20,8 +18,8 @@ import pytest
 from scipy.io import wavfile
 
 from tests.media_decode import decode
+from tests.processes import ROOT, service_env, start, stop
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.live
 
 
@@ -43,38 +41,11 @@ def call(method: str, url: str, body: dict | None = None, key: str | None = None
     return status, json.loads(raw) if kind == "application/json" else raw
 
 
-def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        args, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
-    )
-
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM the process group; SIGKILL whatever is left after a grace period."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=15)
-    except ProcessLookupError:
-        pass
-
-
 @pytest.fixture
 def server(tmp_path: Path):
     """Base URL of a fresh gunicorn + qcluster, and the environment they run with."""
-    env = {
-        **os.environ,
-        "BARK_SQLITE_PATH": str(tmp_path / "db.sqlite3"),
-        "BARK_OUTPUT_ROOT": str(tmp_path / "outputs"),
-        "BARK_CACHE_DIR": str(tmp_path / "cache"),
-        "BARK_MODELS_AVAILABLE": "false",  # Piper speaks; Bark's weights are not on this machine
-        "BARK_MAX_CONCURRENCY": "1",
-    }
-    env.pop("DATABASE_URL", None)
-    env.pop("REDIS_URL", None)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, timeout=120)
+    # Piper speaks; Bark's weights are not on this machine.
+    env = service_env(tmp_path, BARK_MODELS_AVAILABLE="false")
     port = free_port()
     gunicorn = [sys.executable, "-m", "gunicorn", "barksite.wsgi", "--bind", f"127.0.0.1:{port}"]
     processes = [

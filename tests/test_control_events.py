@@ -105,7 +105,8 @@ def test_the_readme_dialogue_runs_with_two_bark_voices(db, tiny_bark):
 
     job = submit_job(
         JobRequest(
-            prompt="Did you hear that noise last night?\nI did, and I could not sleep at all.\nWell, it was only the cat.",
+            prompt="Did you hear that noise last night?\nI did, and I could not sleep at all.\n"
+            "Well, it was only the cat.",
             engine="bark",
             voice="v2/en_speaker_9",
             seed=7,

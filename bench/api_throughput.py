@@ -14,7 +14,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import signal
 import socket
 import subprocess
@@ -23,6 +22,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from machine import describe  # bench/machine.py (benchmarks run as scripts from bench/)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +58,7 @@ def main() -> None:
         )  # fmt: skip
         try:
             _wait_until_up(port)
-            print(_machine())
+            print(f"machine: {describe()}")
             print(f"gunicorn: 2 workers x 4 threads (gthread); {args.clients} client threads, {args.seconds:g} s each")
             body = json.dumps({"prompt": "Hello there. How are you today?", "dry_run": True, "engine": "piper"})
             routes = [
@@ -133,22 +134,6 @@ def _wait_until_up(port: int, timeout_s: float = 60.0) -> None:
         except OSError:
             time.sleep(0.2)
     raise SystemExit(f"gunicorn did not answer on port {port} within {timeout_s:g} s")
-
-
-def _machine() -> str:
-    import django
-
-    model = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        model = next(
-            (line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line), model
-        )
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"machine: {os.cpu_count()} CPUs ({model}), load average {load:.2f}; Python {platform.python_version()}, "
-        f"Django {django.get_version()}, {platform.system()} {platform.release()}"
-    )
 
 
 if __name__ == "__main__":

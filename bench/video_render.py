@@ -11,7 +11,6 @@ per second is flat.
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -21,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from machine import describe  # noqa: E402  (bench/machine.py)
 from moviepy import CompositeVideoClip, ImageClip, TextClip, VideoClip  # noqa: E402
 from moviepy.audio.AudioClip import AudioArrayClip  # noqa: E402
 
@@ -118,26 +118,12 @@ def naive(audio: np.ndarray, spans: list, preset: str, out: Path, scratch: str) 
     )
 
 
-def machine() -> str:
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.processor() or "unknown",
-    )
-    return (
-        f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, {platform.system()} {platform.machine()}"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="video length for our renderer")
     parser.add_argument("--naive-seconds", type=float, default=1.0, help="video length for the naive renderer")
     args = parser.parse_args()
-    print(f"machine: {machine()}, load average {os.getloadavg()[0]:.1f}")
+    print(f"machine: {describe()}")
     print("seconds of render per second of video: wall (CPU: this process + ffmpeg)")
     print(f"{'preset':>6}  {'x264':>9}  {'ours':>13}  {'naive':>13}  {'speed-up':>8}  {'MP4 (ours)':>10}")
     with tempfile.TemporaryDirectory() as scratch:

@@ -81,14 +81,7 @@ def store_file(name: str, write: Callable[[Path], None]) -> tuple[str, int]:
         if not destination.parent.resolve().is_relative_to(root):
             raise UnsafeOutputPath(f"{name} resolves outside BARK_OUTPUT_ROOT.")
         destination.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
-        os.close(fd)
-        try:
-            write(Path(tmp))
-            os.replace(tmp, destination)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(destination, write)
         return name, destination.stat().st_size
     # Object stores (django-storages' S3) publish an upload only once it is complete.
     with tempfile.TemporaryDirectory() as scratch:
@@ -99,3 +92,15 @@ def store_file(name: str, write: Callable[[Path], None]) -> tuple[str, int]:
         with tmp.open("rb") as handle:
             name = storage.save(name, File(handle))
         return name, tmp.stat().st_size
+
+
+def write_atomically(destination: Path, write: Callable[[Path], None]) -> None:
+    """`write(path)` to a temporary name beside `destination`, then rename: never a half-written file."""
+    fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, destination)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -21,7 +19,7 @@ from django.db import connection
 from django.utils import timezone
 
 from synthesis import hooks
-from synthesis.artifacts import store_artifact, store_segment
+from synthesis.artifacts import store_artifact, store_segment, write_atomically
 from synthesis.audio import join_segments, write_wav
 from synthesis.captions import Cue, build_cues, caption_parts, to_srt, to_vtt
 from synthesis.engines import (
@@ -140,31 +138,19 @@ def generate_multimedia(
     out.mkdir(parents=True, exist_ok=True)
     files = {"audio": "audio.wav", "srt": "captions.srt", "vtt": "captions.vtt", "video": "video.mp4"}
     paths = {name: out / file for name, file in files.items()} | {"metadata": out / "metadata.json"}
-    _write_atomically(paths["audio"], lambda path: write_wav(path, result.sample_rate, result.waveform))
-    _write_atomically(paths["srt"], lambda path: path.write_text(to_srt(cues), encoding="utf-8"))
-    _write_atomically(paths["vtt"], lambda path: path.write_text(to_vtt(cues), encoding="utf-8"))
+    write_atomically(paths["audio"], lambda path: write_wav(path, result.sample_rate, result.waveform))
+    write_atomically(paths["srt"], lambda path: path.write_text(to_srt(cues), encoding="utf-8"))
+    write_atomically(paths["vtt"], lambda path: path.write_text(to_vtt(cues), encoding="utf-8"))
     t0 = time.monotonic()
     image = Path(background_image) if background_image else None
-    _write_atomically(
+    write_atomically(
         paths["video"],
         lambda path: render_video(result.waveform, result.sample_rate, cues, options, path, background_image=image),
     )
     timings["video_s"] = round(time.monotonic() - t0, 3)
     metadata = _metadata(result, {"video": options}, timings)
-    _write_atomically(paths["metadata"], lambda path: path.write_text(json.dumps(metadata, indent=2)))
+    write_atomically(paths["metadata"], lambda path: path.write_text(json.dumps(metadata, indent=2)))
     return paths
-
-
-def _write_atomically(destination: Path, write: Callable[[Path], None]) -> None:
-    """`write(path)` to a temporary name beside `destination`, then rename: never a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, destination)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _metadata(result: AudioResult, params: dict, timings: dict, **extra) -> dict:

@@ -32,7 +32,7 @@ from synthesis.api.errors import exception_handler
 from synthesis.api.exceptions import Conflict
 from synthesis.api.health import live_clusters
 from synthesis.api.limits import ReadRateThrottle, SubmitRateThrottle
-from synthesis.api.serializers import StrictCharField, StrictFloatField
+from synthesis.api.serializers import StrictCharField, StrictFloatField, within_prompt_limit
 from synthesis.api.transcode import FORMATS, TranscodeFailed, transcode
 from synthesis.engines import ENGINE_NAMES, default_engine_name, get_engine
 from synthesis.jobs import JobRequest, submit_job
@@ -128,11 +128,7 @@ class SpeechRequestSerializer(serializers.Serializer):
         return data
 
     def validate_input(self, value: str) -> str:
-        if len(value) > settings.BARK_MAX_PROMPT_CHARS:
-            raise serializers.ValidationError(
-                f"The input has {len(value)} characters; the limit is {settings.BARK_MAX_PROMPT_CHARS}."
-            )
-        return value
+        return within_prompt_limit(value, "input")
 
 
 def models() -> list[dict[str, Any]]:

@@ -28,6 +28,15 @@ from synthesis.voices import CUSTOM_PREFIX, engine_for_voice
 MAX_SEED = 2**32 - 1
 
 
+def within_prompt_limit(value: str, name: str) -> str:
+    """`value`, if it fits BARK_MAX_PROMPT_CHARS (the prompt, or OpenAI's `input`)."""
+    if len(value) > settings.BARK_MAX_PROMPT_CHARS:
+        raise serializers.ValidationError(
+            f"The {name} has {len(value)} characters; the limit is {settings.BARK_MAX_PROMPT_CHARS}."
+        )
+    return value
+
+
 class StrictCharField(serializers.CharField):
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
@@ -138,11 +147,7 @@ class SynthesisRequestSerializer(serializers.Serializer):
     video = VideoOptionsField(required=False, allow_null=True)
 
     def validate_prompt(self, value: str) -> str:
-        if len(value) > settings.BARK_MAX_PROMPT_CHARS:
-            raise serializers.ValidationError(
-                f"The prompt has {len(value)} characters; the limit is {settings.BARK_MAX_PROMPT_CHARS}."
-            )
-        return value
+        return within_prompt_limit(value, "prompt")
 
     def validate_caption_text(self, value: str) -> str:
         if len(value) > settings.BARK_MAX_PROMPT_CHARS:

@@ -252,7 +252,12 @@ class BarkEngine(Engine):
         import torch
         from transformers import BarkModel, BarkProcessor
         from transformers.utils import is_flash_attn_2_available
+        from transformers.utils import logging as transformers_logging
 
+        # Weight-loading progress bars and per-call notices about how generate() is fed say nothing to an
+        # operator, and would repeat for every segment in the worker's log; real errors still raise.
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()
         device_problem = self._device_problem()
         if device_problem is not None:
             raise EngineUnavailable(device_problem)

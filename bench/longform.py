@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from machine import describe  # noqa: E402  (bench/machine.py)
 
 from synthesis.checkpoint import build_bark_checkpoint  # noqa: E402
 from synthesis.engines import SynthesisOptions  # noqa: E402
@@ -47,24 +48,6 @@ def text_of(chars: int) -> str:
     """`chars` characters of plain English prose, cut at a word."""
     text = PARAGRAPH * (chars // len(PARAGRAPH) + 1)
     return text[:chars].rsplit(" ", 1)[0] + "."
-
-
-def machine() -> str:
-    import torch
-
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.processor() or "unknown",
-    )
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    return (
-        f"{os.cpu_count()} CPUs ({model}), torch {torch.__version__} with {torch.get_num_threads()} threads, "
-        f"load average {load}"
-    )
 
 
 def time_stages(engine: BarkEngine) -> dict[str, float]:
@@ -138,7 +121,7 @@ def main() -> None:
     segments = split_text(text)
     measured = segments[: args.segments] if args.segments else segments
     voice = None if args.voice == "none" else args.voice
-    print(f"machine: {machine()}")
+    print(f"machine: {describe()}")
     print(
         f"checkpoint: {args.arch} at {directory} (loaded in {loading:.1f} s); text: {len(text)} characters, "
         f"{len(segments)} segments; voice: {voice or 'carried from segment 1'}; "

@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from machine import describe  # noqa: E402  (bench/machine.py)
 
-from synthesis.checkpoint import build_bark_checkpoint  # noqa: E402
 from synthesis.engines import SynthesisOptions  # noqa: E402
-from synthesis.engines.bark import BarkEngine  # noqa: E402
+from synthesis.engines.bark.checkpoint import build_bark_checkpoint  # noqa: E402
+from synthesis.engines.bark.engine import MAX_BATCH, BarkEngine  # noqa: E402
 from synthesis.segments import split_text  # noqa: E402
 
 PARAGRAPH = (
@@ -70,7 +70,7 @@ def time_stages(engine: BarkEngine) -> dict[str, float]:
 
 def run(engine: BarkEngine, segments: list[str], voice: str | None, mode: str) -> dict[str, Any]:
     max_batch, full_window = MODES[mode]
-    engine.max_batch = max_batch or 4
+    engine.max_batch = max_batch or MAX_BATCH
     engine.fine_full_window = full_window
     heard: list[float] = []
     start = time.perf_counter()

@@ -2,7 +2,7 @@
 
     python bench/video_render.py [--seconds 5] [--naive-seconds 1]
 
-Ours is synthesis.video.render_video. The naive way is moviepy's usual path, as NOTES.md measured it: a
+Ours is synthesis.media.video.render_video. The naive way is moviepy's usual path, as NOTES.md measured it: a
 background clip, TextClip captions and a bars clip composited by moviepy into a full RGB frame for every
 frame in Python, then write_videofile with its defaults. Both render the same synthetic speech-like audio
 (3 segments, 22.05 kHz mono), so the numbers need no TTS engine; the naive run is shorter, since its cost
@@ -24,9 +24,9 @@ from machine import describe  # noqa: E402  (bench/machine.py)
 from moviepy import CompositeVideoClip, ImageClip, TextClip, VideoClip  # noqa: E402
 from moviepy.audio.AudioClip import AudioArrayClip  # noqa: E402
 
-from synthesis.captions import build_cues  # noqa: E402
-from synthesis.video import FONT_PATH, render_video, x264_preset  # noqa: E402
-from synthesis.video_options import validate_video_options  # noqa: E402
+from synthesis.media.captions import build_cues  # noqa: E402
+from synthesis.media.video import FONT_PATH, render_video, x264_preset  # noqa: E402
+from synthesis.media.video_options import validate_video_options  # noqa: E402
 
 RATE = 22050
 TEXTS = [

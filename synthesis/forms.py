@@ -10,8 +10,8 @@ from django.core.validators import MaxLengthValidator
 
 from synthesis.engines import ENGINE_NAMES, EngineHealth
 from synthesis.jobs import JobRequest
+from synthesis.media.video_options import PRESETS
 from synthesis.models import Voice
-from synthesis.video_options import PRESETS
 from synthesis.voices import BARK_LANGUAGES, catalogue
 
 TEMPERATURE_ERRORS = {

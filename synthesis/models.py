@@ -226,7 +226,7 @@ class Voice(models.Model):
 
     def prompt_arrays(self) -> dict[str, Any]:
         """The (semantic, coarse, fine) prompt arrays Bark takes as a history prompt."""
-        from synthesis.voice_prompts import load_prompt
+        from synthesis.engines.bark.prompts import load_prompt
 
         with self.prompt_file.open("rb") as handle:
             return load_prompt(handle.read())

@@ -20,8 +20,6 @@ from django.utils import timezone
 
 from synthesis import hooks
 from synthesis.artifacts import store_artifact, store_segment, write_atomically
-from synthesis.audio import join_segments, write_wav
-from synthesis.captions import Cue, build_cues, caption_parts, to_srt, to_vtt
 from synthesis.engines import (
     EngineFailed,
     EngineUnavailable,
@@ -30,10 +28,12 @@ from synthesis.engines import (
     default_engine_name,
     get_engine,
 )
+from synthesis.media.audio import join_segments, write_wav
+from synthesis.media.captions import Cue, build_cues, caption_parts, to_srt, to_vtt
+from synthesis.media.video import VideoRenderError, render_video
+from synthesis.media.video_options import VideoOptionsError, validate_video_options
 from synthesis.models import Job, Voice
 from synthesis.segments import split_text
-from synthesis.video import VideoRenderError, render_video
-from synthesis.video_options import VideoOptionsError, validate_video_options
 from synthesis.voices import CUSTOM_PREFIX
 
 logger = logging.getLogger(__name__)

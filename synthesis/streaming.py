@@ -20,7 +20,7 @@ from django.http import StreamingHttpResponse
 from scipy.io import wavfile
 from scipy.signal import resample_poly
 
-from synthesis.audio import SEGMENT_PAUSE_S, to_pcm16
+from synthesis.media.audio import SEGMENT_PAUSE_S, to_pcm16
 from synthesis.models import Job
 
 STREAM_FORMATS = {"wav": "audio/wav", "pcm": "audio/pcm", "mp3": "audio/mpeg"}

@@ -7,9 +7,7 @@ from django_q.tasks import async_task
 
 from synthesis.artifacts import store_file
 from synthesis.engines import EngineFailed, EngineUnavailable, get_engine
-from synthesis.engines.piper import VOICE_ID as PIPER_VOICE
-from synthesis.models import Voice
-from synthesis.voice_prompts import (
+from synthesis.engines.bark.prompts import (
     VoicePromptError,
     check_clip,
     check_transcript,
@@ -17,6 +15,8 @@ from synthesis.voice_prompts import (
     prompt_from_npz,
     save_prompt,
 )
+from synthesis.engines.piper.engine import VOICE_ID as PIPER_VOICE
+from synthesis.models import Voice
 
 logger = logging.getLogger(__name__)
 

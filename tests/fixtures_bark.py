@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from synthesis.checkpoint import build_bark_checkpoint
+from synthesis.engines.bark.checkpoint import build_bark_checkpoint
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ def test_capabilities_describe_the_srd_fields_and_ours(db, settings):
 
 
 def test_capabilities_say_dry_run_is_the_default_when_no_engine_can_run(db, monkeypatch):
-    from synthesis.engines.piper import PiperEngine
+    from synthesis.engines.piper.engine import PiperEngine
 
     monkeypatch.setattr(PiperEngine, "_missing", lambda self: "switched off")
 

@@ -64,7 +64,7 @@ def test_health_is_503_when_the_database_is_down(db, monkeypatch):
 
 
 def test_health_is_degraded_but_200_when_no_engine_can_run(db, monkeypatch):
-    from synthesis.engines.piper import PiperEngine
+    from synthesis.engines.piper.engine import PiperEngine
 
     monkeypatch.setattr(PiperEngine, "_missing", lambda self: "switched off")
 

@@ -31,7 +31,7 @@ def test_an_api_job_emits_submitted_started_and_completed(db, events):
 
 def test_a_failing_job_emits_failed_with_its_error(db, events, monkeypatch):
     from synthesis.engines import EngineFailed
-    from synthesis.engines.piper import PiperEngine
+    from synthesis.engines.piper.engine import PiperEngine
 
     def broken(self, segments, options, on_segment=None):
         raise EngineFailed("the voice broke")

@@ -42,7 +42,7 @@ def test_a_completed_job_shows_progress_timings_and_artifact_urls(api):
 
 def test_a_failed_job_shows_its_error(api, monkeypatch):
     from synthesis.engines import EngineFailed
-    from synthesis.engines.piper import PiperEngine
+    from synthesis.engines.piper.engine import PiperEngine
 
     def broken(self, segments, options, on_segment=None):
         raise EngineFailed("the voice broke")

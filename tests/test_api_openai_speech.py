@@ -151,7 +151,7 @@ def test_a_missing_or_wrong_key_gets_an_openai_shaped_401(db):
 
 
 def test_no_runnable_engine_gets_503(api, monkeypatch):
-    from synthesis.engines.piper import PiperEngine
+    from synthesis.engines.piper.engine import PiperEngine
 
     monkeypatch.setattr(PiperEngine, "_missing", lambda self: "switched off")
 
@@ -162,7 +162,7 @@ def test_no_runnable_engine_gets_503(api, monkeypatch):
 
 def test_a_job_that_fails_gets_a_500_with_its_error(api, monkeypatch):
     from synthesis.engines import EngineFailed
-    from synthesis.engines.piper import PiperEngine
+    from synthesis.engines.piper.engine import PiperEngine
 
     def broken(self, segments, options, on_segment=None):
         raise EngineFailed("the voice broke")

@@ -62,7 +62,7 @@ def test_a_dry_run_returns_200_with_the_plan_and_records_a_planned_job(api):
 
 
 def test_without_a_runnable_engine_dry_run_defaults_to_true_and_a_real_run_gets_503(api, monkeypatch):
-    from synthesis.engines.piper import PiperEngine
+    from synthesis.engines.piper.engine import PiperEngine
 
     monkeypatch.setattr(PiperEngine, "_missing", lambda self: "piper is switched off for this test")
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from synthesis.audio import write_wav
 from synthesis.engines import SynthesisOptions
-from synthesis.engines.piper import PiperEngine
+from synthesis.engines.bark.prompts import save_prompt
+from synthesis.engines.piper.engine import PiperEngine
+from synthesis.media.audio import write_wav
 from synthesis.models import Job, Voice
 from synthesis.tasks import build_voice_task
-from synthesis.voice_prompts import save_prompt
 from tests.api_helpers import error_of, keyed_client, run
 
 

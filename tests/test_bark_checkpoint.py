@@ -1,4 +1,4 @@
-"""The random-weight Bark checkpoints `synthesis.checkpoint` builds, and `manage.py build_bark_checkpoint`."""
+"""The random-weight Bark checkpoints (`synthesis.engines.bark.checkpoint`) and `manage.py build_bark_checkpoint`."""
 
 import json
 from pathlib import Path
@@ -9,7 +9,7 @@ import torch
 from django.core.management import CommandError, call_command
 from transformers import BarkModel, BarkProcessor
 
-from synthesis.checkpoint import MAX_TEXT_VOCAB, TINY_SEMANTIC_TOKENS, build_bark_checkpoint
+from synthesis.engines.bark.checkpoint import MAX_TEXT_VOCAB, TINY_SEMANTIC_TOKENS, build_bark_checkpoint
 
 # Bark's coarse rate (75 Hz) over its semantic rate (49.9 Hz), 320 samples per EnCodec frame.
 TINY_SAMPLES = int(np.floor(TINY_SEMANTIC_TOKENS * 75 / 49.9)) * 320

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from synthesis.checkpoint import TINY_SEMANTIC_TOKENS
 from synthesis.engines import (
     EngineFailed,
     EngineUnavailable,
@@ -15,7 +14,8 @@ from synthesis.engines import (
     SynthesisOptions,
     get_engine,
 )
-from synthesis.engines.bark import BarkEngine
+from synthesis.engines.bark.checkpoint import TINY_SEMANTIC_TOKENS
+from synthesis.engines.bark.engine import BarkEngine
 
 TINY_SAMPLES = int(np.floor(TINY_SEMANTIC_TOKENS * 75 / 49.9)) * 320
 

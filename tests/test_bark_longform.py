@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from synthesis.engines import EngineFailed, SynthesisCancelled, SynthesisOptions
-from synthesis.engines.bark import MAX_BATCH, BarkEngine, plan_batches
-from synthesis.engines.bark_stages import Sampling
+from synthesis.engines.bark.engine import MAX_BATCH, BarkEngine, plan_batches
+from synthesis.engines.bark.stages import Sampling
 
 GREEDY = {"text_temp": 0.0, "waveform_temp": 0.0}
 TEXTS = ["The first line.", "A second one.", "Then a third.", "A fourth here.", "And the fifth.", "Six."]
@@ -88,7 +88,7 @@ def test_without_a_preset_the_first_segments_tokens_become_the_voice_of_the_rest
 
 
 def test_a_carried_voice_is_trimmed_from_the_end_to_a_presets_span():
-    from synthesis.engines.bark_stages import HISTORY_FRAMES, HISTORY_SEMANTIC_TOKENS, BarkTokens
+    from synthesis.engines.bark.stages import HISTORY_FRAMES, HISTORY_SEMANTIC_TOKENS, BarkTokens
 
     fine = np.arange(8 * 1000).reshape(8, 1000) % 1024
     tokens = BarkTokens(semantic=np.arange(665), coarse=fine[:2], fine=fine)
@@ -133,6 +133,8 @@ def test_an_unknown_voice_anywhere_in_a_dialogue_fails_before_any_segment_is_gen
 
     with pytest.raises(EngineFailed, match="Unknown Bark voice preset 'v2/en_speaker_99'"):
         engine.synthesize(TEXTS[:3], options, lambda index, waveform: heard.append(index))
+    with pytest.raises(EngineFailed, match="names 3 voices for 2 segments"):
+        engine.synthesize(TEXTS[:2], options, lambda index, waveform: heard.append(index))
     assert heard == []
 
 

@@ -1,10 +1,10 @@
-"""SRT and WebVTT captions from segment spans (synthesis.captions)."""
+"""SRT and WebVTT captions from segment spans (synthesis.media.captions)."""
 
 import re
 
 import pytest
 
-from synthesis.captions import LINE_CHARS, build_cues, caption_parts, to_srt, to_vtt
+from synthesis.media.captions import LINE_CHARS, build_cues, caption_parts, to_srt, to_vtt
 
 LONG = (
     "This sentence is long enough that one caption cue could never hold it, so it is wrapped into lines "

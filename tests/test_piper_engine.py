@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from synthesis.engines import EngineFailed, SynthesisCancelled, SynthesisOptions
-from synthesis.engines.piper import VOICE_ID, PiperEngine
+from synthesis.engines.piper.engine import VOICE_ID, PiperEngine
 
 
 @pytest.fixture(scope="module")

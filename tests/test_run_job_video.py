@@ -117,7 +117,7 @@ def test_cancelling_a_job_while_it_renders_stops_the_render_and_leaves_no_files(
         render(*args, **kwargs)
 
     monkeypatch.setattr(pipeline, "render_video", cancel_then_render)
-    monkeypatch.setattr("synthesis.video.CHECK_EVERY_S", 0.0)
+    monkeypatch.setattr("synthesis.media.video.CHECK_EVERY_S", 0.0)
 
     run_job_task(str(job.id))
 

@@ -1,8 +1,8 @@
-"""The one table of video presets and bounds (synthesis.video_options)."""
+"""The one table of video presets and bounds (synthesis.media.video_options)."""
 
 import pytest
 
-from synthesis.video_options import PRESETS, VideoOptionsError, capabilities, validate_video_options
+from synthesis.media.video_options import PRESETS, VideoOptionsError, capabilities, validate_video_options
 
 
 def test_no_options_give_the_srd_default_of_4k_at_30_fps_with_h264_and_aac():

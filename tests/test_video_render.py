@@ -1,4 +1,4 @@
-"""The MP4 renderer (synthesis.video), on real Piper speech, inspected with imageio-ffmpeg's ffmpeg."""
+"""The MP4 renderer (synthesis.media.video), on real Piper speech, inspected with imageio-ffmpeg's ffmpeg."""
 
 import subprocess
 from pathlib import Path
@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from synthesis import video
-from synthesis.captions import build_cues
 from synthesis.engines import SynthesisCancelled, SynthesisOptions
+from synthesis.media import video
+from synthesis.media.captions import build_cues
+from synthesis.media.video import VideoRenderError, render_video
+from synthesis.media.video_options import validate_video_options
 from synthesis.pipeline import AudioResult, synthesize_segments
-from synthesis.video import VideoRenderError, render_video
-from synthesis.video_options import validate_video_options
 from tests.media_probe import frame_at, probe
 
 

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from synthesis.engines import SynthesisOptions
-from synthesis.engines.bark import BarkEngine
-from synthesis.engines.piper import PiperEngine
-from synthesis.voice_prompts import (
+from synthesis.engines.bark.engine import BarkEngine
+from synthesis.engines.bark.prompts import (
     MAX_CLIP_BYTES,
     PROMPT_KEYS,
     VoicePromptError,
@@ -22,6 +21,7 @@ from synthesis.voice_prompts import (
     prompt_from_npz,
     save_prompt,
 )
+from synthesis.engines.piper.engine import PiperEngine
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
@@ -195,7 +195,7 @@ def test_a_spoken_clip_becomes_a_prompt_of_its_own_length(engine, speech, fmt):
 
 
 def test_the_clips_codes_are_bark_codecs_codes_of_the_clips_end(engine, speech):
-    from synthesis.voice_prompts import decode_clip
+    from synthesis.engines.bark.prompts import decode_clip
 
     prompt = prompt_from_clip(speech["wav"], SPOKEN, engine)
     codes = engine.encode_clip(decode_clip(speech["wav"]))
@@ -218,8 +218,8 @@ def test_a_cloned_voice_is_usable_for_synthesis_and_survives_storage(engine, spe
 
 
 def test_a_clip_longer_than_the_semantic_model_can_match_keeps_its_end(engine, monkeypatch):
-    from synthesis import voice_prompts
-    from synthesis.voice_prompts import decode_clip
+    from synthesis.engines.bark import prompts as voice_prompts
+    from synthesis.engines.bark.prompts import decode_clip
 
     assert voice_prompts.MAX_CLIP_SEMANTIC_TOKENS == 1024 - 257  # positions less Bark's text input (about 15 s)
     monkeypatch.setattr(voice_prompts, "MAX_CLIP_SEMANTIC_TOKENS", 100)  # the same rule at 2 s, cheaply

@@ -17,7 +17,7 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 
 from synthesis.api.exceptions import PayloadTooLarge
-from synthesis.voice_prompts import MAX_CLIP_BYTES
+from synthesis.engines.bark.prompts import MAX_CLIP_BYTES
 
 
 def check_declared_length(parser_context: dict | None, limit: int, setting: str) -> None:

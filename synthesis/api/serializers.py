@@ -20,9 +20,9 @@ from rest_framework import serializers
 from synthesis.control import BARK_CUES, MAX_EVENTS, MAX_PAUSE_MS, MAX_PRIORITY_WEIGHT, MODALITIES
 from synthesis.engines import ENGINE_NAMES
 from synthesis.jobs import JobRequest
+from synthesis.media.video_options import VideoOptionsError, validate_video_options
 from synthesis.models import Job
 from synthesis.segments import split_text
-from synthesis.video_options import VideoOptionsError, validate_video_options
 from synthesis.voices import CUSTOM_PREFIX, engine_for_voice
 
 MAX_SEED = 2**32 - 1
@@ -76,7 +76,7 @@ class StrictIntegerField(serializers.IntegerField):
     }
 )
 class VideoOptionsField(serializers.Field):
-    """Checked and normalised by `synthesis.video_options`, the table the renderer reads too."""
+    """Checked and normalised by `synthesis.media.video_options`, the table the renderer reads too."""
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         try:

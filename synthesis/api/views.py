@@ -19,7 +19,6 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from synthesis import video_options
 from synthesis.api import health as checks
 from synthesis.api.auth import api_is_open, submitter, visible_jobs
 from synthesis.api.exceptions import Conflict
@@ -35,6 +34,7 @@ from synthesis.control import MODALITIES
 from synthesis.downloads import serve_artifact
 from synthesis.engines import default_engine_name
 from synthesis.jobs import cancel_job, submit_job
+from synthesis.media import video_options
 from synthesis.models import Job
 from synthesis.streaming import STREAM_FORMATS, streaming_response
 from synthesis.voices import BARK_LANGUAGES, catalogue

@@ -126,13 +126,13 @@ def get_engine(name: str) -> Engine:
     with _lock:
         if name not in _engines:
             if name == "bark":
-                from synthesis.engines.bark import BarkEngine
+                from synthesis.engines.bark.engine import BarkEngine
 
                 _engines[name] = BarkEngine(
                     model=settings.BARK_MODEL, device=settings.BARK_DEVICE, mode=settings.BARK_MODELS_AVAILABLE
                 )
             else:
-                from synthesis.engines.piper import PiperEngine
+                from synthesis.engines.piper.engine import PiperEngine
 
                 _engines[name] = PiperEngine()
         return _engines[name]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from synthesis.checkpoint import ARCHES, build_bark_checkpoint, parameter_count
+from synthesis.engines.bark.checkpoint import ARCHES, build_bark_checkpoint, parameter_count
 
 
 def _size(path: Path) -> int:

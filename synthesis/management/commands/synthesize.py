@@ -17,9 +17,9 @@ from tqdm import tqdm
 
 from synthesis.engines import ENGINE_NAMES, EngineUnavailable
 from synthesis.jobs import InvalidRequest, JobRequest, QueueFull, submit_job
+from synthesis.media.video_options import PRESETS
 from synthesis.models import Job
 from synthesis.pipeline import run_claimed_job
-from synthesis.video_options import PRESETS
 
 
 def temperature(value: str) -> float:

@@ -23,7 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from synthesis.engines.bark import BarkEngine
+    from synthesis.engines.bark.engine import BarkEngine
 
 PROMPT_KEYS = ("semantic_prompt", "coarse_prompt", "fine_prompt")
 SEMANTIC_VOCAB = 10_000

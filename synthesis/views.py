@@ -17,9 +17,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from synthesis.downloads import serve_artifact
 from synthesis.engines import EngineUnavailable, all_health, default_engine_name
 from synthesis.forms import JobForm
+from synthesis.http.downloads import serve_artifact
 from synthesis.jobs import InvalidRequest, QueueFull, cancel_job, retry_job, submit_job
 from synthesis.models import Job
 

@@ -34,10 +34,10 @@ from synthesis.api.health import live_clusters
 from synthesis.api.limits import ReadRateThrottle, SubmitRateThrottle
 from synthesis.api.serializers import StrictCharField, StrictFloatField, within_prompt_limit
 from synthesis.engines import ENGINE_NAMES, default_engine_name, get_engine
+from synthesis.http.streaming import STREAM_FORMATS, streaming_response
 from synthesis.jobs import JobRequest, submit_job
 from synthesis.media.transcode import FORMATS, TranscodeFailed, transcode
 from synthesis.models import Job
-from synthesis.streaming import STREAM_FORMATS, streaming_response
 from synthesis.voices import CUSTOM_PREFIX, default_voice, engine_for_voice
 
 # OpenAI's model names run whichever engine the server would pick by default.

@@ -31,12 +31,12 @@ from synthesis.api.serializers import (
     SynthesisRequestSerializer,
 )
 from synthesis.control import MODALITIES
-from synthesis.downloads import serve_artifact
 from synthesis.engines import default_engine_name
+from synthesis.http.downloads import serve_artifact
+from synthesis.http.streaming import STREAM_FORMATS, streaming_response
 from synthesis.jobs import cancel_job, submit_job
 from synthesis.media import video_options
 from synthesis.models import Job
-from synthesis.streaming import STREAM_FORMATS, streaming_response
 from synthesis.voices import BARK_LANGUAGES, catalogue
 
 _ERRORS = {

@@ -27,7 +27,6 @@ from synthesis import dashboard
 from synthesis.jobs import cancel_job, retry_job
 from synthesis.models import ApiKey, Job, Voice
 from synthesis.templatetags.barksite import seconds
-from synthesis.views import ARTIFACT_LABELS
 
 # The library registers its own concrete APIKey model; barksite's keys are `synthesis.ApiKey`.
 if admin.site.is_registered(APIKey):
@@ -161,7 +160,8 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="Artifacts")
     def artifact_links(self, job: Job) -> str:
         rows = [
-            (_file_url(job, name), ARTIFACT_LABELS.get(name, name), file.name) for name, file in job.artifacts().items()
+            (_file_url(job, name), Job.ARTIFACT_LABELS.get(name, name), file.name)
+            for name, file in job.artifacts().items()
         ]
         if not rows:
             return "—"

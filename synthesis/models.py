@@ -109,6 +109,13 @@ class Job(models.Model):
         "vtt": "captions_vtt",
         "metadata": "metadata",
     }
+    ARTIFACT_LABELS = {
+        "audio": "Audio",
+        "video": "Video",
+        "srt": "Captions (SRT)",
+        "vtt": "Captions (WebVTT)",
+        "metadata": "Metadata (JSON)",
+    }
 
     class Meta:
         ordering = ["-submitted_at"]

@@ -26,13 +26,6 @@ from synthesis.models import Job
 JOBS_PER_PAGE = 20
 # Domain errors name request fields; these are the form fields that show them.
 FORM_FIELD_FOR = {"video": "video_preset"}
-ARTIFACT_LABELS = {
-    "audio": "Audio",
-    "video": "Video",
-    "srt": "Captions (SRT)",
-    "vtt": "Captions (WebVTT)",
-    "metadata": "Metadata (JSON)",
-}
 
 
 @login_required
@@ -195,7 +188,7 @@ def artifact_links(job: Job) -> list[dict[str, Any]]:
         links.append(
             {
                 "name": name,
-                "label": ARTIFACT_LABELS.get(name, name),
+                "label": Job.ARTIFACT_LABELS.get(name, name),
                 "filename": file.name.rsplit("/", 1)[-1],
                 "url": reverse("job-file", args=[job.pk, name]),
                 "size": job.artifact_sizes.get(field, job.artifact_sizes.get(name)),

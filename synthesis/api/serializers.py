@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
 from synthesis.control import BARK_CUES, MAX_EVENTS, MAX_PAUSE_MS, MAX_PRIORITY_WEIGHT, MODALITIES
@@ -264,3 +264,19 @@ class ErrorBodySerializer(serializers.Serializer):
 
 class ErrorSerializer(serializers.Serializer):
     error = ErrorBodySerializer()
+
+
+_ERRORS = {
+    400: "Invalid request: field messages under error.fields; malformed JSON is code malformed_json.",
+    401: "Missing, unknown, revoked or expired API key.",
+    404: "No such job visible to this caller (unknown id, not a UUID, or another key's job).",
+    409: "The job is finished and cannot be cancelled.",
+    413: "The request body exceeds BARK_MAX_BODY_BYTES.",
+    415: "The body is not JSON.",
+    429: "Rate limit exceeded (code rate_limited) or queue full (code queue_full); see the Retry-After header.",
+    503: "No engine can run the job (the message says why); dry runs still work.",
+}
+
+
+def errors(*codes: int) -> dict[int, OpenApiResponse]:
+    return {code: OpenApiResponse(ErrorSerializer, description=_ERRORS[code]) for code in codes}

@@ -24,11 +24,11 @@ from synthesis.api.auth import api_is_open, submitter, visible_jobs
 from synthesis.api.exceptions import Conflict
 from synthesis.api.limits import ReadRateThrottle, SubmitRateThrottle
 from synthesis.api.serializers import (
-    ErrorSerializer,
     JobPageSerializer,
     JobSerializer,
     SubmissionSerializer,
     SynthesisRequestSerializer,
+    errors,
 )
 from synthesis.control import MODALITIES
 from synthesis.engines import default_engine_name
@@ -38,22 +38,6 @@ from synthesis.jobs import cancel_job, submit_job
 from synthesis.media import video_options
 from synthesis.models import Job
 from synthesis.voices import BARK_LANGUAGES, catalogue
-
-_ERRORS = {
-    400: "Invalid request: field messages under error.fields; malformed JSON is code malformed_json.",
-    401: "Missing, unknown, revoked or expired API key.",
-    404: "No such job visible to this caller (unknown id, not a UUID, or another key's job).",
-    409: "The job is finished and cannot be cancelled.",
-    413: "The request body exceeds BARK_MAX_BODY_BYTES.",
-    415: "The body is not JSON.",
-    429: "Rate limit exceeded (code rate_limited) or queue full (code queue_full); see the Retry-After header.",
-    503: "No engine can run the job (the message says why); dry runs still work.",
-}
-
-
-def errors(*codes: int) -> dict[int, OpenApiResponse]:
-    return {code: OpenApiResponse(ErrorSerializer, description=_ERRORS[code]) for code in codes}
-
 
 JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from synthesis.api.auth import submitter
 from synthesis.api.content import VoiceUploadParser
 from synthesis.api.limits import ReadRateThrottle, UploadRateThrottle
-from synthesis.api.views import errors
+from synthesis.api.serializers import errors
 from synthesis.engines.bark.prompts import VoicePromptError
 from synthesis.models import Voice
 from synthesis.voices import catalogue, create_voice_from_clip, create_voice_from_npz, delete_voice, owned_voices

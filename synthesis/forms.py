@@ -8,11 +8,11 @@ from django import forms
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
 
-from synthesis.engines import ENGINE_NAMES, EngineHealth
+from synthesis.engines import ENGINE_NAMES, EngineHealth, cloning_engine
 from synthesis.jobs import JobRequest
 from synthesis.media.video_options import PRESETS
 from synthesis.models import Voice
-from synthesis.voices import BARK_LANGUAGES, catalogue
+from synthesis.voices import catalogue
 
 TEMPERATURE_ERRORS = {
     "min_value": "Use a temperature from 0 to 1.5.",
@@ -32,11 +32,12 @@ def voice_choices(user) -> list[tuple[str, object]]:
     choices: list[tuple[str, object]] = [("", "Engine's default voice")]
     if getattr(user, "is_authenticated", False):
         ready = Voice.objects.filter(owner=user, status=Voice.Status.READY)
-        own = [(v.voice_id, f"{v.name} · Bark") for v in ready]
+        engine = cloning_engine().name.capitalize()
+        own = [(v.voice_id, f"{v.name} · {engine}") for v in ready]
         if own:
             choices.append(("Your voices", own))
-    # English first: it is the only language both engines speak.
-    for language in sorted(groups, key=lambda name: (name != BARK_LANGUAGES["en"], name)):
+    # English first: it is the only language every engine speaks.
+    for language in sorted(groups, key=lambda name: (name != "English", name)):
         choices.append((language, groups[language]))
     return choices
 

@@ -22,10 +22,10 @@ from django.utils import timezone
 from synthesis import hooks
 from synthesis.artifacts import UnsafeOutputPath, safe_prefix
 from synthesis.control import ControlError, apply_events, priority
-from synthesis.engines import EngineUnavailable, default_engine_name, get_engine
+from synthesis.engines import CUSTOM_PREFIX, EngineUnavailable, engine_for_voice, get_engine, planning_engine_name
 from synthesis.models import ApiKey, Job, Voice
 from synthesis.segments import split_text
-from synthesis.voices import CUSTOM_PREFIX, default_voice, engine_for_voice, owned_voices
+from synthesis.voices import owned_voices
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
     `inline` is for callers that run the job themselves right away (`manage.py synthesize`): the job is
     returned already claimed (running), never handed to the workers, and queue admission does not apply."""
     engine_name, can_run = _choose_engine(request)
-    voice = _check_voice(request.voice or default_voice(engine_name), engine_name, owner, api_key)
+    voice = _check_voice(request.voice or get_engine(engine_name).default_voice(), engine_name, owner, api_key)
     prefix = _check_output_path(request.output_path)
     segments = split_text(request.prompt)
     if not segments:
@@ -266,7 +266,7 @@ def estimate_wait_s(waiting: int) -> int:
 def _choose_engine(request: JobRequest) -> tuple[str, bool]:
     """The engine that would run and whether it can run now."""
     implied = engine_for_voice(request.voice) if request.voice else None
-    name = request.engine or implied or default_engine_name() or "bark"
+    name = request.engine or implied or planning_engine_name()
     if request.engine and implied and request.engine != implied:
         raise InvalidRequest(
             "voice", f"The voice {request.voice!r} belongs to the {implied} engine, not {request.engine}."
@@ -288,9 +288,8 @@ def _check_voice(voice: str, engine_name: str, owner, api_key: ApiKey | None, fi
             raise InvalidRequest(field, f"The voice {voice!r} is {mine.status}, not ready. {mine.error}".strip())
     implied = engine_for_voice(voice)
     if implied is None:
-        raise InvalidRequest(
-            field, f"Unknown voice {voice!r}. Use a Bark preset such as 'v2/en_speaker_6' (see /api/voices)."
-        )
+        example = get_engine(engine_name).default_voice()
+        raise InvalidRequest(field, f"Unknown voice {voice!r}. Use a voice such as {example!r} (see /api/voices).")
     if implied != engine_name:
         raise InvalidRequest(field, f"The voice {voice!r} belongs to the {implied} engine, not {engine_name}.")
     return voice

@@ -14,6 +14,8 @@ from django.db.models import F
 from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey
 
+from synthesis import engines
+
 
 class IllegalTransition(Exception):
     """A status change the job lifecycle does not allow (e.g. completed -> running)."""
@@ -229,11 +231,9 @@ class Voice(models.Model):
     @property
     def voice_id(self) -> str:
         """How requests name this voice."""
-        return f"custom/{self.id}"
+        return f"{engines.CUSTOM_PREFIX}{self.id}"
 
     def prompt_arrays(self) -> dict[str, Any]:
-        """The (semantic, coarse, fine) prompt arrays Bark takes as a history prompt."""
-        from synthesis.engines.bark.prompts import load_prompt
-
+        """The prompt arrays the cloning engine takes as this voice (checked again, like an upload)."""
         with self.prompt_file.open("rb") as handle:
-            return load_prompt(handle.read())
+            return engines.cloning_engine().read_voice_file(handle.read())

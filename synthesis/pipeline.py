@@ -21,6 +21,7 @@ from django.utils import timezone
 from synthesis import hooks
 from synthesis.artifacts import store_artifact, store_segment, write_atomically
 from synthesis.engines import (
+    CUSTOM_PREFIX,
     EngineFailed,
     EngineUnavailable,
     SynthesisCancelled,
@@ -34,7 +35,6 @@ from synthesis.media.video import VideoRenderError, render_video
 from synthesis.media.video_options import VideoOptionsError, validate_video_options
 from synthesis.models import Job, Voice
 from synthesis.segments import split_text
-from synthesis.voices import CUSTOM_PREFIX
 
 logger = logging.getLogger(__name__)
 

@@ -33,32 +33,18 @@ from synthesis.api.exceptions import Conflict
 from synthesis.api.health import live_clusters
 from synthesis.api.limits import ReadRateThrottle, SubmitRateThrottle
 from synthesis.api.serializers import StrictCharField, StrictFloatField, within_prompt_limit
-from synthesis.engines import ENGINE_NAMES, default_engine_name, get_engine
+from synthesis.engines import ENGINE_NAMES, default_engine_name, engine_for_voice, get_engine, planning_engine_name
 from synthesis.http.streaming import STREAM_FORMATS, streaming_response
 from synthesis.jobs import JobRequest, submit_job
 from synthesis.media.transcode import FORMATS, TranscodeFailed, transcode
 from synthesis.models import Job
-from synthesis.voices import CUSTOM_PREFIX, default_voice, engine_for_voice
 
 # OpenAI's model names run whichever engine the server would pick by default.
 GENERIC_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
-# OpenAI's voices as Bark speakers (v2/en_speaker_9 is the English set's one female voice). Piper has
-# one voice, which every name maps to.
-OPENAI_VOICES = {
-    "alloy": "v2/en_speaker_6",
-    "ash": "v2/en_speaker_4",
-    "ballad": "v2/en_speaker_5",
-    "cedar": "v2/en_speaker_0",
-    "coral": "v2/en_speaker_9",
-    "echo": "v2/en_speaker_1",
-    "fable": "v2/en_speaker_3",
-    "marin": "v2/en_speaker_9",
-    "nova": "v2/en_speaker_9",
-    "onyx": "v2/en_speaker_2",
-    "sage": "v2/en_speaker_7",
-    "shimmer": "v2/en_speaker_9",
-    "verse": "v2/en_speaker_8",
-}
+# OpenAI's voice names; each engine picks its own voice for each (`Engine.voice_for_alias`).
+OPENAI_VOICES = (
+    "alloy", "ash", "ballad", "cedar", "coral", "echo", "fable", "marin", "nova", "onyx", "sage", "shimmer", "verse",
+)  # fmt: skip
 _TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
 
 
@@ -150,9 +136,9 @@ def resolve(model: str, voice: str) -> tuple[str | None, str]:
         raise serializers.ValidationError({"model": [f"Unknown model {model!r}; GET /v1/models lists them."]})
     engine = named.get(model)
     if voice in OPENAI_VOICES:
-        engine = engine or default_engine_name() or "bark"  # no runnable engine: submit_job answers 503
-        return engine, OPENAI_VOICES[voice] if engine == "bark" else default_voice(engine)
-    if not voice.startswith(CUSTOM_PREFIX) and engine_for_voice(voice) is None:
+        engine = engine or planning_engine_name()  # no runnable engine: submit_job answers 503
+        return engine, get_engine(engine).voice_for_alias(voice)
+    if engine_for_voice(voice) is None:
         names = ", ".join(OPENAI_VOICES)
         raise serializers.ValidationError({"voice": [f"Unknown voice {voice!r}; use {names} or a voice id."]})
     return engine, voice  # an engine that does not own the voice is refused by submit_job

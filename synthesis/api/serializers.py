@@ -18,12 +18,11 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
 from synthesis.control import BARK_CUES, MAX_EVENTS, MAX_PAUSE_MS, MAX_PRIORITY_WEIGHT, MODALITIES
-from synthesis.engines import ENGINE_NAMES
+from synthesis.engines import ENGINE_NAMES, engine_for_voice
 from synthesis.jobs import JobRequest
 from synthesis.media.video_options import VideoOptionsError, validate_video_options
 from synthesis.models import Job
 from synthesis.segments import split_text
-from synthesis.voices import CUSTOM_PREFIX, engine_for_voice
 
 MAX_SEED = 2**32 - 1
 
@@ -111,7 +110,7 @@ class ControlEventSerializer(serializers.Serializer):
         if stray:
             raise serializers.ValidationError({stray[0]: [f"'{stray[0]}' does not belong in a {attrs['type']} event."]})
         voice = attrs.get("voice")
-        if voice is not None and not voice.startswith(CUSTOM_PREFIX) and engine_for_voice(voice) is None:
+        if voice is not None and engine_for_voice(voice) is None:
             raise serializers.ValidationError({"voice": [f"Unknown voice {voice!r}."]})
         return {"type": attrs["type"], "segment": attrs["segment"], needed: attrs[needed]}
 

@@ -31,13 +31,13 @@ from synthesis.api.serializers import (
     errors,
 )
 from synthesis.control import MODALITIES
-from synthesis.engines import default_engine_name
+from synthesis.engines import ENGINE_NAMES, default_engine_name
 from synthesis.http.downloads import serve_artifact
 from synthesis.http.streaming import STREAM_FORMATS, streaming_response
 from synthesis.jobs import cancel_job, submit_job
 from synthesis.media import video_options
 from synthesis.models import Job
-from synthesis.voices import BARK_LANGUAGES, catalogue
+from synthesis.voices import catalogue
 
 JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 
@@ -118,8 +118,8 @@ def capabilities(request: Request) -> Response:
             "engines": engines,
             "voices": {
                 "count": len(voices),
-                "by_engine": {name: sum(v["engine"] == name for v in voices) for name in ("bark", "piper")},
-                "languages": sorted(BARK_LANGUAGES.values()),
+                "by_engine": {name: sum(v["engine"] == name for v in voices) for name in ENGINE_NAMES},
+                "languages": sorted({v["language"] for v in voices}),
                 "examples": [voices[0]["id"], voices[-1]["id"]],
             },
             "video": {"default_preset": video["default_video_preset"], "bounds": video["video_bounds"]},

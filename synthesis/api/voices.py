@@ -17,7 +17,7 @@ from synthesis.api.auth import submitter
 from synthesis.api.content import VoiceUploadParser
 from synthesis.api.limits import ReadRateThrottle, UploadRateThrottle
 from synthesis.api.serializers import errors
-from synthesis.engines.bark.prompts import VoicePromptError
+from synthesis.engines import CUSTOM_PREFIX, InvalidVoiceUpload, cloning_engine
 from synthesis.models import Voice
 from synthesis.voices import catalogue, create_voice_from_clip, create_voice_from_npz, delete_voice, owned_voices
 
@@ -33,7 +33,7 @@ class VoiceSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "engine", "source", "status", "error", "transcript", "created_at"]
 
     def get_engine(self, voice: Voice) -> str:
-        return "bark"
+        return cloning_engine().name
 
 
 class VoiceUploadSerializer(serializers.Serializer):
@@ -84,7 +84,7 @@ def voices(request: Request) -> Response:
             voice = create_voice_from_npz(data["name"], data["npz"].read(), **submitter(request))
         else:
             voice = create_voice_from_clip(data["name"], data["clip"].read(), data["transcript"], **submitter(request))
-    except VoicePromptError as exc:
+    except InvalidVoiceUpload as exc:
         raise ValidationError({"npz" if data.get("npz") else "clip": [str(exc)]}) from None
     code = status.HTTP_201_CREATED if voice.status == Voice.Status.READY else status.HTTP_202_ACCEPTED
     return Response(VoiceSerializer(voice).data, status=code)
@@ -110,12 +110,12 @@ def voices(request: Request) -> Response:
 @throttle_classes([ReadRateThrottle])
 def voice_detail(request: Request, voice_id: str) -> Response:
     try:
-        pk = uuid.UUID(voice_id.removeprefix("custom/"))
+        pk = uuid.UUID(voice_id.removeprefix(CUSTOM_PREFIX))
     except ValueError:
-        raise NotFound(f"There is no voice {voice_id!r}: voice ids are custom/<uuid>.") from None
+        raise NotFound(f"There is no voice {voice_id!r}: voice ids are {CUSTOM_PREFIX}<uuid>.") from None
     voice = owned_voices(**submitter(request)).filter(pk=pk).first()
     if voice is None:
-        raise NotFound(f"There is no voice custom/{pk} of yours.")
+        raise NotFound(f"There is no voice {CUSTOM_PREFIX}{pk} of yours.")
     if request.method == "DELETE":
         delete_voice(voice)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,6 +1,6 @@
 """Bark through transformers: text -> semantic tokens -> coarse/fine EnCodec codes -> 24 kHz audio, stage by stage.
 
-The stages (bark_stages) run one job's segments in batches of one voice, carry the first segment's voice to the
+The stages (stages.py) run one job's segments in batches of one voice, carry the first segment's voice to the
 rest when no preset is given, and run the fine stage on real lengths. torch and transformers are imported lazily,
 so this module imports anywhere and `health()` can say why Bark cannot run instead of breaking the process.
 """
@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 
 from synthesis.engines import (
+    CUSTOM_PREFIX,
+    CatalogueVoice,
     Engine,
     EngineFailed,
     EngineHealth,
@@ -27,16 +30,15 @@ from synthesis.engines import (
     SegmentCallback,
     SynthesisOptions,
 )
+from synthesis.engines.bark import presets, prompts
 from synthesis.engines.bark.prompts import PROMPT_KEYS, VoicePromptError, validate_prompt
 from synthesis.engines.bark.stages import BarkStages, BarkTokens, Sampling
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_HUB_MODEL = "suno/bark-small"
-DEFAULT_VOICE = "v2/en_speaker_6"
 DEFAULT_SAMPLE_RATE = 24_000
 SPEAKER_EMBEDDINGS_JSON = "speaker_embeddings_path.json"
-CUSTOM_PREFIX = "custom/"
 # Segments per batch. The autoregressive stages read their weights once per step for the whole batch; but a batch's
 # audio arrives only after its coarse stage ends (streaming) and a short segment waits for the longest in its batch.
 # Measured at bark-small size on 2 CPU cores, 150 tokens a segment: batch 4 halves the semantic stage's time per
@@ -87,6 +89,11 @@ class SegmentRun:
 
 class BarkEngine(Engine):
     name = "bark"
+    clones_voices = True
+
+    @classmethod
+    def from_settings(cls) -> BarkEngine:
+        return cls(model=settings.BARK_MODEL, device=settings.BARK_DEVICE, mode=settings.BARK_MODELS_AVAILABLE)
 
     def __init__(self, model: str, device: str, mode: str, fine_full_window: bool = False) -> None:
         self._model_id = model
@@ -318,10 +325,20 @@ class BarkEngine(Engine):
         return list(self._voice_names)
 
     def default_voice(self) -> str:
+        """v2/en_speaker_6, unless the checkpoint is known to lack it (then its first preset)."""
         voices = self.voices()
-        if DEFAULT_VOICE in voices:
-            return DEFAULT_VOICE
-        return voices[0] if voices else ""
+        if not voices or presets.DEFAULT_VOICE in voices:
+            return presets.DEFAULT_VOICE
+        return voices[0]
+
+    def catalogue(self) -> list[CatalogueVoice]:
+        return [
+            CatalogueVoice(preset, self.name, presets.language_of(preset), f"Speaker {preset[-1]}")
+            for preset in presets.PRESETS
+        ]
+
+    def voice_for_alias(self, alias: str) -> str:
+        return presets.OPENAI_VOICES.get(alias, self.default_voice())
 
     def _voice_prompt(self, voice: str | None, options: SynthesisOptions) -> dict[str, np.ndarray] | None:
         """The speaker prompt arrays of `voice`: an uploaded voice from `options.voice_prompts`, a preset, or none."""
@@ -341,9 +358,9 @@ class BarkEngine(Engine):
                 f"Unknown Bark voice preset {voice!r}; this checkpoint has {len(voices)} v2 presets{example}."
             )
         try:
-            # The processor resolves the preset's files in the checkpoint (or its hub cache) and checks them.
-            preset = self._processor._load_voice_preset(voice)
-            self._processor._validate_voice_preset_dict(preset)
+            # The processor resolves the preset's files in the checkpoint (or its hub cache) and checks them; the
+            # text is tokenized too, which an empty text makes cheap.
+            preset = self._processor("", voice_preset=voice, return_tensors="np")["history_prompt"]
         except (OSError, ValueError, TypeError) as exc:
             raise EngineFailed(f"Bark voice preset {voice!r} cannot be read: {exc}") from exc
         return {key: np.asarray(preset[key], dtype=np.int64) for key in PROMPT_KEYS}
@@ -415,7 +432,21 @@ class BarkEngine(Engine):
         except Exception as exc:  # shape errors, bad prompts, device errors: all fail this job, not the worker
             raise EngineFailed(f"Bark generation failed: {type(exc).__name__}: {exc}") from exc
 
-    # --- voice cloning --------------------------------------------------------------------------------
+    # --- uploaded voices and cloning -------------------------------------------------------------------
+
+    def read_voice_file(self, data: bytes) -> dict[str, np.ndarray]:
+        return prompts.prompt_from_npz(data)
+
+    def write_voice_file(self, prompt: dict[str, np.ndarray]) -> bytes:
+        return prompts.save_prompt(prompt)
+
+    def check_clip(self, clip: bytes, transcript: str) -> str:
+        prompts.check_transcript(transcript)
+        return prompts.check_clip(clip)
+
+    def clone_voice(self, clip: bytes, transcript: str) -> dict[str, np.ndarray]:
+        """A prompt from a reference clip (see `prompts.prompt_from_clip`), with this engine's codec and text model."""
+        return prompts.prompt_from_clip(clip, transcript, self.encode_clip, self.semantic_tokens)
 
     def encode_clip(self, waveform: np.ndarray) -> np.ndarray:
         """EnCodec codes (8, frames) of a 24 kHz mono float32 clip, from Bark's own codec at 6 kbps."""

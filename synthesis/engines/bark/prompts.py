@@ -1,10 +1,11 @@
 """Bark speaker prompts from uploads: a ready `.npz` preset, or a reference clip plus its transcript.
 
 A prompt is three integer arrays: `semantic_prompt` (T,) with tokens 0..9999 at 49.9 Hz, `coarse_prompt` (2, F) and
-`fine_prompt` (8, F) with EnCodec codes 0..1023 at 75 Hz over the same span (F ~ T * 75 / 49.9). Everything here is a
-pure function over bytes: uploads are hostile until checked, so nothing is unpickled, archives are measured before
-they are read, and audio is decoded by ffmpeg in a subprocess with a time limit. A user's mistake raises
-VoicePromptError with a reason meant for that user.
+`fine_prompt` (8, F) with EnCodec codes 0..1023 at 75 Hz over the same span (F ~ T * 75 / 49.9); docs/bark-tokens.md
+says where these numbers come from. Everything here is a pure function over bytes (cloning takes the engine's two
+model calls as arguments; this module never imports the engine): uploads are hostile until checked, so nothing is
+unpickled, archives are measured before they are read, and audio is decoded by ffmpeg in a subprocess with a time
+limit. A user's mistake raises VoicePromptError with a reason meant for that user.
 """
 
 from __future__ import annotations
@@ -16,14 +17,13 @@ import re
 import subprocess
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from synthesis.engines.bark.engine import BarkEngine
+from synthesis.engines import InvalidVoiceUpload
 
 PROMPT_KEYS = ("semantic_prompt", "coarse_prompt", "fine_prompt")
 SEMANTIC_VOCAB = 10_000
@@ -31,7 +31,8 @@ CODEBOOK_SIZE = 1_024
 CODEBOOK_ROWS = {"coarse_prompt": 2, "fine_prompt": 8}
 SEMANTIC_RATE_HZ = 49.9
 FRAME_RATE_HZ = 75
-MIN_SEMANTIC_TOKENS = 8
+# A prompt shorter than this says too little about a voice to be worth keeping.
+MIN_PROMPT_SEMANTIC_TOKENS = 8
 MAX_SEMANTIC_TOKENS = 1_024
 # Prompts made elsewhere may round differently; a few frames or a few percent off is still the same span.
 FRAME_TOLERANCE = 3
@@ -52,7 +53,7 @@ MAX_TRANSCRIPT_CHARS = 1_000
 _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 
 
-class VoicePromptError(ValueError):
+class VoicePromptError(InvalidVoiceUpload):
     """The upload cannot become a voice; the message says why, for the person who uploaded it."""
 
 
@@ -94,9 +95,10 @@ def validate_prompt(arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
             raise VoicePromptError(f"{key} holds values outside 0..{limit - 1}.")
         prompt[key] = array.astype(np.int64)
     tokens, frames = prompt["semantic_prompt"].shape[0], prompt["fine_prompt"].shape[1]
-    if not MIN_SEMANTIC_TOKENS <= tokens <= MAX_SEMANTIC_TOKENS:
+    if not MIN_PROMPT_SEMANTIC_TOKENS <= tokens <= MAX_SEMANTIC_TOKENS:
         raise VoicePromptError(
-            f"semantic_prompt has {tokens} tokens; a prompt holds {MIN_SEMANTIC_TOKENS} to {MAX_SEMANTIC_TOKENS}."
+            f"semantic_prompt has {tokens} tokens; "
+            f"a prompt holds {MIN_PROMPT_SEMANTIC_TOKENS} to {MAX_SEMANTIC_TOKENS}."
         )
     if prompt["coarse_prompt"].shape[1] != frames:
         raise VoicePromptError(
@@ -265,8 +267,14 @@ def _clip_waveform(data: bytes) -> np.ndarray:
     return waveform
 
 
-def prompt_from_clip(data: bytes, transcript: str, engine: BarkEngine) -> dict[str, np.ndarray]:
-    """A prompt cloned from a 2-30 s reference clip and the words spoken in it.
+def prompt_from_clip(
+    data: bytes,
+    transcript: str,
+    encode: Callable[[np.ndarray], np.ndarray],
+    semantic_tokens: Callable[[str, int], np.ndarray],
+) -> dict[str, np.ndarray]:
+    """A prompt cloned from a 2-30 s reference clip and the words spoken in it; `encode` and `semantic_tokens` are
+    the engine's codec and text model (`BarkEngine.clone_voice` passes its own).
 
     The clip's EnCodec codes (Bark's own codec, 8 codebooks) give the fine prompt and its first two rows the coarse
     prompt. Bark has no audio-to-semantic model, so the transcript through Bark's text model, greedily and as many
@@ -277,12 +285,12 @@ def prompt_from_clip(data: bytes, transcript: str, engine: BarkEngine) -> dict[s
     waveform = _clip_waveform(data)
     seconds = len(waveform) / CLIP_SAMPLE_RATE
     tokens = min(round(seconds * SEMANTIC_RATE_HZ), MAX_CLIP_SEMANTIC_TOKENS)
-    codes = engine.encode_clip(waveform)
+    codes = encode(waveform)
     frames = min(codes.shape[1], math.floor(_frames_for(tokens)))
     fine = codes[:, -frames:]
     return validate_prompt(
         {
-            "semantic_prompt": engine.semantic_tokens(transcript, tokens),
+            "semantic_prompt": semantic_tokens(transcript, tokens),
             "coarse_prompt": fine[:2].copy(),
             "fine_prompt": fine.copy(),
         }

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from synthesis.engines import Engine, EngineFailed, EngineHealth, EngineUnavailable, SegmentCallback, SynthesisOptions
+from synthesis.engines import (
+    CatalogueVoice,
+    Engine,
+    EngineFailed,
+    EngineHealth,
+    EngineUnavailable,
+    SegmentCallback,
+    SynthesisOptions,
+)
 
 VOICE_ID = "piper/en_US-joe-medium"
 
@@ -75,6 +83,9 @@ class PiperEngine(Engine):
 
     def default_voice(self) -> str:
         return VOICE_ID
+
+    def catalogue(self) -> list[CatalogueVoice]:
+        return [CatalogueVoice(VOICE_ID, self.name, "English", "Joe (Piper, US)")]
 
     def synthesize(
         self, segments: list[str], options: SynthesisOptions, on_segment: SegmentCallback | None = None

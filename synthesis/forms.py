@@ -9,17 +9,17 @@ from django.conf import settings
 from django.core.validators import MaxLengthValidator
 
 from synthesis.engines import ENGINE_NAMES, EngineHealth, cloning_engine
-from synthesis.jobs import JobRequest
+from synthesis.jobs import MAX_SEED, TEMPERATURE_RANGE, JobRequest
 from synthesis.media.video_options import PRESETS
 from synthesis.models import Voice
 from synthesis.voices import catalogue
 
+LOWEST, HIGHEST = TEMPERATURE_RANGE
 TEMPERATURE_ERRORS = {
-    "min_value": "Use a temperature from 0 to 1.5.",
-    "max_value": "Use a temperature from 0 to 1.5.",
+    "min_value": f"Use a temperature from {LOWEST:g} to {HIGHEST:g}.",
+    "max_value": f"Use a temperature from {LOWEST:g} to {HIGHEST:g}.",
     "invalid": "Enter a number such as 0.7.",
 }
-MAX_SEED = 2**32 - 1
 
 
 def voice_choices(user) -> list[tuple[str, object]]:
@@ -67,8 +67,8 @@ class JobForm(forms.Form):
     )
     text_temp = forms.FloatField(
         label="Text temperature",
-        min_value=0,
-        max_value=1.5,
+        min_value=LOWEST,
+        max_value=HIGHEST,
         initial=0.7,
         widget=forms.NumberInput(attrs={"step": "0.05"}),
         error_messages=TEMPERATURE_ERRORS,
@@ -76,8 +76,8 @@ class JobForm(forms.Form):
     )
     waveform_temp = forms.FloatField(
         label="Waveform temperature",
-        min_value=0,
-        max_value=1.5,
+        min_value=LOWEST,
+        max_value=HIGHEST,
         initial=0.7,
         widget=forms.NumberInput(attrs={"step": "0.05"}),
         error_messages=TEMPERATURE_ERRORS,

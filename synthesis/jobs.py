@@ -24,11 +24,15 @@ from synthesis.artifacts import UnsafeOutputPath, safe_prefix
 from synthesis.control import ControlError, apply_events, priority
 from synthesis.engines import CUSTOM_PREFIX, EngineUnavailable, engine_for_voice, get_engine, planning_engine_name
 from synthesis.models import ApiKey, Job, Voice
+from synthesis.plans import JobPlan
 from synthesis.segments import split_text
 from synthesis.voices import owned_voices
 
 logger = logging.getLogger(__name__)
 
+# What a request may ask for; the forms, serializers and the command line offer these same bounds.
+TEMPERATURE_RANGE = (0.0, 1.5)
+MAX_SEED = 2**32 - 1
 # Speech pace used for plans' duration estimates (characters per second of audio).
 CHARS_PER_SECOND = 14.0
 # A worker that has not touched its running job's heartbeat for this long is gone.
@@ -78,21 +82,39 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
 
     `inline` is for callers that run the job themselves right away (`manage.py synthesize`): the job is
     returned already claimed (running), never handed to the workers, and queue admission does not apply."""
+    _check_limits(request)
     engine_name, can_run = _choose_engine(request)
-    voice = _check_voice(request.voice or get_engine(engine_name).default_voice(), engine_name, owner, api_key)
-    prefix = _check_output_path(request.output_path)
-    segments = split_text(request.prompt)
-    if not segments:
-        raise InvalidRequest("prompt", "The prompt is blank: write some text to speak.")
-    if len(request.prompt) > settings.BARK_MAX_PROMPT_CHARS:
-        raise InvalidRequest(
-            "prompt", f"The prompt has {len(request.prompt)} characters; the limit is {settings.BARK_MAX_PROMPT_CHARS}."
-        )
+    plan = make_plan(request, engine_name, owner, api_key)
     dry_run = (not can_run) if request.dry_run is None else request.dry_run
     if not dry_run and not can_run:
         raise EngineUnavailable(f"The {engine_name} engine cannot run: {get_engine(engine_name).health().reason}")
+    job = Job(
+        prompt=request.prompt,
+        caption_text=request.caption_text,
+        voice=plan.voice,
+        engine=plan.engine,
+        model=plan.model,
+        params=plan.params_json(),
+        plan=plan.plan_json(),
+        priority=plan.priority,
+        output_prefix=plan.output_prefix,
+        owner=owner if getattr(owner, "is_authenticated", False) else None,
+        api_key=api_key,
+        input_hash=_input_hash(request, plan),
+    )
+    if dry_run:
+        job.status = Job.Status.PLANNED
+        job.save()
+        return job
+    return _admit(job, fresh=request.fresh, inline=inline)
 
+
+def make_plan(request: JobRequest, engine_name: str, owner, api_key: ApiKey | None) -> JobPlan:
+    """What `request` will do on `engine_name`: its voices checked, its text split, its events applied."""
     engine = get_engine(engine_name)
+    voice = _check_voice(request.voice or engine.default_voice(), engine_name, owner, api_key)
+    prefix = _check_output_path(request.output_path)
+    segments = split_text(request.prompt)
     render_video = request.render_video or "video" in request.modalities
     modalities = sorted(set(request.modalities) | ({"video"} if render_video else set()))
     try:
@@ -105,60 +127,37 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
         job_priority = priority(request.routing_priorities, modalities)
     except ControlError as exc:
         raise InvalidRequest("routing_priorities", str(exc)) from None
-    params = {
-        "text_temp": request.text_temp,
-        "waveform_temp": request.waveform_temp,
-        "seed": request.seed,
-        "modalities": modalities,
-        "render_video": render_video,
-        "video": request.video,
-        "control_events": request.control_events,
-        "routing_priorities": request.routing_priorities,
-        "fresh": request.fresh,
-    }
-    plan = {
-        "engine": engine_name,
-        "model": engine.model_id,
-        "voice": voice,
-        "segments": applied.segments,
-        "segment_count": len(segments),
-        "segment_voices": applied.segment_voices,
-        "pauses_ms": {str(index): ms for index, ms in applied.pauses_ms.items()},  # JSON keys are strings
-        "estimated_duration_s": round(len(request.prompt) / CHARS_PER_SECOND, 1),
-        "modalities": modalities,
-        "render_video": render_video,
-        "video": request.video or None,
-        "control_events": request.control_events,
-        "routing_priorities": request.routing_priorities,
-        "priority": job_priority,
-        "output_prefix": prefix,
-    }
-    job = Job(
-        prompt=request.prompt,
-        caption_text=request.caption_text,
-        voice=voice,
+    return JobPlan(
         engine=engine_name,
         model=engine.model_id,
-        params=params,
-        plan=plan,
-        priority=job_priority,
+        voice=voice,
+        segments=applied.segments,
+        segment_voices=applied.segment_voices,
+        pauses_ms=applied.pauses_ms,
+        text_temp=request.text_temp,
+        waveform_temp=request.waveform_temp,
+        seed=request.seed,
+        modalities=modalities,
+        render_video=render_video,
+        video=request.video,
         output_prefix=prefix,
-        owner=owner if getattr(owner, "is_authenticated", False) else None,
-        api_key=api_key,
-        input_hash=_input_hash(request, engine_name, engine.model_id, voice),
+        priority=job_priority,
+        estimated_duration_s=round(len(request.prompt) / CHARS_PER_SECOND, 1),
+        control_events=request.control_events,
+        routing_priorities=request.routing_priorities,
+        fresh=request.fresh,
     )
-    if dry_run:
-        job.status = Job.Status.PLANNED
-        job.save()
-        return job
 
+
+def _admit(job: Job, *, fresh: bool, inline: bool) -> Job:
+    """Record a real submission: reuse an identical completed job's files, or queue it if there is room."""
     with transaction.atomic():
         _lock_queue()
-        original = _find_duplicate(job) if not request.fresh else None
+        original = _find_duplicate(job) if not fresh else None
         if original is not None:
             _copy_results(job, original)
             job.save()
-            hooks.emit("submitted", job_id=str(job.id), engine=engine_name, deduplicated_from=str(original.id))
+            hooks.emit("submitted", job_id=str(job.id), engine=job.engine, deduplicated_from=str(original.id))
             return job
         waiting = Job.objects.filter(status=Job.Status.QUEUED).count()
         if waiting >= settings.BARK_MAX_QUEUE_SIZE and not inline:
@@ -171,7 +170,7 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
             job.claim()  # in this transaction: no worker ever sees it queued
         else:
             enqueue(job)
-    hooks.emit("submitted", job_id=str(job.id), engine=engine_name, segments=len(segments))
+    hooks.emit("submitted", job_id=str(job.id), engine=job.engine, segments=len(job.get_plan().segments))
     return job
 
 
@@ -263,6 +262,24 @@ def estimate_wait_s(waiting: int) -> int:
 # --- validation helpers ----------------------------------------------------------------------------------
 
 
+def _check_limits(request: JobRequest) -> None:
+    """The bounds every surface shares (each also offers them in its own form, serializer or arguments)."""
+    limit = settings.BARK_MAX_PROMPT_CHARS
+    if not split_text(request.prompt):
+        raise InvalidRequest("prompt", "The prompt is blank: write some text to speak.")
+    if len(request.prompt) > limit:
+        raise InvalidRequest("prompt", f"The prompt has {len(request.prompt)} characters; the limit is {limit}.")
+    if len(request.caption_text) > limit:
+        raise InvalidRequest("caption_text", f"caption_text is limited to {limit} characters.")
+    low, high = TEMPERATURE_RANGE
+    for name in ("text_temp", "waveform_temp"):
+        value = getattr(request, name)
+        if not low <= value <= high:
+            raise InvalidRequest(name, f"Use a temperature from {low:g} to {high:g}; got {value:g}.")
+    if request.seed is not None and not 0 <= request.seed <= MAX_SEED:
+        raise InvalidRequest("seed", f"Use a seed from 0 to {MAX_SEED}; got {request.seed}.")
+
+
 def _choose_engine(request: JobRequest) -> tuple[str, bool]:
     """The engine that would run and whether it can run now."""
     implied = engine_for_voice(request.voice) if request.voice else None
@@ -309,22 +326,21 @@ def _check_output_path(output_path: str | None) -> str:
         raise InvalidRequest("output_path", str(exc)) from None
 
 
-def _input_hash(request: JobRequest, engine: str, model: str, voice: str) -> str:
+def _input_hash(request: JobRequest, plan: JobPlan) -> str:
     """Hash of the inputs that decide the output; empty without a seed (unseeded runs differ)."""
     if request.seed is None:
         return ""
-    render_video = request.render_video or "video" in request.modalities
     decisive = {
         "prompt": request.prompt,
-        "caption_text": request.caption_text if render_video else "",
-        "engine": engine,
-        "model": model,
-        "voice": voice,
+        "caption_text": request.caption_text if plan.render_video else "",
+        "engine": plan.engine,
+        "model": plan.model,
+        "voice": plan.voice,
         "text_temp": request.text_temp,
         "waveform_temp": request.waveform_temp,
         "seed": request.seed,
-        "render_video": render_video,
-        "video": request.video if render_video else {},
+        "render_video": plan.render_video,
+        "video": request.video if plan.render_video else {},
         "control_events": request.control_events,
     }
     return hashlib.sha256(json.dumps(decisive, sort_keys=True, default=str).encode()).hexdigest()

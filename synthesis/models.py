@@ -15,6 +15,7 @@ from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey
 
 from synthesis import engines
+from synthesis.plans import JobPlan
 
 
 class IllegalTransition(Exception):
@@ -178,12 +179,14 @@ class Job(models.Model):
         """0..1 across all stages; the video stage, when asked for, is counted as one more segment."""
         if self.status == self.Status.COMPLETED:
             return 1.0
-        total = self.segments_total + (1 if self.params.get("render_video") else 0)
+        total = self.segments_total + (1 if self.get_plan().render_video else 0)
         return min(self.segments_done / total, 1.0) if total else 0.0
 
-    def pauses_ms(self) -> dict[int, int]:
-        """Silences set by pause events, by segment index (JSON stores the keys as strings)."""
-        return {int(index): ms for index, ms in self.plan.get("pauses_ms", {}).items()}
+    def get_plan(self) -> JobPlan:
+        """What this job will do, read back typed from the JSON `submit_job` stored."""
+        return JobPlan.from_json(
+            self.plan, self.params, engine=self.engine, model=self.model, voice=self.voice, prompt=self.prompt
+        )
 
     def segment_name(self, index: int) -> str:
         """Storage name of finished segment `index`, written while the job runs (for streaming)."""

@@ -220,7 +220,8 @@ def run_claimed_job(job: Job, on_progress: Callable[[int, int], None] | None = N
 
 
 def _run_claimed(job: Job, on_progress: Callable[[int, int], None] | None) -> None:
-    segments = job.plan.get("segments") or split_text(job.prompt)
+    plan = job.get_plan()
+    segments = plan.segments
     Job.objects.filter(pk=job.pk).update(segments_total=len(segments))
     job.segments_total = len(segments)
 
@@ -235,19 +236,18 @@ def _run_claimed(job: Job, on_progress: Callable[[int, int], None] | None) -> No
         return still_running
 
     t0 = time.monotonic()
-    pauses_s = {index: ms / 1000 for index, ms in job.pauses_ms().items()}
+    pauses_s = {index: ms / 1000 for index, ms in plan.pauses_ms.items()}
     result = synthesize_segments(segments, job.engine, job_options(job), on_segment, pauses_s)
     timings = {"audio_s": round(time.monotonic() - t0, 3)}
 
     store_artifact(job, "audio", "wav", lambda path: write_wav(path, result.sample_rate, result.waveform))
-    render = bool(job.params.get("render_video"))
-    if render or "captions" in job.params.get("modalities", []):
+    if plan.wants_captions:
         cues = build_cues(caption_parts(result.segments, result.spans, job.caption_text), result.spans)
         store_artifact(job, "captions_srt", "srt", lambda path: path.write_text(to_srt(cues), encoding="utf-8"))
         store_artifact(job, "captions_vtt", "vtt", lambda path: path.write_text(to_vtt(cues), encoding="utf-8"))
-    if render:
+    if plan.render_video:
         timings["video_s"] = _render_job_video(job, result, cues, timings)
-    metadata = _metadata(result, job.params, timings, job_id=str(job.id), voice=job.voice)
+    metadata = _metadata(result, plan.params_json(), timings, job_id=str(job.id), voice=job.voice)
     store_artifact(job, "metadata", "json", lambda path: path.write_text(json.dumps(metadata, indent=2)))
 
     finished = job.transition(
@@ -270,8 +270,7 @@ def _render_job_video(job: Job, result: AudioResult, cues: list[Cue], timings: d
         raise SynthesisCancelled("The job was cancelled before its video was rendered.")
     t0 = time.monotonic()
     try:
-        options = validate_video_options(job.params.get("video"))
-        background = _background_path(job.params.get("video_background"))
+        options = validate_video_options(job.get_plan().video)
         store_artifact(
             job,
             "video",
@@ -282,7 +281,6 @@ def _render_job_video(job: Job, result: AudioResult, cues: list[Cue], timings: d
                 cues,
                 options,
                 path,
-                background_image=background,
                 should_continue=job.record_progress,  # False once the job is cancelled
             ),
         )
@@ -309,27 +307,15 @@ def _made(job: Job, result: AudioResult) -> dict:
     }
 
 
-def _background_path(name: str | None) -> Path | None:
-    """An uploaded background image's storage name (set by the server, never by a client) as a path that
-    stays inside BARK_OUTPUT_ROOT."""
-    if not name:
-        return None
-    root = Path(settings.MEDIA_ROOT).resolve()
-    path = (root / name).resolve()
-    if not path.is_relative_to(root):
-        raise VideoRenderError("The background image lies outside BARK_OUTPUT_ROOT.")
-    return path
-
-
 def job_options(job: Job) -> SynthesisOptions:
-    params = job.params
-    segment_voices = job.plan.get("segment_voices") or None
+    plan = job.get_plan()
+    segment_voices = plan.segment_voices or None
     custom = {voice for voice in [job.voice, *(segment_voices or [])] if voice and voice.startswith(CUSTOM_PREFIX)}
     return SynthesisOptions(
         voice=job.voice or None,
-        text_temp=params.get("text_temp", 0.7),
-        waveform_temp=params.get("waveform_temp", 0.7),
-        seed=params.get("seed"),
+        text_temp=plan.text_temp,
+        waveform_temp=plan.waveform_temp,
+        seed=plan.seed,
         segment_voices=segment_voices,
         voice_prompts={voice: _voice_prompt(voice) for voice in custom},
     )

@@ -74,7 +74,7 @@ def job_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     job = _own_job(request, pk)
     context = {
         "job": job,
-        "plan": plan_of(job),
+        "plan": job.get_plan(),
         "state": describe(job),
         "artifacts": artifact_links(job),
         "timeline": timeline(job),
@@ -136,7 +136,7 @@ def _own_job(request: HttpRequest, pk: uuid.UUID) -> Job:
 def describe(job: Job) -> dict[str, Any]:
     """The job's state in words and numbers: the status JSON, and the job page's first render."""
     # Before a worker starts, the plan knows how many segments there will be.
-    done, total = job.segments_done, job.segments_total or len(job.plan.get("segments", []))
+    done, total = job.segments_done, job.segments_total or len(job.get_plan().segments)
     if job.status == Job.Status.QUEUED:
         ahead = (
             Job.objects.filter(status=Job.Status.QUEUED)
@@ -172,12 +172,6 @@ def describe(job: Job) -> dict[str, Any]:
         "error": job.error,
         "duration_s": job.duration_s,
     }
-
-
-def plan_of(job: Job) -> dict[str, Any]:
-    """The job's plan, completed from the job's own fields for rows recorded without one."""
-    known = {"engine": job.engine, "model": job.model, "voice": job.voice, "segments": [job.prompt]}
-    return {**known, **job.plan}
 
 
 def artifact_links(job: Job) -> list[dict[str, Any]]:

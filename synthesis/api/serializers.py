@@ -19,12 +19,10 @@ from rest_framework import serializers
 
 from synthesis.control import BARK_CUES, MAX_EVENTS, MAX_PAUSE_MS, MAX_PRIORITY_WEIGHT, MODALITIES
 from synthesis.engines import ENGINE_NAMES, engine_for_voice
-from synthesis.jobs import JobRequest
+from synthesis.jobs import MAX_SEED, TEMPERATURE_RANGE, JobRequest
 from synthesis.media.video_options import VideoOptionsError, validate_video_options
 from synthesis.models import Job
 from synthesis.segments import split_text
-
-MAX_SEED = 2**32 - 1
 
 
 def within_prompt_limit(value: str, name: str) -> str:
@@ -34,6 +32,9 @@ def within_prompt_limit(value: str, name: str) -> str:
             f"The {name} has {len(value)} characters; the limit is {settings.BARK_MAX_PROMPT_CHARS}."
         )
     return value
+
+
+LOWEST, HIGHEST = TEMPERATURE_RANGE
 
 
 class StrictCharField(serializers.CharField):
@@ -129,8 +130,12 @@ class SynthesisRequestSerializer(serializers.Serializer):
         required=False, allow_null=True, allow_blank=True, trim_whitespace=False, max_length=300,
         help_text="Artifact file prefix, relative, below the job's own directory ('chapter1/intro').",
     )  # fmt: skip
-    text_temp = StrictFloatField(required=False, default=0.7, min_value=0.0, max_value=1.5)
-    waveform_temp = StrictFloatField(required=False, default=0.7, min_value=0.0, max_value=1.5)
+    text_temp = StrictFloatField(
+        required=False, default=0.7, min_value=TEMPERATURE_RANGE[0], max_value=TEMPERATURE_RANGE[1]
+    )
+    waveform_temp = StrictFloatField(
+        required=False, default=0.7, min_value=TEMPERATURE_RANGE[0], max_value=TEMPERATURE_RANGE[1]
+    )
     voice = StrictCharField(
         required=False, allow_null=True, allow_blank=True, max_length=200, help_text="e.g. v2/en_speaker_6"
     )

@@ -34,7 +34,7 @@ from synthesis.control import MODALITIES
 from synthesis.engines import ENGINE_NAMES, default_engine_name
 from synthesis.http.downloads import serve_artifact
 from synthesis.http.streaming import STREAM_FORMATS, streaming_response
-from synthesis.jobs import cancel_job, submit_job
+from synthesis.jobs import MAX_SEED, TEMPERATURE_RANGE, cancel_job, submit_job
 from synthesis.media import video_options
 from synthesis.models import Job
 from synthesis.voices import catalogue
@@ -129,8 +129,8 @@ def capabilities(request: Request) -> Response:
                 "rate_limit_per_min": settings.BARK_RATE_LIMIT_PER_MIN,
                 "max_queue_size": settings.BARK_MAX_QUEUE_SIZE,
                 "max_concurrency": settings.BARK_MAX_CONCURRENCY,
-                "temperature": [0.0, 1.5],
-                "seed": [0, 2**32 - 1],
+                "temperature": list(TEMPERATURE_RANGE),
+                "seed": [0, MAX_SEED],
             },
             "auth": {
                 "mode": "open" if api_is_open() else "key",

@@ -21,10 +21,10 @@ from scipy.io import wavfile
 from scipy.signal import resample_poly
 
 from synthesis.media.audio import SEGMENT_PAUSE_S, to_pcm16
+from synthesis.media.transcode import PCM_SAMPLE_RATE
 from synthesis.models import Job
 
 STREAM_FORMATS = {"wav": "audio/wav", "pcm": "audio/pcm", "mp3": "audio/mpeg"}
-PCM_SAMPLE_RATE = 24_000  # OpenAI's `pcm` is 16-bit mono at 24 kHz
 POLL_S = 0.2
 
 
@@ -55,7 +55,7 @@ def _follow(job_id: str, timeout_s: float) -> Iterator[tuple[np.ndarray, int]]:
         if job.status == Job.Status.COMPLETED and sent == 0:
             yield _read_wav(job, job.audio.name)
             return
-        pauses_ms = job.pauses_ms()
+        pauses_ms = job.get_plan().pauses_ms
         while sent < job.segments_done:
             samples, rate = _read_wav(job, job.segment_name(sent))
             is_last = sent == job.segments_total - 1

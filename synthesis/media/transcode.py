@@ -9,16 +9,16 @@ from pathlib import Path
 
 import imageio_ffmpeg
 
-# response_format -> (content type, ffmpeg output arguments). pcm is OpenAI's raw 24 kHz 16-bit mono.
+PCM_SAMPLE_RATE = 24_000  # OpenAI's `pcm` is raw 16-bit mono at 24 kHz
+# response_format -> (content type, ffmpeg output arguments).
 FORMATS: dict[str, tuple[str, list[str]]] = {
     "mp3": ("audio/mpeg", ["-c:a", "libmp3lame", "-b:a", "128k", "-f", "mp3"]),
     "opus": ("audio/ogg", ["-c:a", "libopus", "-b:a", "64k", "-ar", "48000", "-f", "ogg"]),
     "aac": ("audio/aac", ["-c:a", "aac", "-b:a", "128k", "-f", "adts"]),
     "flac": ("audio/flac", ["-c:a", "flac", "-f", "flac"]),
     "wav": ("audio/wav", ["-c:a", "pcm_s16le", "-f", "wav"]),
-    "pcm": ("audio/pcm", ["-c:a", "pcm_s16le", "-ar", "24000", "-f", "s16le"]),
+    "pcm": ("audio/pcm", ["-c:a", "pcm_s16le", "-ar", str(PCM_SAMPLE_RATE), "-f", "s16le"]),
 }
-PCM_SAMPLE_RATE = 24000
 TIMEOUT_S = 300
 
 

@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from synthesis.engines import ENGINE_NAMES, EngineUnavailable
-from synthesis.jobs import InvalidRequest, JobRequest, QueueFull, submit_job
+from synthesis.jobs import TEMPERATURE_RANGE, InvalidRequest, JobRequest, QueueFull, submit_job
 from synthesis.media.video_options import PRESETS
 from synthesis.models import Job
 from synthesis.pipeline import run_claimed_job
@@ -24,7 +24,7 @@ from synthesis.pipeline import run_claimed_job
 
 def temperature(value: str) -> float:
     number = float(value)
-    if not 0.0 <= number <= 1.5:
+    if not TEMPERATURE_RANGE[0] <= number <= TEMPERATURE_RANGE[1]:
         raise ValueError(value)
     return number
 
@@ -75,13 +75,13 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
 
         if options["enqueue"]:
-            self.stdout.write(f"Queued job {job.id} ({job.engine}, {len(job.plan['segments'])} segment(s)).")
+            self.stdout.write(f"Queued job {job.id} ({job.engine}, {len(job.get_plan().segments)} segment(s)).")
             if out is not None or video is not None:
                 self.stdout.write("--out and --video are ignored with --enqueue: download the job's files later.")
             return
 
         if job.status == Job.Status.RUNNING:  # claimed for us; a deduplicated job is already completed
-            with tqdm(total=len(job.plan["segments"]), unit="segment", desc=job.engine, disable=None) as bar:
+            with tqdm(total=len(job.get_plan().segments), unit="segment", desc=job.engine, disable=None) as bar:
                 run_claimed_job(job, on_progress=lambda done, _total: bar.update(done - bar.n))
             job.refresh_from_db()
         if job.status != Job.Status.COMPLETED:

@@ -121,11 +121,9 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Key or user")
     def requested_by(self, job: Job) -> str:
-        if job.api_key_id:
+        if job.api_key is not None:
             return format_html("key {} <code>{}</code>", job.api_key.name, job.api_key.prefix)
-        if job.owner_id:
-            return format_html("user {}", job.owner.get_username())
-        return "terminal"
+        return job.origin
 
     @admin.display(description="Submitted", ordering="submitted_at")
     def submitted(self, job: Job) -> str:
@@ -226,9 +224,13 @@ def _file_url(job: Job, name: str) -> str:
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(APIKeyModelAdmin):
-    list_display = ("name", "prefix", "created", "last_used_at", "rate_limit", "expiry_date", "_has_expired", "revoked")
+    list_display = (
+        "name", "prefix", "owner", "created", "last_used_at", "rate_limit", "expiry_date", "_has_expired", "revoked",
+    )  # fmt: skip
     list_filter = ("revoked", "created")
-    fields = ("name", "prefix", "rate_limit_per_min", "expiry_date", "revoked", "created", "last_used_at")
+    list_select_related = ("owner",)
+    fields = ("name", "prefix", "owner", "rate_limit_per_min", "expiry_date", "revoked", "created", "last_used_at")
+    autocomplete_fields = ("owner",)
     actions = ("revoke_keys",)
 
     def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ from synthesis.engines import ENGINE_NAMES, EngineHealth, cloning_engine
 from synthesis.jobs import MAX_SEED, TEMPERATURE_RANGE, JobRequest
 from synthesis.media.video_options import PRESETS
 from synthesis.models import Voice
+from synthesis.selectors import Caller, usable_voices
 from synthesis.voices import catalogue
 
 LOWEST, HIGHEST = TEMPERATURE_RANGE
@@ -31,7 +32,7 @@ def voice_choices(user) -> list[tuple[str, object]]:
         groups.setdefault(voice["language"], []).append((voice["id"], label))
     choices: list[tuple[str, object]] = [("", "Engine's default voice")]
     if getattr(user, "is_authenticated", False):
-        ready = Voice.objects.filter(owner=user, status=Voice.Status.READY)
+        ready = usable_voices(Caller.of(user)).filter(status=Voice.Status.READY)
         engine = cloning_engine().name.capitalize()
         own = [(v.voice_id, f"{v.name} · {engine}") for v in ready]
         if own:

@@ -10,7 +10,6 @@ import hashlib
 import json
 import logging
 import math
-import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -26,7 +25,7 @@ from synthesis.engines import CUSTOM_PREFIX, EngineUnavailable, engine_for_voice
 from synthesis.models import ApiKey, Job, Voice
 from synthesis.plans import JobPlan
 from synthesis.segments import split_text
-from synthesis.voices import owned_voices
+from synthesis.selectors import Caller, NotVisible, get_voice
 
 logger = logging.getLogger(__name__)
 
@@ -298,9 +297,10 @@ def _choose_engine(request: JobRequest) -> tuple[str, bool]:
 def _check_voice(voice: str, engine_name: str, owner, api_key: ApiKey | None, field: str = "voice") -> str:
     """`voice` if it exists for `engine_name` and the caller may use it, else InvalidRequest."""
     if voice.startswith(CUSTOM_PREFIX):
-        mine = owned_voices(owner, api_key).filter(pk=_uuid_or_none(voice[len(CUSTOM_PREFIX) :])).first()
-        if mine is None:
-            raise InvalidRequest(field, f"There is no voice {voice!r} of yours; list yours at /api/voices.")
+        try:
+            mine = get_voice(Caller.of(owner, api_key), voice)
+        except NotVisible:
+            raise InvalidRequest(field, f"There is no voice {voice!r} of yours; list yours at /api/voices.") from None
         if mine.status != Voice.Status.READY:
             raise InvalidRequest(field, f"The voice {voice!r} is {mine.status}, not ready. {mine.error}".strip())
     implied = engine_for_voice(voice)
@@ -310,13 +310,6 @@ def _check_voice(voice: str, engine_name: str, owner, api_key: ApiKey | None, fi
     if implied != engine_name:
         raise InvalidRequest(field, f"The voice {voice!r} belongs to the {implied} engine, not {engine_name}.")
     return voice
-
-
-def _uuid_or_none(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
 
 
 def _check_output_path(output_path: str | None) -> str:

@@ -29,6 +29,14 @@ class ApiKey(AbstractAPIKey):
         null=True, blank=True, help_text="Requests per minute for this key. Empty: BARK_RATE_LIMIT_PER_MIN."
     )
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="api_keys",
+        help_text="The user who sees this key's jobs and voices in the web UI. Empty: nobody but staff.",
+    )
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "API key"
@@ -169,6 +177,15 @@ class Job(models.Model):
         for name, value in fields.items():
             setattr(self, name, value)
         return updated == 1
+
+    @property
+    def origin(self) -> str:
+        """Who asked, in words: the key, the user, or neither (the CLI, the open API or the shared key)."""
+        if self.api_key_id is not None and self.api_key is not None:
+            return f"key {self.api_key.name}"
+        if self.owner_id is not None and self.owner is not None:
+            return f"user {self.owner.get_username()}"
+        return "no key (CLI, open API or BARK_API_KEY)"
 
     @property
     def is_finished(self) -> bool:

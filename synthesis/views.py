@@ -1,5 +1,6 @@
-"""The web UI: plain function views over `synthesis.jobs`. Every job view looks the job up through the
-signed-in user, so another user's job is a 404, never a 403 that confirms it exists."""
+"""The web UI: plain function views over `synthesis.jobs`. Every job view looks the job up through
+`synthesis.selectors` (the user's own jobs, their keys' jobs, every job for staff), so any other job is a 404,
+never a 403 that confirms it exists."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from synthesis import selectors
 from synthesis.engines import EngineUnavailable, all_health, default_engine_name
 from synthesis.forms import JobForm
 from synthesis.http.downloads import serve_artifact
@@ -62,8 +65,8 @@ def job_new(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def job_list(request: HttpRequest) -> HttpResponse:
-    """The user's jobs, newest first. Dry runs are left out: their plan was shown when they were made."""
-    jobs = Job.objects.filter(owner=request.user).exclude(status=Job.Status.PLANNED)
+    """The jobs the user may see, newest first, without dry runs (their plan was shown when they were made)."""
+    jobs = selectors.job_list(_caller(request)).select_related("owner", "api_key")
     page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "synthesis/job_list.html", {"page": page})
 
@@ -92,22 +95,18 @@ def job_status(request: HttpRequest, pk: uuid.UUID) -> JsonResponse:
 @login_required
 @require_GET
 def job_file(request: HttpRequest, pk: uuid.UUID, name: str) -> HttpResponseBase:
-    """One artifact, for its owner and for staff (the admin's player and links use this view too)."""
-    job = get_object_or_404(Job, pk=pk) if request.user.is_staff else _own_job(request, pk)
-    field = Job.ARTIFACT_FIELDS.get(name)
-    file = getattr(job, field) if field else None
-    if not file:
-        raise Http404("This job has no such file.")
+    """One artifact of a job the user may see (staff see all: the admin's player and links use this view too)."""
     try:
-        return serve_artifact(request, file, as_attachment="download" in request.GET)
-    except FileNotFoundError:
-        raise Http404("The file is gone (purged, or its storage is unavailable).") from None
+        file = selectors.get_artifact(_own_job(request, pk), name)
+    except selectors.NotVisible as exc:
+        raise Http404(str(exc)) from None
+    return serve_artifact(request, file, as_attachment="download" in request.GET)
 
 
 @login_required
 @require_POST
 def job_cancel(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
-    job = _own_job(request, pk)
+    job = _operable_job(request, pk)
     if cancel_job(job):
         messages.success(request, "The job was cancelled.")
     else:
@@ -118,7 +117,7 @@ def job_cancel(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
 @login_required
 @require_POST
 def job_retry(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
-    job = _own_job(request, pk)
+    job = _operable_job(request, pk)
     if retry_job(job):
         messages.success(request, "The job is queued again.")
     else:
@@ -126,8 +125,25 @@ def job_retry(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     return redirect("job-detail", pk=job.pk)
 
 
+def _caller(request: HttpRequest) -> selectors.Caller:
+    return selectors.Caller.of(request.user)
+
+
 def _own_job(request: HttpRequest, pk: uuid.UUID) -> Job:
-    return get_object_or_404(Job, pk=pk, owner=request.user)
+    try:
+        return selectors.get_job(_caller(request), pk)
+    except selectors.NotVisible as exc:
+        raise Http404(str(exc)) from None
+
+
+def _operable_job(request: HttpRequest, pk: uuid.UUID) -> Job:
+    """A job the user may cancel or retry: one of theirs (or their keys'), or any, for staff who may operate
+    jobs in the admin too."""
+    job = _own_job(request, pk)
+    theirs = job.owner_id == request.user.pk or (job.api_key_id is not None and job.api_key.owner_id == request.user.pk)
+    if not theirs and not request.user.has_perm("synthesis.change_job"):
+        raise PermissionDenied("Only the job's owner, or an operator, may cancel or retry it.")
+    return job
 
 
 # --- what the pages show about a job ---------------------------------------------------------------------

@@ -80,15 +80,6 @@ def build_clip_voice(voice_id: str) -> None:
         Voice.objects.filter(pk=voice.pk).update(clip="")
 
 
-def owned_voices(owner, api_key):
-    """The voices a caller made: a key's, a signed-in user's, or (open API, shared key) nobody's."""
-    if api_key is not None:
-        return Voice.objects.filter(api_key=api_key)
-    if getattr(owner, "is_authenticated", False):
-        return Voice.objects.filter(owner=owner)
-    return Voice.objects.filter(owner__isnull=True, api_key__isnull=True)
-
-
 def delete_voice(voice: Voice) -> None:
     for file in (voice.prompt_file, voice.clip):
         if file:

@@ -20,6 +20,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from synthesis.api.exceptions import EngineUnavailableError, PayloadTooLarge, QueueFullError
 from synthesis.engines import EngineUnavailable
 from synthesis.jobs import InvalidRequest, QueueFull
+from synthesis.selectors import NotVisible
 
 # A Ratelimited raised by a plain django-ratelimit decorator does not say when its window ends; a
 # whole window is the longest the client can have to wait.
@@ -49,6 +50,8 @@ def as_api_exception(exc: Exception) -> Exception:
     """Domain and Django exceptions as the DRF exceptions that carry their status and headers."""
     if isinstance(exc, InvalidRequest):
         return exceptions.ValidationError({exc.field: [exc.message]})
+    if isinstance(exc, NotVisible):
+        return exceptions.NotFound(str(exc))
     if isinstance(exc, QueueFull):
         return QueueFullError(exc)
     if isinstance(exc, EngineUnavailable):

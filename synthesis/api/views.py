@@ -3,8 +3,6 @@ serializer. Health and capabilities are public; the rest need a key, a session o
 
 from __future__ import annotations
 
-import uuid
-
 from django.conf import settings
 from django.http.response import HttpResponseBase
 from django.urls import reverse
@@ -13,14 +11,15 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view, authentication_classes, permission_classes, throttle_classes
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from synthesis import selectors
 from synthesis.api import health as checks
-from synthesis.api.auth import api_is_open, submitter, visible_jobs
+from synthesis.api.auth import api_is_open, caller, submitter
 from synthesis.api.exceptions import Conflict
 from synthesis.api.limits import ReadRateThrottle, SubmitRateThrottle
 from synthesis.api.serializers import (
@@ -179,14 +178,10 @@ def synthesize(request: Request) -> Response:
 @api_view(["GET"])
 @throttle_classes([ReadRateThrottle])
 def job_list(request: Request) -> Response:
-    jobs = visible_jobs(request).order_by("-submitted_at")
     wanted = request.query_params.get("status")
-    if wanted is not None:
-        if wanted not in Job.Status.values:
-            raise ValidationError(
-                {"status": [f"Unknown status {wanted!r}; use one of {', '.join(Job.Status.values)}."]}
-            )
-        jobs = jobs.filter(status=wanted)
+    if wanted is not None and wanted not in Job.Status.values:
+        raise ValidationError({"status": [f"Unknown status {wanted!r}; use one of {', '.join(Job.Status.values)}."]})
+    jobs = selectors.job_list(caller(request), wanted)
     paginator = JobPagination()
     page = paginator.paginate_queryset(jobs, request)
     return paginator.get_paginated_response(JobSerializer(page, many=True, context={"request": request}).data)
@@ -225,14 +220,7 @@ def job_detail(request: Request, job_id: str) -> Response:
 @api_view(["GET"])
 @throttle_classes([ReadRateThrottle])
 def job_artifact(request: Request, job_id: str, name: str) -> HttpResponseBase:
-    job = _visible_job(request, job_id)
-    artifacts = job.artifacts()
-    if name not in artifacts:
-        available = ", ".join(artifacts) or "none yet"
-        raise NotFound(f"Job {job.id} has no {name!r} artifact (available: {available}).")
-    file = artifacts[name]
-    if not file.storage.exists(file.name):
-        raise NotFound(f"The {name} file of job {job.id} is gone from storage (purged?).")
+    file = selectors.get_artifact(_visible_job(request, job_id), name)
     return serve_artifact(request._request, file)
 
 
@@ -278,11 +266,4 @@ def job_stream(request: Request, job_id: str) -> HttpResponseBase:
 
 def _visible_job(request: Request, job_id: str) -> Job:
     """The job, or the same 404 whether it does not exist or belongs to someone else."""
-    try:
-        pk = uuid.UUID(job_id)
-    except ValueError:
-        raise NotFound(f"There is no job {job_id!r}: job ids are UUIDs.") from None
-    job = visible_jobs(request).filter(pk=pk).first()
-    if job is None:
-        raise NotFound(f"There is no job {pk} visible to this caller.")
-    return job
+    return selectors.get_job(caller(request), job_id)

@@ -3,23 +3,22 @@ uploading a voice from a Bark `.npz` preset or a reference clip with its transcr
 
 from __future__ import annotations
 
-import uuid
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view, parser_classes, throttle_classes
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from synthesis.api.auth import submitter
+from synthesis.api.auth import caller, submitter
 from synthesis.api.content import VoiceUploadParser
 from synthesis.api.limits import ReadRateThrottle, UploadRateThrottle
 from synthesis.api.serializers import errors
-from synthesis.engines import CUSTOM_PREFIX, InvalidVoiceUpload, cloning_engine
+from synthesis.engines import InvalidVoiceUpload, cloning_engine
 from synthesis.models import Voice
-from synthesis.voices import catalogue, create_voice_from_clip, create_voice_from_npz, delete_voice, owned_voices
+from synthesis.selectors import get_voice, usable_voices
+from synthesis.voices import catalogue, create_voice_from_clip, create_voice_from_npz, delete_voice
 
 VOICE_ID = OpenApiParameter("voice_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 
@@ -74,7 +73,7 @@ class VoiceUploadSerializer(serializers.Serializer):
 @throttle_classes([UploadRateThrottle])
 def voices(request: Request) -> Response:
     if request.method == "GET":
-        mine = VoiceSerializer(owned_voices(**submitter(request)).order_by("name"), many=True).data
+        mine = VoiceSerializer(usable_voices(caller(request)).order_by("name"), many=True).data
         return Response({"voices": catalogue(), "yours": mine})
     serializer = VoiceUploadSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
@@ -109,13 +108,7 @@ def voices(request: Request) -> Response:
 @api_view(["GET", "DELETE"])
 @throttle_classes([ReadRateThrottle])
 def voice_detail(request: Request, voice_id: str) -> Response:
-    try:
-        pk = uuid.UUID(voice_id.removeprefix(CUSTOM_PREFIX))
-    except ValueError:
-        raise NotFound(f"There is no voice {voice_id!r}: voice ids are {CUSTOM_PREFIX}<uuid>.") from None
-    voice = owned_voices(**submitter(request)).filter(pk=pk).first()
-    if voice is None:
-        raise NotFound(f"There is no voice {CUSTOM_PREFIX}{pk} of yours.")
+    voice = get_voice(caller(request), voice_id)
     if request.method == "DELETE":
         delete_voice(voice)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -36,7 +36,8 @@ from synthesis.api.serializers import StrictCharField, StrictFloatField, within_
 from synthesis.engines import ENGINE_NAMES, default_engine_name, engine_for_voice, get_engine, planning_engine_name
 from synthesis.http.streaming import STREAM_FORMATS, streaming_response
 from synthesis.jobs import JobRequest, submit_job
-from synthesis.media.transcode import FORMATS, TranscodeFailed, transcode
+from synthesis.media.ffmpeg import FfmpegFailed
+from synthesis.media.transcode import FORMATS, transcode
 from synthesis.models import Job
 
 # OpenAI's model names run whichever engine the server would pick by default.
@@ -211,7 +212,7 @@ class SpeechView(APIView):
             wav = handle.read()
         try:
             audio = transcode(wav, data["response_format"], data["speed"])
-        except TranscodeFailed as exc:
+        except FfmpegFailed as exc:
             raise SynthesisFailed(f"Job {job.id} completed but its audio could not be converted: {exc}") from None
         response = HttpResponse(audio, content_type=FORMATS[data["response_format"]][0])
         response["X-Job-Id"] = str(job.id)

@@ -1,9 +1,9 @@
 """Render a captioned MP4 (H.264 + AAC): a background, the current caption cue burned in, and spectrum bars.
 
-Cost is what decides the design. Building every frame as a full RGB picture in Python (moviepy's usual
-path) costs about 2/5/20 s per video second at 720p/1080p/4K here (NOTES.md). Instead the frame is kept
-in the encoder's own format, YUV 4:2:0, so ffmpeg does no colour conversion: the background is drawn and
-converted once, each cue's caption once (only its box is converted), and per frame only the bars' rows
+Cost is what decides the design. Building every frame as a full RGB picture in Python (moviepy's usual path) costs
+about 2/5/20 s per video second at 720p/1080p/4K on 2 CPU cores (`bench/video_render.py` measures both ways).
+Instead the frame is kept in the encoder's own format, YUV 4:2:0, so ffmpeg does no colour conversion: the background
+is drawn and converted once, each cue's caption once (only its box is converted), and per frame only the bars' rows
 are restored and redrawn before the buffer is piped to ffmpeg. The audio is muxed from a WAV by ffmpeg
 directly, which keeps its sample rate and exact length (moviepy's audio clips resample and mis-time it).
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import subprocess
 import tempfile
 import threading
@@ -22,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import font_source_sans_pro
-import imageio_ffmpeg
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from synthesis.engines import SynthesisCancelled
+from synthesis.media import ffmpeg
 from synthesis.media.audio import write_wav
 from synthesis.media.captions import Cue
 
@@ -84,12 +83,7 @@ def render_video(
     errors = bytearray()
     try:
         write_wav(wav, sample_rate, audio)
-        proc = subprocess.Popen(
-            _ffmpeg_command(options, wav, out_path),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        proc = ffmpeg.start(_ffmpeg_args(options, wav, out_path))
         # Drain stderr on the side: a chatty ffmpeg must never block on a full pipe while we write frames.
         reader = threading.Thread(target=lambda: errors.extend(proc.stderr.read()), daemon=True)
         reader.start()
@@ -320,12 +314,11 @@ def _yuv_of(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
 # --- encoding --------------------------------------------------------------------------------------------
 
 
-def _ffmpeg_command(options: dict[str, Any], wav: Path, out_path: Path) -> list[str]:
+def _ffmpeg_args(options: dict[str, Any], wav: Path, out_path: Path) -> list[str]:
     width, height, fps = options["width"], options["height"], options["fps"]
     video_kbps = int(options["video_bitrate"].removesuffix("k"))
     return [
-        imageio_ffmpeg.get_ffmpeg_exe(),
-        *("-hide_banner", "-loglevel", "error", "-y"),
+        *("-loglevel", "error", "-y"),
         *("-f", "rawvideo", "-pix_fmt", "yuv420p", "-video_size", f"{width}x{height}", "-framerate", str(fps)),
         *("-i", "pipe:0", "-i", str(wav), "-map", "0:v:0", "-map", "1:a:0"),
         *("-c:v", options["video_codec"], "-preset", x264_preset(width, height), "-pix_fmt", "yuv420p"),
@@ -347,9 +340,4 @@ def _finish(proc: subprocess.Popen, reader: threading.Thread, errors: bytearray)
     code = proc.wait()
     reader.join()
     if code != 0:
-        # ffmpeg's first error is the cause ("Unknown encoder 'x'"); its "[vost#0:0 @ 0x...]" tags are noise.
-        lines = [
-            re.sub(r"^\[[^\]]*@ 0x[0-9a-f]+\] ", "", line) for line in errors.decode(errors="replace").splitlines()
-        ]
-        detail = "; ".join(line for line in lines[:2] if line.strip()) or f"exit status {code}"
-        raise VideoRenderError(f"ffmpeg could not encode the video: {detail}")
+        raise VideoRenderError(str(ffmpeg.failure("encode the video", code, bytes(errors))))

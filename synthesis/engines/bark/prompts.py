@@ -14,7 +14,6 @@ import io
 import math
 import os
 import re
-import subprocess
 import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
@@ -24,6 +23,7 @@ from typing import IO, Any
 import numpy as np
 
 from synthesis.engines import InvalidVoiceUpload
+from synthesis.media import ffmpeg
 
 PROMPT_KEYS = ("semantic_prompt", "coarse_prompt", "fine_prompt")
 SEMANTIC_VOCAB = 10_000
@@ -196,8 +196,6 @@ def _declares_more_than_it_holds(data: bytes) -> bool:
 
 def decode_clip(data: bytes, sample_rate: int = CLIP_SAMPLE_RATE) -> np.ndarray:
     """A WAV, MP3 or FLAC upload as mono float32 at `sample_rate`, at most MAX_CLIP_SECONDS (+0.5 s to tell)."""
-    import imageio_ffmpeg
-
     if not data:
         raise VoicePromptError("The audio file is empty.")
     if len(data) > MAX_CLIP_BYTES:
@@ -207,22 +205,20 @@ def decode_clip(data: bytes, sample_rate: int = CLIP_SAMPLE_RATE) -> np.ndarray:
     with tempfile.NamedTemporaryFile(suffix=".audio") as upload:
         upload.write(data)
         upload.flush()
-        command = [
-            imageio_ffmpeg.get_ffmpeg_exe(),
-            *("-nostdin", "-hide_banner"),
+        args = [
             # Only these demuxers and plain files: no playlists that fetch other files or URLs.
             *("-protocol_whitelist", "file", "-format_whitelist", "wav,mp3,flac"),
             *("-i", upload.name, "-vn", "-ac", "1", "-ar", str(sample_rate)),
             *("-t", str(MAX_CLIP_SECONDS + 0.5), "-f", "f32le", "pipe:1"),
         ]
         try:
-            result = subprocess.run(command, capture_output=True, timeout=FFMPEG_TIMEOUT_S, check=False)
-        except subprocess.TimeoutExpired as exc:
+            result = ffmpeg.run(args, what="decode the clip", timeout_s=FFMPEG_TIMEOUT_S)
+        except ffmpeg.FfmpegTimedOut as exc:
             raise VoicePromptError(
                 f"Decoding the audio took longer than {FFMPEG_TIMEOUT_S} s; try a shorter clip."
             ) from exc
-    if result.returncode != 0:
-        raise VoicePromptError("This file could not be read as audio; upload a WAV, MP3 or FLAC clip.")
+        except ffmpeg.FfmpegFailed as exc:
+            raise VoicePromptError("This file could not be read as audio; upload a WAV, MP3 or FLAC clip.") from exc
     waveform = np.frombuffer(result.stdout, dtype=np.float32)
     seconds = len(waveform) / sample_rate
     declared = _DURATION.search(result.stderr.decode("utf-8", "replace"))

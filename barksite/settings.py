@@ -69,7 +69,7 @@ TEMPLATES = [
 
 # --- Database ----------------------------------------------------------------------------------------
 # SQLite in WAL mode with IMMEDIATE transactions: the web process and the django-q2 workers (which use
-# the same database as their broker) write concurrently without "database is locked" (NOTES.md).
+# the same database as their broker) write concurrently without "database is locked".
 
 _SQLITE_PATH = env_str("BARK_SQLITE_PATH", str(BASE_DIR / "db.sqlite3"))
 _database_url = env_str("DATABASE_URL", "")

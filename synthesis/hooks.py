@@ -1,5 +1,5 @@
 """Queue lifecycle hooks: BARK_LOG_HOOK and BARK_METRICS_HOOK name callables (dotted paths) that receive
-`(event, payload)` for each of submitted, rejected, started, completed and failed. A hook that raises is
+`(event, payload)` for each of submitted, rejected, started, completed, failed and cancelled. A hook that raises is
 logged and ignored: observability must never fail a job."""
 
 import logging
@@ -11,8 +11,6 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
-
-EVENTS = ("submitted", "rejected", "started", "completed", "failed", "cancelled")
 
 
 @cache

@@ -1,4 +1,4 @@
-"""Every API failure as JSON `{"error": {"code", "message", "fields"?}}` with SPEC section 5's status.
+"""Every API failure as JSON `{"error": {"code", "message", "fields"?}}` with the status the README documents.
 
 DRF's own handler still runs first, so its headers (WWW-Authenticate on 401, Retry-After on 429) stay;
 this module maps the domain's exceptions onto DRF's and rewrites the body. Anything it does not know is
@@ -27,7 +27,7 @@ from synthesis.selectors import NotVisible
 RATELIMIT_WINDOW_S = 60
 
 
-# DRF's codes, renamed where the SPEC's words are clearer for clients.
+# DRF's codes, renamed where other words are clearer for clients.
 _CODES = {"parse_error": "malformed_json", "throttled": "rate_limited"}
 
 _MESSAGES = {

@@ -1,4 +1,4 @@
-"""SPEC section 5's routes. Each view: an input serializer, one call into `synthesis.jobs`, an output
+"""The REST API's routes. Each view: an input serializer, one call into `synthesis.jobs`, an output
 serializer. Health and capabilities are public; the rest need a key, a session or an open API."""
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ validate_video_options({"preset": "1080p", "fps": 24})
 import re
 from typing import Any
 
-DEFAULT_PRESET = "4k"  # the SRD's VideoGenerationConfig default (4K/30 fps, H.264, AAC)
+DEFAULT_PRESET = "4k"  # the API's default video: 4K/30 fps, H.264, AAC
 
 PRESETS: dict[str, dict[str, Any]] = {
     "4k": {"width": 3840, "height": 2160, "fps": 30, "video_bitrate": "20000k", "audio_bitrate": "192k"},
@@ -37,7 +37,7 @@ FIELDS = (
     "audio_codec",
     "background",
 )
-_ALIASES = {"bitrate": "video_bitrate"}  # the SRD's VideoPayload says just "bitrate" for the video stream
+_ALIASES = {"bitrate": "video_bitrate"}  # clients may say just "bitrate" for the video stream's
 _BITRATE = re.compile(r"^(\d+(?:\.\d+)?)\s*([km]?)$", re.IGNORECASE)
 _RESOLUTION = re.compile(r"^(\d+)\s*[xX]\s*(\d+)$")
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")

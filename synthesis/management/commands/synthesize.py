@@ -3,7 +3,7 @@
 Every run is recorded as a Job, like a request from the web. By default the job runs right here with a
 progress bar; `--enqueue` hands it to the workers instead and prints its id.
 
-`--video` renders at 720p unless `--video-preset` says otherwise: the API keeps the SRD's 4K default, but
+`--video` renders at 720p unless `--video-preset` says otherwise: the API keeps its 4K default, but
 a terminal run usually happens on a CPU, where 720p renders about five times faster than 4K (bench/).
 """
 

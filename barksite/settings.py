@@ -1,6 +1,7 @@
 """barksite settings: the only settings module. Every knob is an environment variable (README, "Configuration")."""
 
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -129,6 +130,7 @@ STORAGES = {
 # otherwise diskcache's Django backend, a SQLite file with atomic, process-safe increments.
 
 REDIS_URL = env_str("REDIS_URL", "")
+CACHES: dict[str, dict[str, Any]]
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:

@@ -224,19 +224,19 @@ def _file_url(job: Job, name: str) -> str:
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(APIKeyModelAdmin):
-    list_display = (
+    list_display = (  # type: ignore[assignment]  # the library's stub fixes its own tuple's length
         "name", "prefix", "owner", "created", "last_used_at", "rate_limit", "expiry_date", "_has_expired", "revoked",
     )  # fmt: skip
-    list_filter = ("revoked", "created")
+    list_filter = ("revoked", "created")  # type: ignore[assignment]  # as above
     list_select_related = ("owner",)
     fields = ("name", "prefix", "owner", "rate_limit_per_min", "expiry_date", "revoked", "created", "last_used_at")
     autocomplete_fields = ("owner",)
     actions = ("revoke_keys",)
 
-    def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple[str, ...]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         return (*super().get_readonly_fields(request, obj), "created", "last_used_at")
 
-    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any = None, change: bool = False) -> None:
+    def save_model(self, request: HttpRequest, obj: Any, form: Any = None, change: bool = False) -> None:
         """Show a new key once, in full; only its prefix and hash are stored."""
         if change:
             obj.save()

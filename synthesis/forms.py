@@ -4,6 +4,8 @@ engines (voice exists, engine matches voice, queue admission) stay in `jobs.subm
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
@@ -48,7 +50,7 @@ class PromptField(forms.CharField):
     textarea's maxlength count them."""
 
     def to_python(self, value: object) -> str:
-        return super().to_python(value).replace("\r\n", "\n")
+        return (super().to_python(value) or "").replace("\r\n", "\n")
 
 
 class JobForm(forms.Form):
@@ -119,8 +121,8 @@ class JobForm(forms.Form):
         prompt = self.fields["prompt"]
         prompt.validators.append(MaxLengthValidator(limit))
         prompt.widget.attrs.update({"maxlength": str(limit), "data-max-chars": str(limit)})
-        self.fields["engine"].choices = engine_choices(health or [], auto)
-        self.fields["voice"].choices = voice_choices(user)
+        cast(forms.ChoiceField, self.fields["engine"]).choices = engine_choices(health or [], auto)
+        cast(forms.ChoiceField, self.fields["voice"]).choices = voice_choices(user)
 
     def to_request(self, *, dry_run: bool) -> JobRequest:
         data = self.cleaned_data

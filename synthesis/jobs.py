@@ -253,7 +253,7 @@ def estimate_wait_s(waiting: int) -> int:
         .order_by("-completed_at")
         .values_list("started_at", "completed_at")[:20]
     )
-    runs = [(done - start).total_seconds() for start, done in recent]
+    runs = [(done - start).total_seconds() for start, done in recent if start and done]
     per_job = sum(runs) / len(runs) if runs else 30.0
     return max(1, min(3600, math.ceil(per_job / settings.BARK_MAX_CONCURRENCY)))
 
@@ -345,7 +345,7 @@ def _find_duplicate(job: Job) -> Job | None:
     for original in Job.objects.filter(
         input_hash=job.input_hash, status=Job.Status.COMPLETED, deduplicated_from__isnull=True
     ).order_by("-completed_at")[:5]:
-        if original.audio and original.audio.storage.exists(original.audio.name):
+        if original.audio.name and original.audio.storage.exists(original.audio.name):
             return original
     return None
 

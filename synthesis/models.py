@@ -147,7 +147,7 @@ class Job(models.Model):
             raise IllegalTransition(f"A {self.status} job cannot become {to}.")
         now = timezone.now()
         stamp = {
-            self.Status.RUNNING: "started_at",
+            str(self.Status.RUNNING): "started_at",
             self.Status.COMPLETED: "completed_at",
             self.Status.FAILED: "failed_at",
             self.Status.CANCELLED: "cancelled_at",

@@ -140,7 +140,7 @@ def _operable_job(request: HttpRequest, pk: uuid.UUID) -> Job:
     """A job the user may cancel or retry: one of theirs (or their keys'), or any, for staff who may operate
     jobs in the admin too."""
     job = _own_job(request, pk)
-    theirs = job.owner_id == request.user.pk or (job.api_key_id is not None and job.api_key.owner_id == request.user.pk)
+    theirs = job.owner_id == request.user.pk or (job.api_key is not None and job.api_key.owner_id == request.user.pk)
     if not theirs and not request.user.has_perm("synthesis.change_job"):
         raise PermissionDenied("Only the job's owner, or an operator, may cancel or retry it.")
     return job
@@ -169,7 +169,7 @@ def describe(job: Job) -> dict[str, Any]:
             summary = "Starting"
     else:
         summary = {
-            Job.Status.PLANNED: "Planned only (dry run); nothing was run",
+            str(Job.Status.PLANNED): "Planned only (dry run); nothing was run",
             Job.Status.COMPLETED: "Done",
             Job.Status.FAILED: "Failed",
             Job.Status.CANCELLED: "Cancelled",

@@ -30,7 +30,7 @@ RATELIMIT_WINDOW_S = 60
 # DRF's codes, renamed where other words are clearer for clients.
 _CODES = {"parse_error": "malformed_json", "throttled": "rate_limited"}
 
-_MESSAGES = {
+_MESSAGES: dict[type[exceptions.APIException], str] = {
     exceptions.NotAuthenticated: (
         "An API key is required: send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'."
     ),
@@ -40,8 +40,8 @@ _MESSAGES = {
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     exc = as_api_exception(exc)
     response = drf_exception_handler(exc, context)
-    if response is None:
-        return None
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response
     response.data = {"error": describe(exc)}
     return response
 
@@ -79,7 +79,7 @@ def describe(exc: exceptions.APIException) -> dict[str, Any]:
     if isinstance(exc, QueueFullError):
         message = exc.message
     elif isinstance(exc, exceptions.Throttled):
-        message = f"Rate limit exceeded; retry in {exc.wait:.0f} s."
+        message = f"Rate limit exceeded; retry in {getattr(exc, 'wait', None) or RATELIMIT_WINDOW_S:.0f} s."
     return {"code": code, "message": message}
 
 

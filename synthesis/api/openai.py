@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -186,7 +187,7 @@ class SpeechView(APIView):
             504: OpenApiResponse(OpenApiTypes.OBJECT, description="Not finished within BARK_SPEECH_TIMEOUT."),
         },
     )
-    def post(self, request: Request) -> HttpResponse:
+    def post(self, request: Request) -> HttpResponseBase:
         serializer = SpeechRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -235,7 +236,12 @@ class ModelListView(APIView):
         return Response({"object": "list", "data": models()})
 
 
-class ModelDetailView(ModelListView):
+class ModelDetailView(APIView):
+    throttle_classes = [ReadRateThrottle]
+
+    def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
+        return openai_exception_handler
+
     @extend_schema(
         tags=["openai"],
         operation_id="openai_model_retrieve",

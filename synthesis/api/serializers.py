@@ -142,7 +142,7 @@ class SynthesisRequestSerializer(serializers.Serializer):
     engine = serializers.ChoiceField(choices=(*ENGINE_NAMES, "auto"), required=False, allow_null=True)
     seed = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=MAX_SEED)
     fresh = StrictBooleanField(required=False, default=False, help_text="Run again even if an identical job exists.")
-    control_events = ControlEventSerializer(many=True, required=False, max_length=MAX_EVENTS)
+    control_events = ControlEventSerializer(many=True, required=False, max_length=MAX_EVENTS)  # type: ignore[call-arg]  # passed on to the ListSerializer that many=True makes
     routing_priorities = serializers.DictField(
         child=StrictFloatField(min_value=0.0, max_value=MAX_PRIORITY_WEIGHT),
         required=False,
@@ -168,7 +168,7 @@ class SynthesisRequestSerializer(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         segments = len(split_text(attrs["prompt"]))
-        errors = {
+        errors: dict[Any, Any] = {
             index: {"segment": [f"The prompt has {segments} segment(s); segment {event['segment']} does not exist."]}
             for index, event in enumerate(attrs.get("control_events") or [])
             if event["segment"] >= segments
@@ -261,7 +261,7 @@ class JobPageSerializer(serializers.Serializer):
 class ErrorBodySerializer(serializers.Serializer):
     code = serializers.CharField(help_text="invalid, malformed_json, not_authenticated, not_found, rate_limited, …")
     message = serializers.CharField()
-    fields = serializers.DictField(
+    fields = serializers.DictField(  # type: ignore[assignment]  # DRF's metaclass takes declared fields off the class
         child=serializers.ListField(child=serializers.CharField()), required=False, help_text="Field -> messages."
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,7 +81,7 @@ class SynthesisOptions:
     text_temp: float = 0.7
     waveform_temp: float = 0.7
     seed: int | None = None
-    segment_voices: list[str | None] | None = None
+    segment_voices: Sequence[str | None] | None = None
     voice_prompts: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def voice_for(self, index: int) -> str | None:
@@ -102,8 +102,10 @@ class SynthesisCancelled(Exception):
 class Engine(ABC):
     name: str
     sample_rate: int
-    # Whether this engine speaks uploaded voices (`custom/<uuid>`) and builds them from uploads.
+    # Whether this engine speaks uploaded voices (`custom/<uuid>`) and builds them from uploads, and how large an
+    # upload (a prompt file or a reference clip) may be.
     clones_voices: bool = False
+    max_upload_bytes: int = 0
 
     @classmethod
     def from_settings(cls) -> Engine:

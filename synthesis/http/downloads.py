@@ -38,25 +38,26 @@ def content_type_for(name: str) -> str:
 
 def serve_artifact(request: HttpRequest, file: FieldFile, *, as_attachment: bool = False) -> HttpResponseBase:
     """The whole file (200), one requested byte range (206), or 416 for a range past the end."""
-    storage, name = file.storage, file.name
+    storage, name = file.storage, file.name or ""
     size = storage.size(name)
     filename = PurePosixPath(name).name
     content_type = content_type_for(name)
     byte_range = _parse_range(request.headers.get("Range", ""), size)
+    response: HttpResponseBase
     if byte_range == "unsatisfiable":
         response = HttpResponse(status=416)
         response["Content-Range"] = f"bytes */{size}"
         return response
 
     handle = storage.open(name, "rb")
-    if byte_range is None:
+    if not isinstance(byte_range, tuple):
         response = FileResponse(handle, content_type=content_type, as_attachment=as_attachment, filename=filename)
     else:
         start, end = byte_range
         response = StreamingHttpResponse(_read(handle, start, end - start + 1), status=206, content_type=content_type)
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
         response["Content-Length"] = str(end - start + 1)
-        response["Content-Disposition"] = content_disposition_header(as_attachment, filename)
+        response["Content-Disposition"] = content_disposition_header(as_attachment, filename) or ""
     response["Accept-Ranges"] = "bytes"
     return response
 

@@ -52,7 +52,7 @@ def _follow(job_id: str, timeout_s: float) -> Iterator[tuple[np.ndarray, int]]:
     while True:
         job = Job.objects.get(pk=job_id)
         if job.status == Job.Status.COMPLETED and sent == 0:
-            yield _read_wav(job, job.audio.name)
+            yield _read_wav(job, job.audio.name or "")
             return
         pauses_ms = job.get_plan().pauses_ms
         while sent < job.segments_done:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from typing import IO
 
 import imageio_ffmpeg
 
@@ -31,7 +32,9 @@ def command(*args: str) -> list[str]:
     return [binary(), "-hide_banner", "-nostdin", *args]
 
 
-def run(args: list[str], *, what: str, timeout_s: float, input: bytes | None = None) -> subprocess.CompletedProcess:
+def run(
+    args: list[str], *, what: str, timeout_s: float, input: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
     """Run ffmpeg with `args` to `what` (words for the error: "write mp3"); its output is in the result."""
     try:
         result = subprocess.run(command(*args), input=input, capture_output=True, timeout=timeout_s, check=False)
@@ -42,10 +45,13 @@ def run(args: list[str], *, what: str, timeout_s: float, input: bytes | None = N
     return result
 
 
-def start(args: list[str]) -> subprocess.Popen:
-    """ffmpeg running with `args`, reading stdin (frames, samples) and writing its messages to a pipe; the caller
-    drains the pipe and turns a non-zero exit into `failure(...)`."""
-    return subprocess.Popen(command(*args), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def start(args: list[str]) -> tuple[subprocess.Popen[bytes], IO[bytes], IO[bytes]]:
+    """ffmpeg running with `args`, with the pipe it reads (frames, samples) and the pipe of its messages; the caller
+    drains the second and turns a non-zero exit into `failure(...)`."""
+    process = subprocess.Popen(command(*args), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if process.stdin is None or process.stderr is None:  # cannot happen with PIPE; says so to the type checker
+        raise FfmpegFailed("ffmpeg started without its pipes.")
+    return process, process.stdin, process.stderr
 
 
 def failure(what: str, code: int, stderr: bytes) -> FfmpegFailed:

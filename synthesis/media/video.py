@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import font_source_sans_pro
 import numpy as np
@@ -78,14 +78,16 @@ def render_video(
     fd, wav_name = tempfile.mkstemp(dir=out_path.parent, prefix=".render-", suffix=".wav")
     os.close(fd)
     wav = Path(wav_name)
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    stdin: IO[bytes] | None = None
+    stderr: IO[bytes] | None = None
     reader: threading.Thread | None = None
     errors = bytearray()
     try:
         write_wav(wav, sample_rate, audio)
-        proc = ffmpeg.start(_ffmpeg_args(options, wav, out_path))
+        proc, stdin, stderr = ffmpeg.start(_ffmpeg_args(options, wav, out_path))
         # Drain stderr on the side: a chatty ffmpeg must never block on a full pipe while we write frames.
-        reader = threading.Thread(target=lambda: errors.extend(proc.stderr.read()), daemon=True)
+        reader = threading.Thread(target=lambda pipe=stderr: errors.extend(pipe.read()), daemon=True)
         reader.start()
         next_check = time.monotonic() + CHECK_EVERY_S
         upcoming, showing = 0, -1  # the first cue not yet over, and the cue on screen (-1: none)
@@ -102,10 +104,10 @@ def render_video(
             showing = now
             bars.draw(picture, frame, index)
             try:
-                proc.stdin.write(frame.data)
+                stdin.write(frame.data)  # type: ignore[call-overload]  # a numpy buffer, written without a copy
             except BrokenPipeError:
                 break  # ffmpeg gave up; its exit status and message are reported below
-        _finish(proc, reader, errors)
+        _finish(proc, stdin, reader, errors)
     except BaseException:
         if proc is not None and proc.poll() is None:
             proc.kill()  # cancelled or crashed mid-render: stop the encoder, then drop its partial file
@@ -113,12 +115,12 @@ def render_video(
         out_path.unlink(missing_ok=True)
         raise
     finally:
-        if proc is not None:
+        if stdin is not None and stderr is not None:
             with contextlib.suppress(OSError):
-                proc.stdin.close()
+                stdin.close()
             if reader is not None:
                 reader.join(timeout=5)
-            proc.stderr.close()
+            stderr.close()
         wav.unlink(missing_ok=True)
 
 
@@ -177,7 +179,7 @@ class _Frame:
 
     def __init__(self, width: int, height: int, source: _Frame | None = None):
         luma = width * height
-        self.data = source.data.copy() if source is not None else np.empty(luma * 3 // 2, dtype=np.uint8)
+        self.data: np.ndarray = source.data.copy() if source is not None else np.empty(luma * 3 // 2, dtype=np.uint8)
         self.y = self.data[:luma].reshape(height, width)
         self.u = self.data[luma : luma * 5 // 4].reshape(height // 2, width // 2)
         self.v = self.data[luma * 5 // 4 :].reshape(height // 2, width // 2)
@@ -303,7 +305,8 @@ class _Bars:
 
 
 def _mix(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> tuple[int, int, int]:
-    return tuple(round(x + (y - x) * t) for x, y in zip(a, b, strict=True))
+    r, g, blue = (round(x + (y - x) * t) for x, y in zip(a, b, strict=True))
+    return r, g, blue
 
 
 def _yuv_of(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -334,9 +337,9 @@ def _ffmpeg_args(options: dict[str, Any], wav: Path, out_path: Path) -> list[str
     ]
 
 
-def _finish(proc: subprocess.Popen, reader: threading.Thread, errors: bytearray) -> None:
+def _finish(proc: subprocess.Popen[bytes], stdin: IO[bytes], reader: threading.Thread, errors: bytearray) -> None:
     with contextlib.suppress(BrokenPipeError):  # ffmpeg exited early; its status says why
-        proc.stdin.close()
+        stdin.close()
     code = proc.wait()
     reader.join()
     if code != 0:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import string
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -124,7 +124,7 @@ def _configs(arch: str) -> tuple[BarkConfig, dict]:
     from transformers import BarkCoarseConfig, BarkConfig, BarkFineConfig, BarkSemanticConfig, EncodecConfig
 
     if arch == "tiny":
-        layers = dict(num_layers=2, num_heads=2, hidden_size=32, bias=False)
+        layers: dict[str, Any] = dict(num_layers=2, num_heads=2, hidden_size=32, bias=False)
         # hidden 32 / 4 filters keeps EnCodec's 24 kHz rate and 320-sample hop (75 Hz, Bark's coarse rate);
         # a 6 kbps top bandwidth gives exactly Bark's 8 codebooks instead of 32.
         codec = EncodecConfig(hidden_size=32, num_filters=4, num_lstm_layers=1, target_bandwidths=[1.5, 3.0, 6.0])

@@ -11,7 +11,7 @@ import json
 import logging
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +90,7 @@ class SegmentRun:
 class BarkEngine(Engine):
     name = "bark"
     clones_voices = True
+    max_upload_bytes = max(prompts.MAX_CLIP_BYTES, prompts.MAX_NPZ_BYTES)
 
     @classmethod
     def from_settings(cls) -> BarkEngine:
@@ -411,7 +412,7 @@ class BarkEngine(Engine):
 
     def _generate(
         self, texts: list[str], prompt: dict[str, np.ndarray] | None, sampling: Sampling
-    ) -> Iterator[tuple[BarkTokens, np.ndarray]]:
+    ) -> Generator[tuple[BarkTokens, np.ndarray]]:
         """Tokens and audio per text, one speaker prompt for the batch; any failure becomes EngineFailed."""
         import torch
 

@@ -167,7 +167,8 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str) -> n
 def save_prompt(prompt: Mapping[str, np.ndarray]) -> bytes:
     """The prompt as `.npz` bytes (for Voice.prompt_file), checked first."""
     buffer = io.BytesIO()
-    np.savez(buffer, **validate_prompt(prompt))
+    arrays: dict[str, Any] = validate_prompt(prompt)
+    np.savez(buffer, **arrays)
     return buffer.getvalue()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ class PiperEngine(Engine):
     sample_rate = 22050
 
     def __init__(self) -> None:
-        self._voice = None
+        self._voice: Any = None  # a piper.PiperVoice once loaded
         self._load_error: str | None = None
         self._lock = threading.Lock()
 

@@ -67,6 +67,9 @@ def render_video(
 
     Raises VideoRenderError on a bad background image or an encoder failure, and SynthesisCancelled
     when `should_continue()` returns False; either way no temporary file is left behind.
+
+    One function on purpose (about 70 lines): the encoder process, its stderr reader and the temporary WAV are
+    owned by one try/finally, so every way out (done, cancelled, crashed) cleans up the same three things.
     """
     width, height, fps = options["width"], options["height"], options["fps"]
     audio = np.asarray(waveform, dtype=np.float32).reshape(-1)

@@ -17,7 +17,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
-from synthesis.control import BARK_CUES, MAX_EVENTS, MAX_PAUSE_MS, MAX_PRIORITY_WEIGHT, MODALITIES
+from synthesis.control import CUES, MAX_EVENTS, MAX_PAUSE_MS, MAX_PRIORITY_WEIGHT, MODALITIES
 from synthesis.engines import ENGINE_NAMES, engine_for_voice
 from synthesis.jobs import MAX_SEED, TEMPERATURE_RANGE, JobRequest
 from synthesis.media.video_options import VideoOptionsError, validate_video_options
@@ -101,7 +101,7 @@ class ControlEventSerializer(serializers.Serializer):
     segment = StrictIntegerField(min_value=0, help_text="Segment index (0-based).")
     ms = StrictIntegerField(min_value=0, max_value=MAX_PAUSE_MS, required=False, help_text="Pause length.")
     voice = StrictCharField(max_length=200, required=False, help_text="Voice from here on.")
-    cue = serializers.ChoiceField(choices=BARK_CUES, required=False, help_text="Bark cue to insert.")
+    cue = serializers.ChoiceField(choices=CUES, required=False, help_text="Cue to insert, e.g. [laughs].")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         needed = self.REQUIRES[attrs["type"]]

@@ -106,6 +106,8 @@ class Engine(ABC):
     # upload (a prompt file or a reference clip) may be.
     clones_voices: bool = False
     max_upload_bytes: int = 0
+    # Bracketed cues ("[laughs]") the engine performs rather than reads out.
+    cues: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls) -> Engine:
@@ -202,6 +204,12 @@ def get_engine(name: str) -> Engine:
             engine_class: type[Engine] = import_string(ENGINES[name])
             _engines[name] = engine_class.from_settings()
         return _engines[name]
+
+
+def cues() -> tuple[str, ...]:
+    """Every engine's cues, read from the engine classes (nothing is configured or loaded)."""
+    classes: list[type[Engine]] = [import_string(path) for path in ENGINES.values()]
+    return tuple(dict.fromkeys(cue for engine_class in classes for cue in engine_class.cues))
 
 
 def engine_for_voice(voice: str) -> str | None:

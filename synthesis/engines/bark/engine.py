@@ -90,6 +90,7 @@ class SegmentRun:
 class BarkEngine(Engine):
     name = "bark"
     clones_voices = True
+    cues = presets.CUES
     max_upload_bytes = max(prompts.MAX_CLIP_BYTES, prompts.MAX_NPZ_BYTES)
 
     @classmethod

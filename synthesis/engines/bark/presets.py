@@ -40,6 +40,10 @@ OPENAI_VOICES = {
 }
 
 
+# Non-speech cues Bark's text model was trained on; a cue event puts one at the start of a segment.
+CUES = ("[laughter]", "[laughs]", "[sighs]", "[music]", "[gasps]", "[clears throat]", "[MAN]", "[WOMAN]", "♪")
+
+
 def language_of(preset: str) -> str:
     """The language name of a preset id (`v2/de_speaker_3` -> German)."""
     return LANGUAGES[preset[3:5]]

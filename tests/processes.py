@@ -3,8 +3,11 @@ root and cache), and starting and stopping whole process groups."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,3 +46,57 @@ def stop(process: subprocess.Popen, grace_s: float = 5) -> None:
         process.wait(timeout=15)
     except ProcessLookupError:
         pass
+
+
+# Redis for the tests that use it: the URL may name the database; each test adds a key prefix of its own.
+TEST_REDIS_URL = os.environ.get("BARK_TEST_REDIS_URL", "redis://127.0.0.1:6379/2")
+
+
+def redis_broker_env() -> dict[str, str]:
+    """Settings for the Redis broker under a queue name (key prefix) no other test process uses."""
+    return {"BARK_BROKER_URL": TEST_REDIS_URL, "BARK_QUEUE_NAME": f"test-{uuid.uuid4().hex[:12]}"}
+
+
+def drop_redis_keys(queue_name: str) -> None:
+    import redis
+
+    client = redis.from_url(TEST_REDIS_URL)
+    for key in client.scan_iter(match=f"django_q:{queue_name}:*"):
+        client.delete(key)
+
+
+def wait_for_text(log: Path, text: str, process: subprocess.Popen, timeout_s: float = 90) -> None:
+    """Wait until `text` appears in `log` (a server saying it is ready); fail with the log if it never does."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if text in log.read_text(errors="replace"):
+            return
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} never appeared; log:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def manage(*args: str, env: dict[str, str], timeout: float = 120) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def submit_jobs(env: dict[str, str], prompts: list[str]) -> list[str]:
+    """Submit Piper jobs as the API does (one process for all), returning their ids as stored by SQLite."""
+    code = (
+        "from synthesis.jobs import JobRequest, submit_job\n"
+        f"for prompt in {prompts!r}:\n"
+        "    print('JOB', submit_job(JobRequest(prompt=prompt, engine='piper')).id.hex)\n"
+    )
+    out = manage("shell", "-c", code, env=env)
+    return [line.split()[1] for line in out.splitlines() if line.startswith("JOB ")]

@@ -1,0 +1,156 @@
+"""`manage.py runworkers` with real django-q2 clusters: after the whole cluster is SIGKILLed, every accepted
+job completes exactly once (with the database broker and with Redis); a stop signal, to whichever processes,
+stops it within 10 s and hands the running job back."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests import event_log
+from tests.processes import drop_redis_keys, redis_broker_env, service_env, start, submit_jobs, wait_for_text
+
+pytestmark = pytest.mark.live
+
+READY = "Workers running"
+# About 5 s of Piper per sentence on these cores: long enough to be caught running.
+LONG = " ".join(f"This is sentence number {n} of a text long enough to keep a worker busy for a while." for n in range(4))
+
+
+def worker_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return service_env(
+        tmp_path,
+        BARK_HEARTBEAT_S="1",  # requeue after 4 s of silence, sweep every second
+        BARK_LOG_HOOK="tests.event_log.record",
+        BARK_TEST_EVENT_LOG=str(tmp_path / "events.jsonl"),
+        **extra,
+    )
+
+
+def start_workers(env: dict[str, str], log: Path) -> subprocess.Popen:
+    process = start([sys.executable, "manage.py", "runworkers"], env, log)
+    wait_for_text(log, READY, process)
+    return process
+
+
+def rows(env: dict[str, str], ids: list[str]) -> dict[str, dict]:
+    with sqlite3.connect(env["BARK_SQLITE_PATH"], timeout=20) as db:
+        db.row_factory = sqlite3.Row
+        found = db.execute(
+            f"SELECT * FROM synthesis_job WHERE id IN ({','.join('?' * len(ids))})", ids
+        ).fetchall()  # noqa: S608
+    return {row["id"]: dict(row) for row in found}
+
+
+def wait_until(condition, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting until {what}")
+
+
+def locked_broker_rows(env: dict[str, str]) -> int:
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    with sqlite3.connect(env["BARK_SQLITE_PATH"], timeout=20) as db:
+        return db.execute("SELECT count(*) FROM django_q_ormq WHERE lock > ?", [now]).fetchone()[0]
+
+
+def seconds_between(stamp: str, moment: float) -> float:
+    return datetime.fromisoformat(stamp).replace(tzinfo=UTC).timestamp() - moment
+
+
+def kill_everything(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=15)
+
+
+@pytest.mark.parametrize("broker", ["database", "redis"])
+def test_after_the_whole_cluster_is_killed_every_accepted_job_completes_exactly_once(tmp_path: Path, broker: str):
+    extra = redis_broker_env() if broker == "redis" else {}
+    env = worker_env(tmp_path, **extra)
+    first = start_workers(env, tmp_path / "workers-1.log")
+    second = None
+    try:
+        running, *queued = ids = submit_jobs(env, [LONG, "The second job.", "The third job."])
+        wait_until(lambda: rows(env, ids)[running]["status"] == "running", 60, "the first job runs")
+        if broker == "database":  # the cluster prefetched both queued tasks: their rows stay locked for an hour
+            wait_until(lambda: locked_broker_rows(env) == 3, 20, "all three tasks are locked by the cluster")
+        time.sleep(1.5)  # a heartbeat or two, as in life
+        os.killpg(first.pid, signal.SIGKILL)
+        killed_at = time.time()
+        first.wait(timeout=15)
+        assert {row["status"] for row in rows(env, queued).values()} == {"queued"}
+
+        second = start_workers(env, tmp_path / "workers-2.log")
+        ready_at = time.time()
+        wait_until(lambda: all(r["status"] == "completed" for r in rows(env, ids).values()), 150, "all complete")
+        final = rows(env, ids)
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                kill_everything(process)
+        if broker == "redis":
+            drop_redis_keys(env["BARK_QUEUE_NAME"])
+
+    starts = [seconds_between(final[job]["started_at"], ready_at) for job in queued]
+    rerun = seconds_between(final[running]["started_at"], killed_at)
+    print(f"\n[{broker}] queued jobs started {starts[0]:.1f} s and {starts[1]:.1f} s after the workers came back;")
+    print(f"[{broker}] the killed job ran again {rerun:.1f} s after the kill (BARK_HEARTBEAT_S=1)")
+    assert max(starts) < 60, "a queued job waited for a task held by the dead cluster"
+    assert final[running]["attempts"] == 2 and [final[job]["attempts"] for job in queued] == [1, 1]
+    events = event_log.read(env["BARK_TEST_EVENT_LOG"])
+    completed = sorted(e["job_id"].replace("-", "") for e in events if e["event"] == "completed")
+    assert completed == sorted(ids), "each job completed exactly once"
+    for job in ids:
+        assert (tmp_path / "outputs" / final[job]["audio"]).stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        pytest.param((signal.SIGINT, "group"), id="ctrl-c-in-a-terminal"),
+        pytest.param((signal.SIGTERM, "group"), id="systemd-control-group"),
+    ],
+)
+def test_a_stop_signal_stops_every_process_in_10_s_and_hands_the_running_job_back(tmp_path: Path, sent):
+    signum, _ = sent
+    env = worker_env(tmp_path)
+    workers = start_workers(env, tmp_path / "workers.log")
+    try:
+        [job] = submit_jobs(env, [LONG])
+        wait_until(lambda: rows(env, [job])[job]["segments_done"] >= 1, 90, "the job has stored a segment")
+        segments = tmp_path / "outputs" / "jobs" / f"{job[:8]}-{job[8:12]}-{job[12:16]}-{job[16:20]}-{job[20:]}"
+        assert any(segments.rglob("*.wav")), "a partial file exists before the stop"
+        family = subprocess.run(["ps", "-o", "pid=", "-g", str(workers.pid)], capture_output=True, text=True)
+        pids = [int(pid) for pid in family.stdout.split()]
+
+        sent_at = time.monotonic()
+        os.killpg(workers.pid, signum)
+        workers.wait(timeout=30)
+        took = time.monotonic() - sent_at
+    finally:
+        if workers.poll() is None:
+            kill_everything(workers)
+
+    print(f"\nstopped in {took:.1f} s")
+    assert took < 10
+    assert workers.returncode == 0
+    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()], "a process outlived the stop"
+    row = rows(env, [job])[job]
+    assert (row["status"], row["attempts"], row["segments_done"]) == ("queued", 0, 0)
+    assert not segments.exists() or not any(segments.rglob("*")), "the partial files were removed"
+    assert "handed back to the queue" in (tmp_path / "workers.log").read_text()
+    with sqlite3.connect(env["BARK_SQLITE_PATH"]) as db:
+        assert db.execute("SELECT count(*) FROM django_q_ormq").fetchone()[0] >= 1, "a task waits for the job"
+

@@ -2,6 +2,7 @@
 job completes exactly once (with the database broker and with Redis); a stop signal, to whichever processes,
 stops it within 10 s and hands the running job back."""
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.live
 
 READY = "Workers running"
 # About 5 s of Piper per sentence on these cores: long enough to be caught running.
-LONG = " ".join(f"This is sentence number {n} of a text long enough to keep a worker busy for a while." for n in range(4))
+LONG = " ".join(f"This is sentence {n} of a text long enough to keep a worker busy for a while." for n in range(4))
 
 
 def worker_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -42,9 +43,7 @@ def start_workers(env: dict[str, str], log: Path) -> subprocess.Popen:
 def rows(env: dict[str, str], ids: list[str]) -> dict[str, dict]:
     with sqlite3.connect(env["BARK_SQLITE_PATH"], timeout=20) as db:
         db.row_factory = sqlite3.Row
-        found = db.execute(
-            f"SELECT * FROM synthesis_job WHERE id IN ({','.join('?' * len(ids))})", ids
-        ).fetchall()  # noqa: S608
+        found = db.execute(f"SELECT * FROM synthesis_job WHERE id IN ({','.join('?' * len(ids))})", ids).fetchall()  # noqa: S608
     return {row["id"]: dict(row) for row in found}
 
 
@@ -68,10 +67,8 @@ def seconds_between(stamp: str, moment: float) -> float:
 
 
 def kill_everything(process: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait(timeout=15)
 
 
@@ -153,4 +150,3 @@ def test_a_stop_signal_stops_every_process_in_10_s_and_hands_the_running_job_bac
     assert "handed back to the queue" in (tmp_path / "workers.log").read_text()
     with sqlite3.connect(env["BARK_SQLITE_PATH"]) as db:
         assert db.execute("SELECT count(*) FROM django_q_ormq").fetchone()[0] >= 1, "a task waits for the job"
-

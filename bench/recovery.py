@@ -82,7 +82,6 @@ def stop(command: str, env: dict[str, str], scratch: Path) -> str:
     [job] = submit_jobs(env, [LONG])
     until(lambda: status(env, job)[0] == "running", 60)
     time.sleep(1)
-    sent = time.monotonic()
     os.killpg(process.pid, signal.SIGTERM)
     took = until(lambda: process.poll() is not None, 60)
     if took is None:

@@ -91,7 +91,7 @@ def drop_redis_keys(queue_name: str) -> None:
         client.delete(key)
 
 
-def wait_for_text(log: Path, text: str, process: subprocess.Popen, timeout_s: float = 90) -> None:
+def wait_for_text(log: Path, text: str, process: subprocess.Popen, timeout_s: float = 180) -> None:
     """Wait until `text` appears in `log` (a server saying it is ready); fail with the log if it never does."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

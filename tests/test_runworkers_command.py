@@ -83,7 +83,7 @@ def test_after_the_whole_cluster_is_killed_every_accepted_job_completes_exactly_
         running, *queued = ids = submit_jobs(env, [LONG, "The second job.", "The third job."])
         wait_until(lambda: rows(env, ids)[running]["status"] == "running", 60, "the first job runs")
         if broker == "database":  # the cluster prefetched both queued tasks: their rows stay locked for an hour
-            wait_until(lambda: locked_broker_rows(env) == 3, 20, "all three tasks are locked by the cluster")
+            wait_until(lambda: locked_broker_rows(env) >= 3, 20, "all three tasks are locked by the cluster")
         time.sleep(1.5)  # a heartbeat or two, as in life
         os.killpg(first.pid, signal.SIGKILL)
         killed_at = time.time()

@@ -55,6 +55,7 @@ class Command(BaseCommand):
             f"{'Redis' if settings.BARK_BROKER_URL else 'database'} broker; sweeping every "
             f"{settings.BARK_HEARTBEAT_S} s. Stop with Ctrl-C."
         )
+        self.stdout.flush()  # a log file or a pipe, not only a terminal, should see this at once
         family = _family(sentinel.pid)
         next_sweep = 0.0
         code = 0

@@ -47,9 +47,10 @@ class InjectedFault(RuntimeError):
 
 def _chain(exc: BaseException) -> list[BaseException]:
     seen: list[BaseException] = []
-    while exc is not None and exc not in seen:
-        seen.append(exc)
-        exc = exc.__cause__ or exc.__context__
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
     return seen
 
 
@@ -266,7 +267,11 @@ def record_success(engine: str) -> None:
 
 
 def _changed(engine: str, state: str, failures: int, error: str) -> None:
-    event = {State.OPEN: "breaker_opened", State.HALF_OPEN: "breaker_half_opened", State.CLOSED: "breaker_closed"}
+    event: dict[str, str] = {
+        State.OPEN: "breaker_opened",
+        State.HALF_OPEN: "breaker_half_opened",
+        State.CLOSED: "breaker_closed",
+    }
     log = logger.warning if state == State.OPEN else logger.info
     log("circuit breaker of the %s engine: %s (consecutive faults: %d) %s", engine, state, failures, error)
     hooks.emit(event[state], engine=engine, failures=failures, error=error)

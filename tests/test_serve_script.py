@@ -4,6 +4,7 @@ without alarming messages."""
 import contextlib
 import os
 import signal
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -22,6 +23,20 @@ def answers(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+def clean_up(serve: subprocess.Popen, family: list[psutil.Process]) -> None:
+    """Kill whatever is left, even when the test failed before it looked: gunicorn and runworkers run in
+    sessions of their own, so killing the script alone would leave them behind."""
+    if serve.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            family = family + psutil.Process(serve.pid).children(recursive=True)
+        serve.kill()
+        serve.wait(timeout=15)
+    for process in family:
+        with contextlib.suppress(psutil.Error):
+            for child in [process, *process.children(recursive=True)]:
+                child.kill()
 
 
 def test_ctrl_c_stops_the_web_server_and_the_workers_within_10_s_quietly(tmp_path: Path):
@@ -43,9 +58,7 @@ def test_ctrl_c_stops_the_web_server_and_the_workers_within_10_s_quietly(tmp_pat
         serve.wait(timeout=30)
         took = time.monotonic() - sent_at
     finally:
-        for process in [psutil.Process(serve.pid), *family] if serve.poll() is None else family:
-            with contextlib.suppress(psutil.Error):
-                process.kill()
+        clean_up(serve, family)
 
     print(f"\nbin/serve stopped in {took:.1f} s")
     assert took < 10

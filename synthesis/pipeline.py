@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -13,13 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import connection
 from django.utils import timezone
 
 from synthesis import hooks
-from synthesis.artifacts import store_artifact, store_segment, write_atomically
+from synthesis.artifacts import delete_job_files, local_copy, store_artifact, store_segment, write_atomically
 from synthesis.engines import (
     EngineFailed,
     EngineUnavailable,
@@ -271,21 +268,21 @@ def _render_job_video(job: Job, result: AudioResult, cues: list[Cue], timings: d
     t0 = time.monotonic()
     try:
         options = validate_video_options(job.params.get("video"))
-        background = _background_path(job.params.get("video_background"))
-        store_artifact(
-            job,
-            "video",
-            "mp4",
-            lambda path: render_video(
-                result.waveform,
-                result.sample_rate,
-                cues,
-                options,
-                path,
-                background_image=background,
-                should_continue=job.record_progress,  # False once the job is cancelled
-            ),
-        )
+        with _background_image(job.params.get("video_background")) as background:
+            store_artifact(
+                job,
+                "video",
+                "mp4",
+                lambda path: render_video(
+                    result.waveform,
+                    result.sample_rate,
+                    cues,
+                    options,
+                    path,
+                    background_image=background,
+                    should_continue=job.record_progress,  # False once the job is cancelled
+                ),
+            )
     except SynthesisCancelled:
         raise
     except Exception as exc:
@@ -309,16 +306,17 @@ def _made(job: Job, result: AudioResult) -> dict:
     }
 
 
-def _background_path(name: str | None) -> Path | None:
-    """An uploaded background image's storage name (set by the server, never by a client) as a path that
-    stays inside BARK_OUTPUT_ROOT."""
+@contextmanager
+def _background_image(name: str | None) -> Iterator[Path | None]:
+    """An uploaded background image (a storage name set by the server, never by a client) as a local file
+    for the renderer, copied out of the storage into a scratch directory."""
     if not name:
-        return None
-    root = Path(settings.MEDIA_ROOT).resolve()
-    path = (root / name).resolve()
-    if not path.is_relative_to(root):
-        raise VideoRenderError("The background image lies outside BARK_OUTPUT_ROOT.")
-    return path
+        yield None
+        return
+    if name.startswith("/") or ".." in name.split("/"):
+        raise VideoRenderError("The background image lies outside the artifact storage.")
+    with local_copy(name) as path:
+        yield path
 
 
 def job_options(job: Job) -> SynthesisOptions:
@@ -357,22 +355,9 @@ def _fail(job: Job, error: str, started: float, keep: dict | None = None) -> Non
 
 
 def _discard_artifacts(job: Job, keep: Collection[str] = ()) -> None:
-    """Remove this job's files, except the storage names in `keep`, so a failed or cancelled job points at
-    nothing half-made."""
-    directory = Path(settings.MEDIA_ROOT) / "jobs" / str(job.id)
-    if hasattr(default_storage, "location"):
-        if not keep:
-            shutil.rmtree(directory, ignore_errors=True)
-            return
-        for path in sorted(directory.rglob("*"), reverse=True):  # children first, so emptied folders go too
-            if path.is_file() and path.relative_to(settings.MEDIA_ROOT).as_posix() not in keep:
-                path.unlink(missing_ok=True)
-            elif path.is_dir() and not any(path.iterdir()):
-                path.rmdir()
-    else:
-        for name in [f.name for f in job.artifacts().values()]:
-            if name not in keep:
-                default_storage.delete(name)
+    """Remove this job's files (its segments too), except the storage names in `keep`, so a failed or
+    cancelled job points at nothing half-made."""
+    delete_job_files(str(job.id), keep)
 
 
 @contextmanager

@@ -9,6 +9,9 @@ from scipy.io import wavfile
 
 from tests.api_helpers import SPEECH, client, error_of, keyed_client, run
 
+# Each test runs with artifacts on the local disk and again in an S3 bucket (moto's server).
+pytestmark = pytest.mark.usefixtures("artifact_storage")
+
 
 @pytest.fixture
 def done(db):

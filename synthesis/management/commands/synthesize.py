@@ -12,7 +12,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models.fields.files import FieldFile
 from tqdm import tqdm
 
 from synthesis.engines import ENGINE_NAMES, EngineUnavailable
@@ -87,13 +89,12 @@ class Command(BaseCommand):
         if job.status != Job.Status.COMPLETED:
             raise CommandError(f"Job {job.id} {job.status}: {job.error or 'no error recorded'}")
 
-        source = Path(job.audio.path)
         if out is not None:
-            _copy(source, out)
+            _copy(job.audio, out)
         if video is not None:
-            _copy(Path(job.video.path), video)
+            _copy(job.video, video)
             self.stdout.write(f"Wrote {video} ({options['video_preset']}, {job.artifact_sizes.get('video', 0)} bytes).")
-        where = out or source
+        where = out or f"{job.audio.name} in {_storage_place()}"
         dedupe = f", reused from job {job.deduplicated_from_id}" if job.deduplicated_from_id else ""
         self.stdout.write(
             self.style.SUCCESS(
@@ -116,11 +117,17 @@ def _check_writable(out: Path, flag: str, suffix: str) -> None:
         raise CommandError(f"{flag} {out}: no permission to write there.")
 
 
-def _copy(source: Path, destination: Path) -> None:
-    """Copy under a temporary name, then rename: the destination is never half-written."""
+def _storage_place() -> str:
+    bucket = settings.BARK_S3_BUCKET
+    return f"bucket {bucket}" if bucket else str(settings.MEDIA_ROOT)
+
+
+def _copy(source: FieldFile, destination: Path) -> None:
+    """Copy a stored artifact under a temporary name, then rename: the destination is never half-written."""
     tmp = destination.with_name(f".{destination.name}.part")
     try:
-        shutil.copyfile(source, tmp)
+        with source.open("rb") as reader, tmp.open("wb") as writer:
+            shutil.copyfileobj(reader, writer)
         os.replace(tmp, destination)
     finally:
         tmp.unlink(missing_ok=True)

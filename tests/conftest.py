@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.s3 import create_bucket, moto_server, s3_env
-
 from synthesis.engines import reset_engines
 from synthesis.jobs import JobRequest, submit_job
+from tests.s3 import create_bucket, moto_server, s3_env
 
 # The Bark checkpoint (built once per session) and the web fixtures (users, finished jobs).
 pytest_plugins = ["tests.fixtures_bark", "tests.fixtures_web"]

@@ -1,5 +1,6 @@
 """barksite settings: the only settings module. Every knob is an environment variable (README, "Configuration")."""
 
+import ipaddress
 from pathlib import Path
 
 import dj_database_url
@@ -38,6 +39,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "synthesis.metrics.HttpMetricsMiddleware",  # first, so it sees every response
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -199,6 +201,18 @@ BARK_LOG_HOOK = env_str("BARK_LOG_HOOK", "") or None
 BARK_METRICS_HOOK = env_str("BARK_METRICS_HOOK", "") or None
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = BARK_MAX_BODY_BYTES
+
+# /metrics (Prometheus): open to a bearer token equal to BARK_METRICS_TOKEN, or to direct connections from
+# the networks in BARK_METRICS_ALLOW (addresses or CIDRs; loopback by default, "" for none).
+BARK_METRICS_TOKEN = env_str("BARK_METRICS_TOKEN", "")
+BARK_METRICS_ALLOW = env_list("BARK_METRICS_ALLOW", ["127.0.0.0/8", "::1/128"])
+for _network in BARK_METRICS_ALLOW:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"BARK_METRICS_ALLOW holds {_network!r}, which is not an address or network; use e.g. 10.0.0.0/8,::1."
+        ) from None
 
 # --- django-q2 ---------------------------------------------------------------------------------------
 # The job row is the truth, not the queue: django-q2 may deliver a task twice, so tasks claim their job

@@ -217,6 +217,7 @@ def run_claimed_job(job: Job, on_progress: Callable[[int, int], None] | None = N
 
 
 def _run_claimed(job: Job, on_progress: Callable[[int, int], None] | None) -> None:
+    claimed_at = time.monotonic()
     segments = job.plan.get("segments") or split_text(job.prompt)
     Job.objects.filter(pk=job.pk).update(segments_total=len(segments))
     job.segments_total = len(segments)
@@ -257,7 +258,11 @@ def _run_claimed(job: Job, on_progress: Callable[[int, int], None] | None) -> No
     if not finished:  # cancelled at the last moment: the row says so, the files must go
         _discard_artifacts(job)
         return
-    hooks.emit("completed", job_id=str(job.id), engine=result.engine, duration_s=job.duration_s, **timings)
+    run_s = round(time.monotonic() - claimed_at, 3)
+    hooks.emit(
+        "completed", job_id=str(job.id), engine=result.engine, device=result.device, duration_s=job.duration_s,
+        run_s=run_s, **timings,
+    )  # fmt: skip
 
 
 def _render_job_video(job: Job, result: AudioResult, cues: list[Cue], timings: dict) -> float:

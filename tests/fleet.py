@@ -149,6 +149,8 @@ class Network:
             [*as_postgres, "initdb", "-D", str(data / "db"), "-A", "trust", "-U", "postgres", "--no-sync"],
             check=True, capture_output=True, timeout=120,
         )  # fmt: skip
+        with (data / "db" / "pg_hba.conf").open("a") as hba:  # the hosts connect over the bridge
+            hba.write(f"host all all {self.service_address}/24 trust\n")
         port = free_port(self.service_address)
         server = subprocess.Popen(
             [

@@ -126,7 +126,9 @@ def run_scenario(net: Network, tmp_path: Path, wall: float) -> None:  # one stor
     }
     envs = {host.name: host_env(host, shared) for host in (web, w1, w2)}
     manage = [python(), str(ROOT / "manage.py")]
+    phases = {"services": time.monotonic() - wall}
     web.run([*manage, "migrate", "--noinput"], envs["web"])
+    phases["migrate"] = time.monotonic() - wall
 
     port = 8000 if net.isolated else free_port()
     base = f"http://{web.address}:{port}"
@@ -143,6 +145,7 @@ def run_scenario(net: Network, tmp_path: Path, wall: float) -> None:  # one stor
     logs = lambda: "\n".join(f"--- {h.name}\n{h.log('gunicorn') + h.log(workers)}" for h in (web, w1, w2))  # noqa: E731
     wait_until(lambda: answers(f"{base}/api/health"), 60, "the web host", logs)
 
+    phases["web up"] = time.monotonic() - wall
     job_ids = []
     for index in range(6):
         prompt = f"Job {index + 1}. " + " ".join(SENTENCES)
@@ -150,7 +153,9 @@ def run_scenario(net: Network, tmp_path: Path, wall: float) -> None:  # one stor
         assert status == 201, body
         job_ids.append(json.loads(body)["job_id"])
     streamed: list[bytes] = []
-    stream = threading.Thread(target=lambda: streamed.append(http(f"{base}/api/bark/jobs/{job_ids[-1]}/stream")[1]))
+    stream = threading.Thread(
+        target=lambda: streamed.append(http(f"{base}/api/bark/jobs/{job_ids[-1]}/stream", timeout=120)[1])
+    )
     stream.start()
 
     # Kill every process of w1 as soon as it has started a job that it has not finished.
@@ -163,6 +168,7 @@ def run_scenario(net: Network, tmp_path: Path, wall: float) -> None:  # one stor
     wait_until(lambda: running_on_w1() is not None, 90, "w1 to start a job", logs)
     victim = running_on_w1()
     killed_at = datetime.now(UTC)
+    phases["kill"] = time.monotonic() - wall
     assert w1.kill_everything() >= (2 if net.isolated else 0)
 
     with psycopg.connect(database.replace("postgres://", "postgresql://")) as db:
@@ -174,6 +180,7 @@ def run_scenario(net: Network, tmp_path: Path, wall: float) -> None:  # one stor
 
         wait_until(lambda: all(r[0] == "completed" for r in rows().values()), 90, "all six jobs", logs)
         jobs = rows()
+    phases["all done"] = time.monotonic() - wall
     stream.join(timeout=30)
 
     # Exactly once: one completion per job, and only the victim started twice (its second try elsewhere).
@@ -220,5 +227,5 @@ def run_scenario(net: Network, tmp_path: Path, wall: float) -> None:  # one stor
         f"\nfleet ({mode}, {'Redis' if REDIS_BROKER else 'database'} broker, {workers}): 6/6 jobs completed, "
         f"{duplicates} duplicates; worker host killed -> its job completed elsewhere in {recovery_s:.1f} s; "
         f"downloads through the web host p50 {sorted(download_s)[len(download_s) // 2] * 1000:.0f} ms; "
-        f"test wall {time.monotonic() - wall:.0f} s"
+        f"test wall {time.monotonic() - wall:.0f} s (" + ", ".join(f"{k} at {v:.0f} s" for k, v in phases.items()) + ")"
     )

@@ -3,11 +3,14 @@ file named by FLEET_EVENT_LOG, so the test can count how often every job started
 
 import json
 import os
+import time
 from typing import Any
 
 
 def record(event: str, payload: dict[str, Any]) -> None:
-    line = json.dumps({"event": event, "host": os.environ.get("FLEET_HOST", ""), "pid": os.getpid(), **payload})
+    line = json.dumps(
+        {"event": event, "host": os.environ.get("FLEET_HOST", ""), "pid": os.getpid(), "at": time.time(), **payload}
+    )
     with open(os.environ["FLEET_EVENT_LOG"], "a", encoding="utf-8") as log:
         log.write(line + "\n")  # one short write in append mode: lines from several processes never mix
 

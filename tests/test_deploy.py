@@ -47,7 +47,7 @@ def test_the_environment_template_is_accepted_by_settings(monkeypatch):
     variables = dict(
         line.split("=", 1)
         for line in (DEPLOY / "barksite.env.example").read_text().splitlines()
-        if re.match(r"^[A-Z_]+=", line)
+        if re.match(r"^[A-Z][A-Z0-9_]*=", line)
     )
     unknown = {name for name in variables if name not in SETTINGS_TEXT} - EXTERNAL_VARIABLES
     for name, value in variables.items():

@@ -5,8 +5,8 @@ from django.urls import reverse
 
 from synthesis.models import Job
 
-# Each test runs with artifacts on the local disk and again in an S3 bucket (moto's server).
-pytestmark = pytest.mark.usefixtures("artifact_storage")
+# Marked tests run with artifacts on the local disk and again in an S3 bucket (moto's server).
+ON_DISK_AND_S3 = pytest.mark.usefixtures("artifact_storage")
 
 
 def file_url(job: Job, name: str) -> str:
@@ -42,6 +42,7 @@ def test_download_1_asks_the_browser_to_save_the_file(signed_in, completed_job):
     assert b'"engine": "piper"' in body_of(response)
 
 
+@ON_DISK_AND_S3
 def test_a_byte_range_is_answered_with_206_and_just_those_bytes(signed_in, completed_job):
     whole = stored_bytes(completed_job)
 
@@ -65,6 +66,7 @@ def test_a_range_past_the_end_is_416_and_a_malformed_one_gets_the_whole_file(sig
     assert several.status_code == 200 and len(body_of(several)) == size
 
 
+@ON_DISK_AND_S3
 def test_unknown_or_missing_artifacts_are_not_found(signed_in, completed_job):
     assert signed_in.get(file_url(completed_job, "video")).status_code == 404
     assert signed_in.get(file_url(completed_job, "passwd")).status_code == 404

@@ -19,6 +19,7 @@ import time
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from tests.s3 import free_port, moto_server
 
@@ -49,12 +50,14 @@ class Host:
     namespace: str | None
     home: Path  # the host's own empty working directory
     processes: list[subprocess.Popen] = field(default_factory=list)
+    logs: list[IO[str]] = field(default_factory=list)
 
     def command(self, args: list[str]) -> list[str]:
         return ["ip", "netns", "exec", self.namespace, *args] if self.namespace else args
 
     def start(self, args: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen:
         log = (self.home / f"{log_name}.log").open("w")
+        self.logs.append(log)
         process = subprocess.Popen(
             self.command(args), cwd=self.home, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -83,6 +86,8 @@ class Host:
                 os.kill(pid, signal.SIGKILL)
         for process in self.processes:
             process.wait(timeout=15)
+        for log in self.logs:
+            log.close()
         return len(pids)
 
     def log(self, name: str) -> str:
@@ -155,15 +160,14 @@ class Network:
         with (data / "db" / "pg_hba.conf").open("a") as hba:  # the hosts connect over the bridge
             hba.write(f"host all all {self.service_address}/24 trust\n")
         port = free_port(self.service_address)
-        server = subprocess.Popen(
+        server = self._spawn(
             [
                 *as_postgres, "postgres", "-D", str(data / "db"), "-p", str(port),
                 "-c", f"listen_addresses={self.service_address}", "-c", f"unix_socket_directories={data}",
                 "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
             ],
-            stdout=(self.work / "postgres.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+            "postgres",
         )  # fmt: skip
-        self.stack.callback(_stop, server)
         url = f"postgres://postgres@{self.service_address}:{port}"
         _wait_for(lambda: _pg_ready(f"{url}/postgres"), server, self.work / "postgres.log")
         import psycopg
@@ -174,15 +178,20 @@ class Network:
 
     def redis(self) -> str:
         port = free_port(self.service_address)
-        server = subprocess.Popen(
+        server = self._spawn(
             ["redis-server", "--bind", self.service_address, "--port", str(port), "--save", "", "--appendonly", "no",
              "--protected-mode", "no"],
-            stdout=(self.work / "redis.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+            "redis",
         )  # fmt: skip
-        self.stack.callback(_stop, server)
         url = f"redis://{self.service_address}:{port}/0"
         _wait_for(lambda: _redis_ready(url), server, self.work / "redis.log")
         return url
+
+    def _spawn(self, args: list[str], name: str) -> subprocess.Popen:
+        with (self.work / f"{name}.log").open("w") as log:  # the server keeps its own copy of the descriptor
+            server = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.stack.callback(_stop, server)
+        return server
 
     def s3(self) -> str:
         return self.stack.enter_context(moto_server(self.service_address, self.work / "moto.log"))

@@ -53,6 +53,8 @@ def moto_server(host: str = "127.0.0.1", log: Path | None = None) -> Iterator[st
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+        if log:
+            out.close()
 
 
 def create_bucket(endpoint: str, bucket: str) -> None:

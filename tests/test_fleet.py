@@ -16,6 +16,8 @@ import urllib.error
 import urllib.request
 import uuid
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,6 +41,7 @@ pytestmark = [
 ]
 
 KEY = f"fleet-{uuid.uuid4().hex}"
+BUCKET = "fleet"
 SENTENCES = [  # two segments: long enough to be killed mid-job, short enough for six jobs to finish soon
     "The lighthouse keeper climbed the stairs every evening at dusk, and trimmed the wick.",
     "On stormy nights the beam swept the rocks until the morning came.",
@@ -104,23 +107,76 @@ def test_a_fleet_survives_losing_a_worker_host_and_serves_every_artifact(tmp_pat
     wall = time.monotonic()
     net = Network(["web", "w1", "w2"], tmp_path)
     try:
-        run_scenario(net, tmp_path, wall)
+        run_scenario(net, wall)
     finally:
         net.close()
 
 
-def run_scenario(net: Network, tmp_path: Path, wall: float) -> None:  # one story, told in order (~80 lines)
+@dataclass
+class Fleet:
+    base: str  # the web host's URL
+    worker_metrics: str  # w2's serve_metrics URL
+    database: str
+    endpoint: str
+    logs: Callable[[], str]
+
+
+def run_scenario(net: Network, wall: float) -> None:
     if not net.isolated:
         warnings.warn(f"fleet test on loopback with separate directories: {net.refused}", stacklevel=1)
+    phases: dict[str, float] = {}
+    fleet = start_fleet(net, wall, phases)
+    w1, w2 = net.hosts["w1"], net.hosts["w2"]
+    job_ids = [submit(fleet.base, f"Job {index + 1}. " + " ".join(SENTENCES)) for index in range(6)]
+    streamed: list[bytes] = []
+    url = f"{fleet.base}/api/bark/jobs/{job_ids[-1]}/stream"
+    stream = threading.Thread(target=lambda: streamed.append(http(url, timeout=120)[1]))
+    stream.start()
+
+    wait_until(lambda: running_on(w1) is not None, 90, "w1 to start a job", fleet.logs)
+    victim = running_on(w1)
+    killed_at = datetime.now(UTC)
+    phases["kill"] = time.monotonic() - wall
+    assert w1.kill_everything() >= (2 if net.isolated else 0)
+    jobs, requeued_s = wait_for_all(fleet, victim, killed_at)
+    phases["all done"] = time.monotonic() - wall
+    stream.join(timeout=30)
+
+    # Exactly once: one completion per job, and only the victim started twice (its second try elsewhere).
+    events = [e for host in (w1, w2) for e in fleet_events.read(host.home / "events.jsonl")]
+    completions = [e["job_id"] for e in events if e["event"] == "completed"]
+    victim_starts = [e for e in events if e["event"] == "started" and e["job_id"] == victim]
+    duplicates = len(completions) - len(set(completions))
+    assert sorted(completions) == sorted(job_ids) and duplicates == 0
+    assert [e["host"] for e in victim_starts] == ["w1", "w2"]
+    assert {job: row[1] for job, row in jobs.items()} == {job: 2 if job == victim else 1 for job in job_ids}
+
+    download_s = check_downloads(fleet, jobs)
+    assert streamed and streamed[0][:4] == b"RIFF" and len(streamed[0]) > 44 + 22050 * 2
+    assert not any((host.home / "outputs" / "jobs").exists() for host in net.hosts.values())  # no local artifact
+    check_metrics(fleet, w2_completed=sum(1 for e in events if e["event"] == "completed" and e["host"] == "w2"))
+
+    mode = "network namespaces" if net.isolated else f"loopback ({net.refused})"
+    print(
+        f"\nfleet ({mode}, {'Redis' if REDIS_BROKER else 'database'} broker): 6/6 jobs completed, "
+        f"{duplicates} duplicates; worker host killed -> its job requeued after {requeued_s:.1f} s, restarted on "
+        f"the other host after {victim_starts[1]['at'] - killed_at.timestamp():.1f} s (behind the jobs queued "
+        f"before it), completed {(jobs[victim][2] - killed_at).total_seconds():.1f} s after the kill; "
+        f"downloads through the web host p50 {sorted(download_s)[len(download_s) // 2] * 1000:.0f} ms; "
+        f"test wall {time.monotonic() - wall:.0f} s (" + ", ".join(f"{k} at {v:.0f} s" for k, v in phases.items()) + ")"
+    )
+
+
+def start_fleet(net: Network, wall: float, phases: dict[str, float]) -> Fleet:
+    """The shared services, then the web host (gunicorn) and two worker hosts, each with its own directories."""
     database, redis_url, endpoint = net.postgres(), net.redis(), net.s3()
-    bucket = "fleet"
-    create_bucket(endpoint, bucket)
+    create_bucket(endpoint, BUCKET)
     web, w1, w2 = net.hosts["web"], net.hosts["w1"], net.hosts["w2"]
     shared = {
         "DATABASE_URL": database,
         "REDIS_URL": redis_url,
         "BARK_BROKER_URL": redis_url if REDIS_BROKER else "",
-        **s3_env(endpoint, bucket),
+        **s3_env(endpoint, BUCKET),
         "BARK_API_KEY": KEY,
         "BARK_LOG_HOOK": "tests.fleet_events.record",
         "BARK_HEARTBEAT_S": "1",
@@ -131,111 +187,84 @@ def run_scenario(net: Network, tmp_path: Path, wall: float) -> None:  # one stor
     }
     envs = {host.name: host_env(host, shared) for host in (web, w1, w2)}
     manage = [python(), str(ROOT / "manage.py")]
-    phases = {"services": time.monotonic() - wall}
+    phases["services"] = time.monotonic() - wall
     web.run([*manage, "migrate", "--noinput"], envs["web"])
     phases["migrate"] = time.monotonic() - wall
-
     port = 8000 if net.isolated else free_port()
-    base = f"http://{web.address}:{port}"
     web.start(
         [python(), "-m", "gunicorn", "barksite.wsgi", "--bind", f"{web.address}:{port}", "--workers", "2",
          "--worker-class", "gthread", "--threads", "4", "--timeout", "120"],
         envs["web"], "gunicorn",
     )  # fmt: skip
-    workers = "runworkers"
     for host in (w1, w2):
-        host.start([*manage, workers], envs[host.name], workers)
+        host.start([*manage, "runworkers"], envs[host.name], "runworkers")
     metrics_port = 9464 if net.isolated else free_port()
     w2.start([*manage, "serve_metrics", "--bind", f"{w2.address}:{metrics_port}"], envs["w2"], "serve_metrics")
-    logs = lambda: "\n".join(f"--- {h.name}\n{h.log('gunicorn') + h.log(workers)}" for h in (web, w1, w2))  # noqa: E731
-    wait_until(lambda: answers(f"{base}/api/health"), 60, "the web host", logs)
-
-    phases["web up"] = time.monotonic() - wall
-    job_ids = []
-    for index in range(6):
-        prompt = f"Job {index + 1}. " + " ".join(SENTENCES)
-        status, body, _ = http(f"{base}/api/bark/synthesize", {"prompt": prompt, "engine": "piper"})
-        assert status == 201, body
-        job_ids.append(json.loads(body)["job_id"])
-    streamed: list[bytes] = []
-    stream = threading.Thread(
-        target=lambda: streamed.append(http(f"{base}/api/bark/jobs/{job_ids[-1]}/stream", timeout=120)[1])
+    fleet = Fleet(
+        f"http://{web.address}:{port}",
+        f"http://{w2.address}:{metrics_port}/metrics",
+        database,
+        endpoint,
+        lambda: "\n".join(f"--- {h.name}\n{h.log('gunicorn') + h.log('runworkers')}" for h in (web, w1, w2)),
     )
-    stream.start()
+    wait_until(lambda: answers(f"{fleet.base}/api/health"), 60, "the web host", fleet.logs)
+    phases["web up"] = time.monotonic() - wall
+    return fleet
 
-    # Kill every process of w1 as soon as it has started a job that it has not finished.
-    def running_on_w1() -> str | None:
-        events = fleet_events.read(w1.home / "events.jsonl")
-        done = {e["job_id"] for e in events if e["event"] == "completed"}
-        started = [e["job_id"] for e in events if e["event"] == "started" and e["job_id"] not in done]
-        return started[-1] if started else None
 
-    wait_until(lambda: running_on_w1() is not None, 90, "w1 to start a job", logs)
-    victim = running_on_w1()
-    killed_at = datetime.now(UTC)
-    phases["kill"] = time.monotonic() - wall
-    assert w1.kill_everything() >= (2 if net.isolated else 0)
+def submit(base: str, prompt: str) -> str:
+    status, body, _ = http(f"{base}/api/bark/synthesize", {"prompt": prompt, "engine": "piper"})
+    assert status == 201, body
+    return json.loads(body)["job_id"]
 
-    with psycopg.connect(database.replace("postgres://", "postgresql://")) as db:
+
+def running_on(host: Host) -> str | None:
+    """A job the host has started and not finished, from its event log."""
+    events = fleet_events.read(host.home / "events.jsonl")
+    done = {e["job_id"] for e in events if e["event"] == "completed"}
+    started = [e["job_id"] for e in events if e["event"] == "started" and e["job_id"] not in done]
+    return started[-1] if started else None
+
+
+def wait_for_all(fleet: Fleet, victim: str, killed_at: datetime) -> tuple[dict[str, tuple], float]:
+    """Wait for the victim's requeue and then every completion; returns the rows and the requeue delay."""
+    with psycopg.connect(fleet.database.replace("postgres://", "postgresql://")) as db:
 
         def rows() -> dict[str, tuple]:
             found = db.execute("SELECT id, status, attempts, completed_at, audio FROM synthesis_job").fetchall()
             db.commit()
             return {str(row[0]): row[1:] for row in found}
 
-        wait_until(lambda: rows()[victim][0] != "running", 60, "the sweep to requeue the dead host's job", logs)
+        wait_until(lambda: rows()[victim][0] != "running", 60, "the sweep to requeue the dead host's job", fleet.logs)
         requeued_s = (datetime.now(UTC) - killed_at).total_seconds()
-        wait_until(lambda: all(r[0] == "completed" for r in rows().values()), 90, "all six jobs", logs)
-        jobs = rows()
-    phases["all done"] = time.monotonic() - wall
-    stream.join(timeout=30)
+        wait_until(lambda: all(r[0] == "completed" for r in rows().values()), 90, "all six jobs", fleet.logs)
+        return rows(), requeued_s
 
-    # Exactly once: one completion per job, and only the victim started twice (its second try elsewhere).
-    events = [e for host in (w1, w2) for e in fleet_events.read(host.home / "events.jsonl")]
-    completions = [e["job_id"] for e in events if e["event"] == "completed"]
-    starts = {job: [e for e in events if e["event"] == "started" and e["job_id"] == job] for job in job_ids}
-    duplicates = len(completions) - len(set(completions))
-    assert sorted(completions) == sorted(job_ids) and duplicates == 0
-    assert [e["host"] for e in starts[victim]] == ["w1", "w2"] and victim not in {
-        e["job_id"] for e in events if e["event"] == "completed" and e["host"] == "w1"
-    }
-    assert {job: row[1] for job, row in jobs.items()} == {job: 2 if job == victim else 1 for job in job_ids}
-    recovery_s = (jobs[victim][2] - killed_at).total_seconds()
-    restarted_s = starts[victim][1]["at"] - killed_at.timestamp()
 
-    # Every artifact downloads through the web host, byte for byte what the bucket holds.
+def check_downloads(fleet: Fleet, jobs: dict[str, tuple]) -> list[float]:
+    """Every artifact downloads through the web host, byte for byte what the bucket holds; returns the times."""
     s3 = boto3.client(
-        "s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=REGION
-    )
+        "s3", endpoint_url=fleet.endpoint, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+        region_name=REGION,
+    )  # fmt: skip
     download_s = []
-    for job in job_ids:
-        audio_name = jobs[job][3]
-        for name, key in (("audio", audio_name), ("metadata", audio_name.removesuffix(".wav") + ".json")):
-            status, body, seconds = http(f"{base}/api/bark/jobs/{job}/artifacts/{name}")
-            assert status == 200 and body == s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    for job, row in jobs.items():
+        for name, key in (("audio", row[3]), ("metadata", row[3].removesuffix(".wav") + ".json")):
+            status, body, seconds = http(f"{fleet.base}/api/bark/jobs/{job}/artifacts/{name}")
+            assert status == 200 and body == s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
             download_s.append(seconds)
             if name == "audio":
                 rate, samples = wavfile.read(io.BytesIO(body))
                 assert rate == 22050 and len(samples) > rate
-    assert streamed and streamed[0][:4] == b"RIFF" and len(streamed[0]) > 44 + 22050 * 2
+    return download_s
 
-    # No host wrote an artifact to its own disk; the metrics count across processes and hosts.
-    assert not any((host.home / "outputs" / "jobs").exists() for host in (web, w1, w2))
-    fleet_metrics = metrics(f"{base}/metrics")
-    assert fleet_metrics[("bark_jobs", (("engine", "piper"), ("status", "completed")))] == 6
-    submits = [v for (name, labels), v in fleet_metrics.items() if name == "bark_http_requests_total" and
+
+def check_metrics(fleet: Fleet, w2_completed: int) -> None:
+    """The web host's /metrics adds up both gunicorn workers; w2's serve_metrics counts its own workers."""
+    web = metrics(f"{fleet.base}/metrics")
+    assert web[("bark_jobs", (("engine", "piper"), ("status", "completed")))] == 6
+    submits = [v for (name, labels), v in web.items() if name == "bark_http_requests_total" and
                ("route", "/api/bark/synthesize") in labels]  # fmt: skip
-    assert sum(submits) == 6  # counted by both gunicorn workers, added up in multiprocess mode
-    w2_metrics = metrics(f"http://{w2.address}:{metrics_port}/metrics")
-    w2_completed = sum(1 for e in events if e["event"] == "completed" and e["host"] == "w2")
-    assert w2_metrics[("bark_job_events_total", (("engine", "piper"), ("event", "completed")))] == w2_completed
-
-    mode = "network namespaces" if net.isolated else f"loopback ({net.refused})"
-    print(
-        f"\nfleet ({mode}, {'Redis' if REDIS_BROKER else 'database'} broker, {workers}): 6/6 jobs completed, "
-        f"{duplicates} duplicates; worker host killed -> its job requeued after {requeued_s:.1f} s, restarted on "
-        f"the other host after {restarted_s:.1f} s (behind the jobs queued before it), "
-        f"completed {recovery_s:.1f} s after the kill; "
-        f"downloads through the web host p50 {sorted(download_s)[len(download_s) // 2] * 1000:.0f} ms; "
-        f"test wall {time.monotonic() - wall:.0f} s (" + ", ".join(f"{k} at {v:.0f} s" for k, v in phases.items()) + ")"
-    )
+    assert sum(submits) == 6
+    worker = metrics(fleet.worker_metrics)
+    assert worker[("bark_job_events_total", (("engine", "piper"), ("event", "completed")))] == w2_completed

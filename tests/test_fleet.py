@@ -133,7 +133,7 @@ def run_scenario(net: Network, wall: float) -> None:
     stream = threading.Thread(target=lambda: streamed.append(http(url, timeout=120)[1]))
     stream.start()
 
-    wait_until(lambda: running_on(w1) is not None, 90, "w1 to start a job", fleet.logs)
+    wait_until(lambda: running_on(w1) is not None, 120, "w1 to start a job", fleet.logs)
     victim = running_on(w1)
     killed_at = datetime.now(UTC)
     phases["kill"] = time.monotonic() - wall
@@ -207,7 +207,7 @@ def start_fleet(net: Network, wall: float, phases: dict[str, float]) -> Fleet:
         endpoint,
         lambda: "\n".join(f"--- {h.name}\n{h.log('gunicorn') + h.log('runworkers')}" for h in (web, w1, w2)),
     )
-    wait_until(lambda: answers(f"{fleet.base}/api/health"), 60, "the web host", fleet.logs)
+    wait_until(lambda: answers(f"{fleet.base}/api/health"), 120, "the web host", fleet.logs)
     phases["web up"] = time.monotonic() - wall
     return fleet
 
@@ -237,7 +237,7 @@ def wait_for_all(fleet: Fleet, victim: str, killed_at: datetime) -> tuple[dict[s
 
         wait_until(lambda: rows()[victim][0] != "running", 60, "the sweep to requeue the dead host's job", fleet.logs)
         requeued_s = (datetime.now(UTC) - killed_at).total_seconds()
-        wait_until(lambda: all(r[0] == "completed" for r in rows().values()), 90, "all six jobs", fleet.logs)
+        wait_until(lambda: all(r[0] == "completed" for r in rows().values()), 150, "all six jobs", fleet.logs)
         return rows(), requeued_s
 
 

@@ -49,6 +49,10 @@ STAGE_SECONDS = Histogram(
     buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
     registry=None,
 )
+BREAKER_CHANGES = Counter(
+    "bark_breaker_changes", "Engine circuit breaker changes (opened, half_opened, closed).", ["engine", "state"],
+    registry=None,
+)  # fmt: skip
 AUDIO_SECONDS = Counter("bark_audio_seconds", "Seconds of audio produced, by engine.", ["engine"], registry=None)
 REAL_TIME_FACTOR = Histogram(
     "bark_real_time_factor",
@@ -84,6 +88,9 @@ def record(event: str, payload: dict[str, Any]) -> None:
     engine = str(payload.get("engine") or "unknown")
     if event == "rejected":
         REJECTIONS.labels(str(payload.get("reason", "unknown"))).inc()
+        return
+    if event.startswith("breaker_"):
+        BREAKER_CHANGES.labels(engine, event.removeprefix("breaker_")).inc()
         return
     JOB_EVENTS.labels(event, engine).inc()
     if event != "completed" or payload.get("deduplicated_from"):

@@ -10,7 +10,7 @@ from django.core.validators import MaxLengthValidator
 
 from synthesis.engines import ENGINE_NAMES, EngineHealth
 from synthesis.jobs import JobRequest
-from synthesis.media.video_options import PRESETS
+from synthesis.media.video_options import DEFAULT_PRESET, PRESETS, preset_label
 from synthesis.models import Voice
 from synthesis.voices import BARK_LANGUAGES, catalogue
 
@@ -97,9 +97,11 @@ class JobForm(forms.Form):
     render_video = forms.BooleanField(label="Render a video with captions", required=False)
     video_preset = forms.ChoiceField(
         label="Video size",
-        choices=[(name, f"{name.upper()} ({p['width']}×{p['height']}, {p['fps']} fps)") for name, p in PRESETS.items()],
-        initial="1080p",
-        help_text="4K takes several times longer to render than 720p.",
+        choices=[
+            (name, f"{preset_label(name)} ({p['width']}×{p['height']}, {p['fps']} fps)") for name, p in PRESETS.items()
+        ],
+        initial=DEFAULT_PRESET,
+        help_text="4K takes about twice as long to render as 1080p.",
     )
     caption_text = forms.CharField(
         label="Caption text",

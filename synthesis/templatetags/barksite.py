@@ -6,6 +6,14 @@ register = template.Library()
 
 
 @register.filter
+def video_size(preset: str | None) -> str:
+    """A video preset as people write it: "1080p", "4K"."""
+    from synthesis.media.video_options import preset_label
+
+    return preset_label(preset) if preset else "video"
+
+
+@register.filter
 def seconds(value: float | None) -> str:
     """4.2 -> "4.2 s", 75 -> "1 min 15 s", 3725 -> "1 h 2 min"; empty for None."""
     if value is None or value == "":

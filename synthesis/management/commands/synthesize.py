@@ -36,6 +36,9 @@ def temperature(value: str) -> float:
 
 class Command(BaseCommand):
     help = "Synthesize text to a WAV file (or queue it for the workers with --enqueue)."
+    # The system checks import every URL module (the API, its renderers, scipy): seconds before a typo in an
+    # argument could be reported. bin/serve and `manage.py check` run them; this command serves no URL.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("text", help="The text to speak; '-' reads it from standard input.")

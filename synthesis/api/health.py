@@ -51,7 +51,7 @@ def check_queue() -> dict[str, Any]:
     workers = live_clusters()
     result: dict[str, Any] = {"ok": True, **counts, "max_queue_size": settings.BARK_MAX_QUEUE_SIZE, "clusters": workers}
     if not workers:
-        result["note"] = "No qcluster is running: queued jobs wait until `manage.py qcluster` starts."
+        result["note"] = "No qcluster is running: queued jobs wait until `bin/serve` (or `manage.py qcluster`) runs."
     return result
 
 

@@ -278,3 +278,14 @@ def test_get_is_not_allowed_on_synthesize(api):
 
     assert response.status_code == 405
     assert error_of(response) == {"code": "method_not_allowed", "message": 'Method "GET" not allowed.'}
+
+
+def test_the_estimated_length_follows_the_engines_recent_pace(api):
+    text = "x" * 175
+    first = api.post(URL, {**SPEECH, "prompt": text, "dry_run": True}, format="json").json()["plan"]
+    for _ in range(3):  # three finished Piper jobs here spoke 10 characters a second
+        Job.objects.create(prompt="y" * 100, engine="piper", status=Job.Status.COMPLETED, duration_s=10.0)
+    later = api.post(URL, {**SPEECH, "prompt": text, "dry_run": True}, format="json").json()["plan"]
+
+    assert first["estimated_duration_s"] == 10.0  # Piper's measured default: 17.5 characters a second
+    assert later["estimated_duration_s"] == 17.5

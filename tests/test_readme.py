@@ -136,6 +136,7 @@ def test_every_readme_block_runs_as_written_in_order_on_a_fresh_clone(tmp_path: 
         f"README ran in {time.monotonic() - started:.0f} s:\n" + "\n".join(re.findall(f"^{MARK} .*took.*$", text, re.M))
     )
 
+    assert "barksite is ready at http://127.0.0.1:" in text  # bin/serve's web worker, once its engines are checked
     for name, rate in (("hello.wav", 22050), ("bark.wav", 24000), ("rest-hello.wav", 22050), ("me.wav", 22050)):
         assert wavfile.read(clone / name)[0] == rate, name
     assert (clone / "openai-hello.mp3").read_bytes()[:3] == b"ID3"

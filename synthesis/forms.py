@@ -70,6 +70,21 @@ class VoiceSelect(forms.Select):
         return option
 
 
+class EngineField(forms.ChoiceField):
+    """The engine select. Engines that cannot run are not offered; one posted anyway (an old page, a script)
+    is refused with the reason it cannot run, as the API's 503 gives it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.unavailable: dict[str, str] = {}
+
+    def validate(self, value: Any) -> None:
+        if value in self.unavailable:
+            reason = self.unavailable[value].rstrip(".")
+            raise forms.ValidationError(f"The {value} engine cannot run here: {reason}.", code="unavailable")
+        super().validate(value)
+
+
 class PromptField(forms.CharField):
     """Text with browser line breaks (CRLF) counted as one character, as the page's counter and the
     textarea's maxlength count them."""
@@ -87,7 +102,7 @@ class JobForm(forms.Form):
             "max_length": "The text has %(show_value)d characters; the limit is %(limit_value)d.",
         },
     )
-    engine = forms.ChoiceField(label="Engine", initial="auto")
+    engine = EngineField(label="Engine", initial="auto")
     voice = forms.ChoiceField(
         label="Voice",
         required=False,
@@ -151,8 +166,11 @@ class JobForm(forms.Form):
         prompt.widget.attrs.update({"maxlength": str(limit), "data-max-chars": str(limit)})
         runnable = {h.name for h in health or [] if h.ok}
         self.auto = auto
-        self.fields["engine"].choices = engine_choices(health or [], auto)
-        self.fields["engine"].widget.attrs["data-auto-engine"] = auto or ""
+        engine = self.fields["engine"]
+        assert isinstance(engine, EngineField)
+        engine.choices = engine_choices(health or [], auto)
+        engine.unavailable = {h.name: h.reason for h in health or [] if not h.ok}
+        engine.widget.attrs["data-auto-engine"] = auto or ""
         self.fields["voice"].choices = voice_choices(user, runnable)
 
     def clean(self) -> dict:

@@ -202,7 +202,7 @@ def test_an_engine_that_cannot_run_is_refused_at_the_engine_field_plans_included
     submitted = signed_in.post(URL, form_data(engine="bark"))
     planned = signed_in.post(URL, form_data(engine="bark", plan="1"))
 
-    message = "Select a valid choice. bark is not one of the available choices."
+    message = "The bark engine cannot run here: disabled by BARK_MODELS_AVAILABLE=false."
     assert submitted.context["form"].errors["engine"] == [message] == planned.context["form"].errors["engine"]
     assert Job.objects.count() == 0
     reset_engines()

@@ -129,7 +129,7 @@ class Command(BaseCommand):
         from synthesis.api.health import live_clusters
 
         if live_clusters() == 0:
-            self.stdout.write("No worker is running yet: the job starts once bin/serve (or manage.py qcluster) runs.")
+            self.stdout.write("No worker is running yet: the job starts once bin/serve (or manage.py runworkers) runs.")
         with tqdm(total=len(job.plan["segments"]), unit="segment", desc=job.engine, disable=None) as bar:
             while job.status in Job.ACTIVE:
                 time.sleep(0.5)

@@ -76,8 +76,9 @@ def script(blocks: list[tuple[str, str]], port: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def stop_group(pgid: int, grace_s: float = 10) -> None:
-    """SIGTERM everything the README started (bin/serve, gunicorn, qcluster), then SIGKILL what is left."""
+def stop_group(pgid: int, grace_s: float = 20) -> None:
+    """SIGTERM the README's shell and bin/serve (which stops its gunicorn and workers, each in a session of its
+    own), then SIGKILL what is left."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(pgid, sig)
@@ -90,6 +91,17 @@ def stop_group(pgid: int, grace_s: float = 10) -> None:
             except ProcessLookupError:
                 return
             time.sleep(0.2)
+
+
+def kill_leftovers(clone: Path) -> None:
+    """Any process still working in the copy (bin/serve starts gunicorn and its workers with setsid, outside
+    the shell's process group) is one this test started: SIGKILL it."""
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and os.readlink(proc / "cwd").startswith(str(clone)):
+                os.kill(int(proc.name), signal.SIGKILL)
+        except OSError:  # gone already, or not ours to read
+            continue
 
 
 def test_every_readme_block_runs_as_written_in_order_on_a_fresh_clone(tmp_path: Path):
@@ -128,6 +140,7 @@ def test_every_readme_block_runs_as_written_in_order_on_a_fresh_clone(tmp_path: 
             returncode = None
         finally:
             stop_group(shell.pid)
+            kill_leftovers(clone)
     text = log.read_text(errors="replace")
     last = [line for line in text.splitlines() if line.startswith(MARK)][-1:]
     where = f"last started: {last[0] if last else 'none'}"

@@ -119,7 +119,7 @@ def generate_multimedia(
 ) -> dict[str, Path]:
     """The Python API for video: speak `text` and write audio.wav, captions.srt, captions.vtt, video.mp4 and
     metadata.json into `out_dir`; returns their paths by artifact name. `video` takes the same options as
-    the REST API (default: the SRD's 4K/30 preset; {"preset": "720p"} renders several times faster)."""
+    the REST API (default: 1080p, as everywhere; {"preset": "720p"} renders faster, "4k" slower)."""
     options = validate_video_options(video)  # before minutes of synthesis, not after
     segments = split_text(text)
     if not segments:

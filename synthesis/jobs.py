@@ -20,7 +20,14 @@ from django.utils import timezone
 from synthesis import breaker, hooks
 from synthesis.artifacts import UnsafeOutputPath, safe_prefix
 from synthesis.control import ControlError, apply_events, priority
-from synthesis.engines import CUSTOM_PREFIX, EngineUnavailable, engine_for_voice, get_engine, planning_engine_name
+from synthesis.engines import (
+    CUSTOM_PREFIX,
+    ENGINE_NAMES,
+    EngineUnavailable,
+    engine_for_voice,
+    get_engine,
+    planning_engine_name,
+)
 from synthesis.models import ApiKey, Job, Voice
 from synthesis.plans import JobPlan
 from synthesis.segments import split_text
@@ -31,8 +38,10 @@ logger = logging.getLogger(__name__)
 # What a request may ask for; the forms, serializers and the command line offer these same bounds.
 TEMPERATURE_RANGE = (0.0, 1.5)
 MAX_SEED = 2**32 - 1
-# Speech pace used for plans' duration estimates (characters per second of audio).
-CHARS_PER_SECOND = 14.0
+# Speech pace (characters per second of audio) for plans' length estimates until an engine has finished
+# PACE_HISTORY jobs here; after that its recent jobs give the pace. Measured values: docs/speech-pace.md.
+DEFAULT_PACE = {"piper": 17.5, "bark": 14.0}
+PACE_HISTORY = 3
 
 
 class InvalidRequest(Exception):
@@ -78,12 +87,20 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
 
     `inline` is for callers that run the job themselves right away (`manage.py synthesize`): the job is
     returned already claimed (running), never handed to the workers, and queue admission does not apply."""
+    # Checks that need no engine come first: an engine's health check may import torch (seconds).
     _check_limits(request)
+    _check_output_path(request.output_path)
+    if request.voice and engine_for_voice(request.voice) is None:
+        raise InvalidRequest("voice", _unknown_voice(request.voice))
     engine_name, can_run = _choose_engine(request)
     plan = make_plan(request, engine_name, owner, api_key)
-    dry_run = (not can_run) if request.dry_run is None else request.dry_run
+    # An engine the caller chose (by name, or through one of its voices) must run unless this is a dry run;
+    # only a request that leaves the engine open becomes a dry run by itself when nothing can run.
+    chosen = bool(request.engine or request.voice)
+    dry_run = (not can_run and not chosen) if request.dry_run is None else request.dry_run
     if not dry_run and not can_run:
-        raise EngineUnavailable(f"The {engine_name} engine cannot run: {get_engine(engine_name).health().reason}")
+        reason = get_engine(engine_name).health().reason
+        raise EngineUnavailable(f"The {engine_name} engine cannot run here: {reason}")
     if not dry_run and (refused := breaker.refuses_new_jobs(engine_name)):
         raise EngineUnavailable(refused)
     job = Job(
@@ -140,7 +157,7 @@ def make_plan(request: JobRequest, engine_name: str, owner, api_key: ApiKey | No
         video=request.video,
         output_prefix=prefix,
         priority=job_priority,
-        estimated_duration_s=round(len(request.prompt) / CHARS_PER_SECOND, 1),
+        estimated_duration_s=round(len(request.prompt) / speech_pace(engine_name), 1),
         control_events=request.control_events,
         routing_priorities=request.routing_priorities,
         fresh=request.fresh,
@@ -170,6 +187,21 @@ def _admit(job: Job, *, fresh: bool, inline: bool) -> Job:
             enqueue(job)
     hooks.emit("submitted", job_id=str(job.id), engine=job.engine, segments=len(job.get_plan().segments))
     return job
+
+
+def speech_pace(engine_name: str) -> float:
+    """Characters per second of audio: from the engine's recent completed jobs on this deployment once there
+    are a few (the real pace of its voices), else a measured default."""
+    recent = list(
+        Job.objects.filter(
+            engine=engine_name, status=Job.Status.COMPLETED, deduplicated_from__isnull=True, duration_s__gt=0
+        )
+        .order_by("-completed_at")
+        .values_list("prompt", "duration_s")[:20]
+    )
+    if len(recent) < PACE_HISTORY:
+        return DEFAULT_PACE.get(engine_name, 14.0)
+    return sum(len(prompt) for prompt, _ in recent) / sum(duration or 0.0 for _, duration in recent)
 
 
 def enqueue(job: Job) -> None:
@@ -267,11 +299,15 @@ def _check_voice(voice: str, engine_name: str, owner, api_key: ApiKey | None, fi
             raise InvalidRequest(field, f"The voice {voice!r} is {mine.status}, not ready. {mine.error}".strip())
     implied = engine_for_voice(voice)
     if implied is None:
-        example = get_engine(engine_name).default_voice()
-        raise InvalidRequest(field, f"Unknown voice {voice!r}. Use a voice such as {example!r} (see /api/voices).")
+        raise InvalidRequest(field, _unknown_voice(voice))
     if implied != engine_name:
         raise InvalidRequest(field, f"The voice {voice!r} belongs to the {implied} engine, not {engine_name}.")
     return voice
+
+
+def _unknown_voice(voice: str) -> str:
+    examples = ", ".join(f"{get_engine(name).default_voice()!r}" for name in ENGINE_NAMES)
+    return f"Unknown voice {voice!r}. Use a voice such as {examples}, or one of yours (see /api/voices)."
 
 
 def _check_output_path(output_path: str | None) -> str:

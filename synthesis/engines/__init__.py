@@ -32,6 +32,7 @@ class EngineHealth:
     model: str
     device: str
     loaded: bool
+    dtype: str = ""  # the weights' number format (Bark: BARK_DTYPE resolved for the device); "" when not applicable
 
     def as_dict(self) -> dict:
         return {
@@ -41,6 +42,7 @@ class EngineHealth:
             "model": self.model,
             "device": self.device,
             "loaded": self.loaded,
+            "dtype": self.dtype,
         }
 
 
@@ -88,6 +90,11 @@ class Engine(ABC):
     @abstractmethod
     def device(self) -> str: ...
 
+    @property
+    def dtype(self) -> str:
+        """The number format the model runs in, for engines that have a choice; "" otherwise."""
+        return ""
+
     @abstractmethod
     def load(self) -> None:
         """Load weights once; idempotent. Raises EngineUnavailable with a reason."""
@@ -129,7 +136,11 @@ def get_engine(name: str) -> Engine:
                 from synthesis.engines.bark.engine import BarkEngine
 
                 _engines[name] = BarkEngine(
-                    model=settings.BARK_MODEL, device=settings.BARK_DEVICE, mode=settings.BARK_MODELS_AVAILABLE
+                    model=settings.BARK_MODEL,
+                    device=settings.BARK_DEVICE,
+                    mode=settings.BARK_MODELS_AVAILABLE,
+                    dtype=settings.BARK_DTYPE,
+                    force_semantic_tokens=settings.BARK_FORCE_SEMANTIC_TOKENS,
                 )
             else:
                 from synthesis.engines.piper.engine import PiperEngine

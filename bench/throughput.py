@@ -92,8 +92,10 @@ class Service:
         self.key = next(line.strip() for line in created.stdout.splitlines() if line.startswith("    "))
         self.port = free_port()
         log = (self.scratch / "service.log").open("w")
-        gunicorn = [sys.executable, "-m", "gunicorn", "barksite.wsgi", "--bind", f"127.0.0.1:{self.port}",
-                    "--workers", "2", "--log-level", "warning"]  # fmt: skip
+        # As bin/serve runs it.
+        web = ["--workers", "2", "--worker-class", "gthread", "--threads", "4", "--timeout", "300"]
+        web += ["--log-level", "warning"]
+        gunicorn = [sys.executable, "-m", "gunicorn", "barksite.wsgi", "--bind", f"127.0.0.1:{self.port}", *web]
         for command in (gunicorn, [*manage, "qcluster"]):
             self.processes.append(
                 subprocess.Popen(
@@ -101,11 +103,11 @@ class Service:
                 )  # fmt: skip
             )
         threading.Thread(target=self._sample_memory, daemon=True).start()
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # a loaded 2-core host takes a while to import torch twice
         while self.request("GET", "/api/health") is None:
             if time.monotonic() > deadline:
                 log_tail = (self.scratch / "service.log").read_text()[-3000:]
-                raise SystemExit(f"the service did not answer within 120 s; its log ends:\n{log_tail}")
+                raise SystemExit(f"the service did not answer within 300 s; its log ends:\n{log_tail}")
             time.sleep(0.3)
         return self
 

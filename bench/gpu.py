@@ -18,7 +18,6 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "barksite.settings")
@@ -37,8 +36,6 @@ SENTENCES = [
     "Nobody in the village remembered a ship lost on his watch.",
 ]
 SAMPLING = Sampling(text_temp=0.7, waveform_temp=0.7)
-# torch and transformers load after the arguments are checked (about 5 s): a typo is answered at once.
-torch: Any = None
 
 
 def generate(engine: BarkEngine, batch: int, voice: str) -> tuple[float, float]:
@@ -54,11 +51,15 @@ def generate(engine: BarkEngine, batch: int, voice: str) -> tuple[float, float]:
 
 
 def synchronize(engine: BarkEngine) -> None:
+    import torch
+
     if engine.device.startswith("cuda"):
         torch.cuda.synchronize()
 
 
 def peak_memory(engine: BarkEngine) -> str:
+    import torch
+
     if engine.device.startswith("cuda"):
         return f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB (torch.cuda.max_memory_allocated)"
     return f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (process, CPU run)"
@@ -66,6 +67,8 @@ def peak_memory(engine: BarkEngine) -> str:
 
 def oom_check(engine: BarkEngine, voice: str, batch: int) -> None:
     """Cap this process's GPU memory just above what is in use, so a batch cannot fit; then lift the cap."""
+    import torch
+
     total = torch.cuda.get_device_properties(0).total_memory
     torch.cuda.set_per_process_memory_fraction(min(1.0, (torch.cuda.memory_allocated() + 64 * 2**20) / total))
     try:
@@ -93,8 +96,7 @@ def main() -> None:
         batches = [int(value) for value in args.batches.split(",")]
     except ValueError:
         parser.error(f"--batches {args.batches!r}: give whole numbers separated by commas, e.g. 1,4,16")
-    global torch
-    import torch
+    import torch  # after the arguments are checked (about 5 s): a typo is answered at once
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: CUDA is not available to torch {torch.__version__} here")

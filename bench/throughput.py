@@ -103,13 +103,20 @@ class Service:
                 )  # fmt: skip
             )
         threading.Thread(target=self._sample_memory, daemon=True).start()
-        deadline = time.monotonic() + 300  # a loaded 2-core host takes a while to import torch twice
+        try:
+            self._wait_until_up(300)  # a loaded 2-core host takes a while to import torch twice
+        except BaseException:
+            self.__exit__()  # __exit__ does not run when __enter__ raises: stop what was started
+            raise
+        return self
+
+    def _wait_until_up(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
         while self.request("GET", "/api/health") is None:
             if time.monotonic() > deadline:
                 log_tail = (self.scratch / "service.log").read_text()[-3000:]
-                raise SystemExit(f"the service did not answer within 300 s; its log ends:\n{log_tail}")
+                raise SystemExit(f"the service did not answer within {timeout_s:.0f} s; its log ends:\n{log_tail}")
             time.sleep(0.3)
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self._sampling = False
@@ -271,6 +278,8 @@ def main() -> None:
     if args.plain:
         plain_loop(args.plain, json.loads(args.sentences), args.tokens)
         return
+    # SIGTERM (a test's timeout, a shell's kill) unwinds like Ctrl-C, so the service's processes are stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if not 1 <= args.jobs <= 8 or not 16 <= args.tokens <= 768 or (args.segments is not None and args.segments < 1):
         parser.error("--jobs must be 1-8 (the default queue size), --tokens 16-768, --segments at least 1")
 

@@ -1,4 +1,4 @@
-"""Audio made per second through the real service (gunicorn + `manage.py qcluster` with the project's default
+"""Audio made per second through the real service (gunicorn + `manage.py runworkers` with the project's default
 settings, the web API, the Bark engine) against a plain per-sentence `BarkModel.generate` loop, in the same run.
 
 N jobs of one ~2,000-character text are submitted at once through the API (the last of them once another is running,
@@ -65,7 +65,7 @@ def job_text(chars: int, segments: int | None) -> str:
 
 
 class Service:
-    """gunicorn and qcluster as `bin/serve` runs them, on a free port, in a scratch directory; stopped on exit."""
+    """gunicorn and the workers as `bin/serve` runs them, on a free port, in a scratch directory; stopped on exit."""
 
     def __init__(self, scratch: Path, checkpoint: Path, tokens: int) -> None:
         self.env = {
@@ -93,10 +93,10 @@ class Service:
         self.port = free_port()
         log = (self.scratch / "service.log").open("w")
         # As bin/serve runs it.
-        web = ["--workers", "2", "--worker-class", "gthread", "--threads", "4", "--timeout", "300"]
-        web += ["--log-level", "warning"]
+        web = ["--config", "python:barksite.gunicorn", "--workers", "2", "--worker-class", "gthread", "--threads", "4"]
+        web += ["--timeout", "300", "--log-level", "warning"]
         gunicorn = [sys.executable, "-m", "gunicorn", "barksite.wsgi", "--bind", f"127.0.0.1:{self.port}", *web]
-        for command in (gunicorn, [*manage, "qcluster"]):
+        for command in (gunicorn, [*manage, "runworkers"]):
             self.processes.append(
                 subprocess.Popen(
                     command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -121,7 +121,7 @@ class Service:
     def __exit__(self, *exc: object) -> None:
         self._sampling = False
         for process in self.processes:
-            # SIGTERM to qcluster's main process alone stops it cleanly; the whole group can hang (django-q2).
+            # SIGTERM to each main process, as bin/serve stops them; whatever is left is killed below.
             process.send_signal(signal.SIGTERM)
         for process in self.processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -308,7 +308,7 @@ def report(args: argparse.Namespace, checkpoint: Path, text: str, served: dict, 
         f"{len(served['segments'])} segments each, {args.tokens} semantic tokens per segment, voice {VOICE}"
     )
     print(
-        f"service (default settings: gunicorn + qcluster, BARK_DTYPE=auto -> {served['dtype']}): "
+        f"service (default settings: gunicorn + runworkers, BARK_DTYPE=auto -> {served['dtype']}): "
         f"{served['audio']:.1f} s of audio in {served['wall']:.1f} s (model loads included): "
         f"{service_rate:.3f} audio s per s; peak memory {served['peak_rss'] / gib:.2f} GiB (all processes)"
     )

@@ -1,4 +1,4 @@
-"""Submitting, cancelling, retrying and sweeping jobs: the calls every surface (API, web form, admin,
+"""Submitting, cancelling and retrying jobs: the calls every surface (API, web form, admin,
 `manage.py synthesize`) makes. Input *types* are checked by each surface's serializer or form; the rules
 that need the database or the engines (which engine runs, whether the voice exists, queue admission,
 dedupe) are checked here, once, and raise the domain errors below, which each surface turns into its
@@ -12,14 +12,13 @@ import logging
 import math
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from synthesis import hooks
+from synthesis import breaker, hooks
 from synthesis.artifacts import UnsafeOutputPath, safe_prefix
 from synthesis.control import ControlError, apply_events, priority
 from synthesis.engines import EngineUnavailable, default_engine_name, get_engine
@@ -29,10 +28,10 @@ from synthesis.voices import CUSTOM_PREFIX, default_voice, engine_for_voice, own
 
 logger = logging.getLogger(__name__)
 
-# Speech pace used for plans' duration estimates (characters per second of audio).
-CHARS_PER_SECOND = 14.0
-# A worker that has not touched its running job's heartbeat for this long is gone.
-STALE_AFTER = timedelta(seconds=120)
+# Speech pace (characters per second of audio) for plans' length estimates until an engine has finished
+# PACE_HISTORY jobs here; after that its recent jobs give the pace. Measured values: docs/speech-pace.md.
+DEFAULT_PACE = {"piper": 17.5, "bark": 14.0}
+PACE_HISTORY = 3
 
 
 class InvalidRequest(Exception):
@@ -78,9 +77,7 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
 
     `inline` is for callers that run the job themselves right away (`manage.py synthesize`): the job is
     returned already claimed (running), never handed to the workers, and queue admission does not apply."""
-    engine_name, can_run = _choose_engine(request)
-    voice = _check_voice(request.voice or default_voice(engine_name), engine_name, owner, api_key)
-    prefix = _check_output_path(request.output_path)
+    # Checks that need no engine come first: an engine's health check may import torch (seconds).
     segments = split_text(request.prompt)
     if not segments:
         raise InvalidRequest("prompt", "The prompt is blank: write some text to speak.")
@@ -88,9 +85,20 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
         raise InvalidRequest(
             "prompt", f"The prompt has {len(request.prompt)} characters; the limit is {settings.BARK_MAX_PROMPT_CHARS}."
         )
-    dry_run = (not can_run) if request.dry_run is None else request.dry_run
+    prefix = _check_output_path(request.output_path)
+    if request.voice and not request.voice.startswith(CUSTOM_PREFIX) and engine_for_voice(request.voice) is None:
+        raise InvalidRequest("voice", _unknown_voice(request.voice))
+    engine_name, can_run = _choose_engine(request)
+    voice = _check_voice(request.voice or default_voice(engine_name), engine_name, owner, api_key)
+    # An engine the caller chose (by name, or through one of its voices) must run unless this is a dry run;
+    # only a request that leaves the engine open becomes a dry run by itself when nothing can run.
+    chosen = bool(request.engine or request.voice)
+    dry_run = (not can_run and not chosen) if request.dry_run is None else request.dry_run
     if not dry_run and not can_run:
-        raise EngineUnavailable(f"The {engine_name} engine cannot run: {get_engine(engine_name).health().reason}")
+        reason = get_engine(engine_name).health().reason
+        raise EngineUnavailable(f"The {engine_name} engine cannot run here: {reason}")
+    if not dry_run and (refused := breaker.refuses_new_jobs(engine_name)):
+        raise EngineUnavailable(refused)
 
     engine = get_engine(engine_name)
     render_video = request.render_video or "video" in request.modalities
@@ -124,7 +132,7 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
         "segment_count": len(segments),
         "segment_voices": applied.segment_voices,
         "pauses_ms": {str(index): ms for index, ms in applied.pauses_ms.items()},  # JSON keys are strings
-        "estimated_duration_s": round(len(request.prompt) / CHARS_PER_SECOND, 1),
+        "estimated_duration_s": round(len(request.prompt) / speech_pace(engine_name), 1),
         "modalities": modalities,
         "render_video": render_video,
         "video": request.video or None,
@@ -175,6 +183,21 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
     return job
 
 
+def speech_pace(engine_name: str) -> float:
+    """Characters per second of audio: from the engine's recent completed jobs on this deployment once there
+    are a few (the real pace of its voices), else a measured default."""
+    recent = list(
+        Job.objects.filter(
+            engine=engine_name, status=Job.Status.COMPLETED, deduplicated_from__isnull=True, duration_s__gt=0
+        )
+        .order_by("-completed_at")
+        .values_list("prompt", "duration_s")[:20]
+    )
+    if len(recent) < PACE_HISTORY:
+        return DEFAULT_PACE.get(engine_name, 14.0)
+    return sum(len(prompt) for prompt, _ in recent) / sum(duration for _, duration in recent)
+
+
 def enqueue(job: Job) -> None:
     """Hand the job to django-q2 once the row that describes it is committed (a worker that looked any
     earlier would not find it)."""
@@ -209,43 +232,6 @@ def retry_job(job: Job) -> bool:
         if requeued:
             enqueue(job)
     return requeued
-
-
-def sweep_stale_jobs() -> dict[str, int]:
-    """Requeue (or, past BARK_JOB_MAX_ATTEMPTS, fail) running jobs whose worker stopped beating, and make
-    sure every queued job has a task in the queue."""
-    cutoff = timezone.now() - STALE_AFTER
-    counts = {"requeued": 0, "failed": 0}
-    for job in Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=cutoff):
-        if job.attempts < settings.BARK_JOB_MAX_ATTEMPTS:
-            # The UPDATE commits on its own (autocommit), so the task may be sent right after it.
-            if job.transition(Job.Status.QUEUED, segments_done=0, stage="", started_at=None):
-                _send_task(str(job.id))
-                counts["requeued"] += 1
-        else:
-            error = (
-                f"The worker running this job stopped {job.attempts} time(s) without finishing (it crashed, ran "
-                f"out of memory, or exceeded BARK_JOB_TIMEOUT={settings.BARK_JOB_TIMEOUT} s). Retry it, or shorten "
-                "the text."
-            )
-            if job.transition(Job.Status.FAILED, error=error, stage=""):
-                counts["failed"] += 1
-                hooks.emit("failed", job_id=str(job.id), engine=job.engine, error=error)
-    counts["tasks_added"] = _top_up_tasks()
-    if any(counts.values()):
-        logger.warning("sweep: %s", counts)
-    return counts
-
-
-def _top_up_tasks() -> int:
-    """Each queued job needs one task in the queue (a task runs the most urgent queued job, see
-    pipeline.run_job). Should tasks have been lost, e.g. an operator purged the queue, add them back."""
-    from django_q.models import OrmQ
-
-    missing = Job.objects.filter(status=Job.Status.QUEUED).count() - OrmQ.objects.count()
-    for job_id in Job.objects.filter(status=Job.Status.QUEUED).values_list("id", flat=True)[: max(missing, 0)]:
-        _send_task(str(job_id))
-    return max(missing, 0)
 
 
 def estimate_wait_s(waiting: int) -> int:
@@ -288,12 +274,17 @@ def _check_voice(voice: str, engine_name: str, owner, api_key: ApiKey | None, fi
             raise InvalidRequest(field, f"The voice {voice!r} is {mine.status}, not ready. {mine.error}".strip())
     implied = engine_for_voice(voice)
     if implied is None:
-        raise InvalidRequest(
-            field, f"Unknown voice {voice!r}. Use a Bark preset such as 'v2/en_speaker_6' (see /api/voices)."
-        )
+        raise InvalidRequest(field, _unknown_voice(voice))
     if implied != engine_name:
         raise InvalidRequest(field, f"The voice {voice!r} belongs to the {implied} engine, not {engine_name}.")
     return voice
+
+
+def _unknown_voice(voice: str) -> str:
+    return (
+        f"Unknown voice {voice!r}. Use a Bark preset such as 'v2/en_speaker_6', Piper's "
+        f"'{default_voice('piper')}', or one of yours (see /api/voices)."
+    )
 
 
 def _uuid_or_none(value: str) -> uuid.UUID | None:

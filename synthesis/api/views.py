@@ -72,7 +72,11 @@ class JobPagination(LimitOffsetPagination):
         200: inline_serializer(
             "Health",
             {
-                "status": serializers.CharField(help_text="ok, degraded (serving, but no engine or cache) or error"),
+                "status": serializers.CharField(
+                    help_text="ok, degraded (serving, but the cache, every engine or an engine's circuit breaker "
+                    "is failing) or error"
+                ),
+                "reasons": serializers.ListField(child=serializers.CharField(), help_text="why it is degraded"),
                 "time": serializers.DateTimeField(),
                 "version": serializers.CharField(),
                 "checks": serializers.JSONField(help_text="database, queue, cache, engines"),
@@ -87,14 +91,16 @@ class JobPagination(LimitOffsetPagination):
 def health(request: Request) -> Response:
     database, queue, cache = checks.check_database(), checks.check_queue(), checks.check_cache()
     engines = checks.check_engines()
+    reasons = checks.degraded_reasons(cache, engines) if database["ok"] else []
     if not (database["ok"] and queue["ok"]):
         state = "error"
-    elif not cache["ok"] or not any(engine["ok"] for engine in engines):
-        state = "degraded"  # serving, but rate-limited routes or real synthesis will fail
+    elif reasons:
+        state = "degraded"  # serving, but rate-limited routes or some synthesis will fail or wait
     else:
         state = "ok"
     body = {
         "status": state,
+        "reasons": reasons,
         "time": timezone.now().isoformat(),
         "version": settings.SPECTACULAR_SETTINGS["VERSION"],
         "checks": {"database": database, "queue": queue, "cache": cache, "engines": engines},
@@ -246,10 +252,10 @@ def job_artifact(request: Request, job_id: str, name: str) -> HttpResponseBase:
     if name not in artifacts:
         available = ", ".join(artifacts) or "none yet"
         raise NotFound(f"Job {job.id} has no {name!r} artifact (available: {available}).")
-    file = artifacts[name]
-    if not file.storage.exists(file.name):
-        raise NotFound(f"The {name} file of job {job.id} is gone from storage (purged?).")
-    return serve_artifact(request._request, file)
+    try:  # no separate existence check: with S3 it would cost one more round trip per download
+        return serve_artifact(request._request, artifacts[name])
+    except FileNotFoundError:
+        raise NotFound(f"The {name} file of job {job.id} is gone from storage (purged?).") from None
 
 
 @extend_schema(

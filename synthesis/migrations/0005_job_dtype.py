@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('synthesis', '0003_voice_status'),
+        ('synthesis', '0004_engine_breaker'),
     ]
 
     operations = [

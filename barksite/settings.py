@@ -185,6 +185,11 @@ RATELIMIT_VIEW = "synthesis.api.errors.ratelimited"
 BARK_MODELS_AVAILABLE = env_tristate("BARK_MODELS_AVAILABLE", "auto")
 BARK_MODEL = env_str("BARK_MODEL", "suno/bark-small")
 BARK_DEVICE = env_choice("BARK_DEVICE", "auto", {"auto", "cpu", "cuda", "mps"})
+# Bark's weights: auto = float16 on CUDA, bfloat16 on CPUs with AMX/AVX512-BF16, else float32 (docs/precision.md).
+BARK_DTYPE = env_choice("BARK_DTYPE", "auto", {"auto", "float32", "bfloat16", "float16", "int8"})
+# A benchmarking knob, not for production: every Bark segment gets exactly this many semantic tokens (random-weight
+# checkpoints never stop by themselves). 0 (the default) leaves the checkpoint's own limits; 768 is Bark's cap.
+BARK_FORCE_SEMANTIC_TOKENS = env_int("BARK_FORCE_SEMANTIC_TOKENS", 0, minimum=0, maximum=768)
 BARK_DEFAULT_ENGINE = env_choice("BARK_DEFAULT_ENGINE", "auto", {"auto", "bark", "piper"})
 BARK_MAX_QUEUE_SIZE = env_int("BARK_MAX_QUEUE_SIZE", 8, minimum=1)
 BARK_MAX_CONCURRENCY = env_int("BARK_MAX_CONCURRENCY", 2, minimum=1, maximum=64)

@@ -88,6 +88,7 @@ class Job(models.Model):
     engine = models.CharField(max_length=32)
     model = models.CharField(max_length=300, blank=True)
     device = models.CharField(max_length=32, blank=True)
+    dtype = models.CharField(max_length=16, blank=True, help_text="Number format of the weights (Bark: BARK_DTYPE).")
 
     # When, and how far.
     submitted_at = models.DateTimeField(default=timezone.now, db_index=True)

@@ -46,6 +46,7 @@ class AudioResult:
     engine: str
     model: str
     device: str
+    dtype: str = ""
 
     @property
     def duration_s(self) -> float:
@@ -77,7 +78,9 @@ def synthesize_segments(
     engine.load()
     waveforms = engine.synthesize(segments, options, on_segment)
     joined, spans = join_segments(waveforms, engine.sample_rate, pauses_s)
-    return AudioResult(engine.sample_rate, joined, segments, spans, engine.name, engine.model_id, engine.device)
+    return AudioResult(
+        engine.sample_rate, joined, segments, spans, engine.name, engine.model_id, engine.device, engine.dtype
+    )
 
 
 def _unavailable_reasons() -> list[str]:
@@ -155,6 +158,7 @@ def _metadata(result: AudioResult, params: dict, timings: dict, **extra) -> dict
         "engine": result.engine,
         "model": result.model,
         "device": result.device,
+        "dtype": result.dtype,
         "sample_rate": result.sample_rate,
         "duration_s": round(result.duration_s, 3),
         "segments": [
@@ -315,6 +319,7 @@ def _made(job: Job, result: AudioResult) -> dict:
         "artifact_sizes": job.artifact_sizes,
         "model": result.model,
         "device": result.device,
+        "dtype": result.dtype,
         "sample_rate": result.sample_rate,
         "duration_s": round(result.duration_s, 3),
     }

@@ -216,6 +216,7 @@ class JobSerializer(serializers.Serializer):
     model = serializers.CharField()
     voice = serializers.CharField()
     device = serializers.CharField()
+    dtype = serializers.CharField(help_text="Number format of the weights that ran (Bark: BARK_DTYPE), if any.")
     duration_s = serializers.FloatField(allow_null=True)
     sample_rate = serializers.IntegerField(allow_null=True)
     attempts = serializers.IntegerField()

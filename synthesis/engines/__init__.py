@@ -56,6 +56,7 @@ class EngineHealth:
     model: str
     device: str
     loaded: bool
+    dtype: str = ""  # the weights' number format (Bark: BARK_DTYPE resolved for the device); "" when not applicable
 
     def as_dict(self) -> dict:
         return {
@@ -65,6 +66,7 @@ class EngineHealth:
             "model": self.model,
             "device": self.device,
             "loaded": self.loaded,
+            "dtype": self.dtype,
         }
 
 
@@ -122,6 +124,11 @@ class Engine(ABC):
     @property
     @abstractmethod
     def device(self) -> str: ...
+
+    @property
+    def dtype(self) -> str:
+        """The number format the model runs in, for engines that have a choice; "" otherwise."""
+        return ""
 
     @abstractmethod
     def load(self) -> None:

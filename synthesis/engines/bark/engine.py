@@ -31,6 +31,7 @@ from synthesis.engines import (
     SynthesisOptions,
 )
 from synthesis.engines.bark import presets, prompts
+from synthesis.engines.bark.precision import PrecisionError, choose_dtype, convert, cpu_flags
 from synthesis.engines.bark.prompts import PROMPT_KEYS, VoicePromptError, validate_prompt
 from synthesis.engines.bark.stages import BarkStages, BarkTokens, Sampling
 
@@ -95,10 +96,30 @@ class BarkEngine(Engine):
 
     @classmethod
     def from_settings(cls) -> BarkEngine:
-        return cls(model=settings.BARK_MODEL, device=settings.BARK_DEVICE, mode=settings.BARK_MODELS_AVAILABLE)
+        return cls(
+            model=settings.BARK_MODEL,
+            device=settings.BARK_DEVICE,
+            mode=settings.BARK_MODELS_AVAILABLE,
+            dtype=settings.BARK_DTYPE,
+            force_semantic_tokens=settings.BARK_FORCE_SEMANTIC_TOKENS,
+        )
 
-    def __init__(self, model: str, device: str, mode: str, fine_full_window: bool = False) -> None:
+    def __init__(
+        self,
+        model: str,
+        device: str,
+        mode: str,
+        fine_full_window: bool = False,
+        dtype: str = "float32",
+        force_semantic_tokens: int = 0,
+    ) -> None:
         self._model_id = model
+        # BARK_DTYPE: a name from precision.DTYPES; `auto` is resolved for the device at load (see choose_dtype).
+        self._requested_dtype = dtype
+        self._dtype: str | None = None
+        # Benchmarks only (BARK_FORCE_SEMANTIC_TOKENS): every segment gets exactly this many semantic tokens, since
+        # random-weight checkpoints never stop by themselves. 0 leaves the checkpoint's own limits.
+        self.force_semantic_tokens = force_semantic_tokens
         # True runs the fine stage over Bark's whole 1024-frame window, reproducing BarkModel.generate exactly
         # (and costing a full window per segment); False (the default) runs it on each segment's real length.
         self.fine_full_window = fine_full_window
@@ -139,6 +160,20 @@ class BarkEngine(Engine):
 
             return "cuda" if torch.cuda.is_available() else "cpu"
         return self._requested_device
+
+    @property
+    def dtype(self) -> str:
+        """The weights' format once loaded; before that, what BARK_DTYPE resolves to here (or the bad value itself)."""
+        if self._dtype is not None:
+            return self._dtype
+        try:
+            return self._choose_dtype(self.device)
+        except PrecisionError:
+            return self._requested_dtype
+
+    def _choose_dtype(self, device: str) -> str:
+        flags = cpu_flags() if self._requested_dtype == "auto" and device == "cpu" else frozenset()
+        return choose_dtype(self._requested_dtype, device, flags)
 
     @property
     def stages(self) -> BarkStages:
@@ -217,13 +252,14 @@ class BarkEngine(Engine):
             model=self._model_id,
             device=self.device,
             loaded=self._model is not None,
+            dtype=self.dtype if self._mode != "false" else "",
         )
 
     def _health(self) -> tuple[bool, str]:
         if self._mode == "false":
             return False, "disabled by BARK_MODELS_AVAILABLE=false"
         if self._model is not None:
-            return True, f"loaded {self._model_id} on {self._device}"
+            return True, f"loaded {self._model_id} on {self._device} in {self._dtype}"
         if self._load_error is not None:
             return False, self._load_error
         import_error = self._check_imports()
@@ -232,6 +268,10 @@ class BarkEngine(Engine):
         device_problem = self._device_problem()
         if device_problem is not None:
             return False, device_problem
+        try:
+            self._choose_dtype(self.device)
+        except PrecisionError as exc:
+            return False, str(exc)
         local = self._local_checkpoint()
         if local is not None:
             return True, f"weights found in {local}; not loaded yet"
@@ -275,6 +315,10 @@ class BarkEngine(Engine):
         device = self._requested_device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            dtype = self._choose_dtype(device)
+        except PrecisionError as exc:
+            raise EngineUnavailable(str(exc)) from exc
 
         local = self._local_checkpoint()
         if local is None and not (self._mode == "true" and self._is_hub_id()):
@@ -282,24 +326,31 @@ class BarkEngine(Engine):
         # Loading from the local directory (a cache snapshot included) never waits on the network; with
         # BARK_MODELS_AVAILABLE=true an unresolved hub id may download.
         source = str(local) if local is not None else self._model_id
-        on_cuda = device.startswith("cuda")
+        # Bark supports only eager and flash_attention_2 (sdpa raises); FlashAttention runs in fp16/bf16 on CUDA only.
+        flash = device.startswith("cuda") and dtype in ("float16", "bfloat16") and is_flash_attn_2_available()
         kwargs: dict[str, Any] = {
             "local_files_only": local is not None,
-            # fp32 on CPU: fp16 is unsupported for several CPU kernels and bf16 is slower on CPUs without bf16 units.
-            "dtype": torch.float16 if on_cuda else torch.float32,
-            # Bark supports only eager and flash_attention_2 (sdpa raises).
-            "attn_implementation": "flash_attention_2" if on_cuda and is_flash_attn_2_available() else "eager",
+            # Loaded in float32 and converted after (precision.convert), so the codec keeps its float32 weights.
+            "dtype": torch.float32,
+            "attn_implementation": "flash_attention_2" if flash else "eager",
         }
         try:
-            model = BarkModel.from_pretrained(source, **kwargs).to(device)
+            model = BarkModel.from_pretrained(source, **kwargs)
+            model = convert(model, dtype).to(device)
             model.eval()
             processor = BarkProcessor.from_pretrained(source, local_files_only=local is not None)
+        except torch.cuda.OutOfMemoryError as exc:
+            raise EngineUnavailable(f"Bark does not fit in {device}'s memory in {dtype}: {exc}") from exc
         except Exception as exc:
             raise EngineUnavailable(f"could not load Bark from {source}: {type(exc).__name__}: {exc}") from exc
+        if self.force_semantic_tokens:
+            semantic_config = model.generation_config.semantic_config
+            semantic_config["min_new_tokens"] = semantic_config["max_new_tokens"] = self.force_semantic_tokens
 
         self._processor = processor
         self._stages = BarkStages(model, device)
         self._device = device
+        self._dtype = dtype
         self.sample_rate = int(
             getattr(model.generation_config, "sample_rate", None)
             or getattr(model.config.codec_config, "sampling_rate", None)
@@ -307,9 +358,15 @@ class BarkEngine(Engine):
         )
         self._voice_names = sorted(name for name in processor.available_voice_presets if name.startswith("v2/"))
         self._model = model  # last: a set model means fully loaded
-        logger.info(
-            "Bark loaded from %s on %s (%s, %s)", source, device, kwargs["dtype"], kwargs["attn_implementation"]
-        )
+        logger.info("Bark loaded from %s on %s (%s, %s)", source, device, dtype, kwargs["attn_implementation"])
+
+    def release_memory(self) -> None:
+        """Hand the CUDA caching allocator's free blocks back to the device (after a job, or a failed batch), so
+        other processes on the GPU and the next job's batch shapes get them; a no-op on CPU."""
+        if self._device is not None and self._device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
 
     # --- voices ---------------------------------------------------------------------------------------
 
@@ -409,6 +466,7 @@ class BarkEngine(Engine):
                         waveforms.append(waveform)
                         self._notify(on_segment, index, waveform)
         self.last_run = runs
+        self.release_memory()  # between jobs: the GPU's cache follows the current batch shapes
         return waveforms
 
     def _generate(
@@ -428,8 +486,11 @@ class BarkEngine(Engine):
                     full_window=self.fine_full_window,
                 )
         except torch.cuda.OutOfMemoryError as exc:
+            # The job fails with a reason; the worker, its loaded model and the next job carry on.
+            self.release_memory()
             raise EngineFailed(
-                "Bark ran out of GPU memory; try shorter text segments, fewer concurrent jobs, or BARK_DEVICE=cpu."
+                f"Bark ran out of {self._device} memory generating {len(texts)} segments at once in {self._dtype}; "
+                "try shorter text segments, fewer concurrent jobs, or BARK_DEVICE=cpu."
             ) from exc
         except Exception as exc:  # shape errors, bad prompts, device errors: all fail this job, not the worker
             raise EngineFailed(f"Bark generation failed: {type(exc).__name__}: {exc}") from exc

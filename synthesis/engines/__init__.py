@@ -24,6 +24,10 @@ class EngineFailed(Exception):
     """The engine was running and failed on this input."""
 
 
+class EngineLost(Exception):
+    """The process running the engine for this job went away (the Bark runner died); the job can run again."""
+
+
 @dataclass(frozen=True)
 class EngineHealth:
     name: str
@@ -58,6 +62,7 @@ class SynthesisOptions:
     waveform_temp: float = 0.7
     seed: int | None = None
     segment_voices: list[str | None] | None = None
+    priority: int = 0  # a job's priority: engines that batch several jobs serve the most urgent first
     voice_prompts: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def voice_for(self, index: int) -> str | None:
@@ -117,6 +122,14 @@ ENGINE_NAMES = ("bark", "piper")
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
+_is_runner = False  # True in the Bark runner process itself (manage.py bark_runner)
+
+
+def serve_bark_here() -> None:
+    """This process is the Bark runner: get_engine("bark") loads the model here."""
+    global _is_runner
+    _is_runner = True
+    reset_engines()
 
 
 def get_engine(name: str) -> Engine:
@@ -128,9 +141,17 @@ def get_engine(name: str) -> Engine:
             if name == "bark":
                 from synthesis.engines.bark.engine import BarkEngine
 
-                _engines[name] = BarkEngine(
+                bark = BarkEngine(
                     model=settings.BARK_MODEL, device=settings.BARK_DEVICE, mode=settings.BARK_MODELS_AVAILABLE
                 )
+                # In a worker of a cluster that runs a Bark runner, the runner holds the only model.
+                socket_path = getattr(settings, "BARK_RUNNER_SOCKET", "")
+                if socket_path and not _is_runner:
+                    from synthesis.engines.bark.runner import RemoteBarkEngine
+
+                    _engines[name] = RemoteBarkEngine(bark, socket_path)
+                else:
+                    _engines[name] = bark
             else:
                 from synthesis.engines.piper.engine import PiperEngine
 

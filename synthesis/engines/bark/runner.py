@@ -120,17 +120,17 @@ class Runner:
             listener.close()
 
     def warm_up(self) -> None:
-        """Pay the first generation at each batch shape now, not in a user's request: a job alone (one row, then
-        four) and two jobs at once (up to eight rows), with a few forced semantic tokens each."""
+        """Pay the first generation at the batch shapes jobs use now, not in a user's request: a job's first segment
+        alone, then two jobs' rows together, with a few forced semantic tokens each (one coarse window)."""
         config = self.engine.stages.model.generation_config.semantic_config
         saved = {key: config.get(key) for key in ("min_new_tokens", "max_new_tokens")}
         config["min_new_tokens"] = config["max_new_tokens"] = WARM_UP_TOKENS
         started = time.monotonic()
         try:
             options = SynthesisOptions(voice=self.engine.default_voice() or None, text_temp=0.0, waveform_temp=0.0)
-            other = threading.Thread(target=self.engine.synthesize, args=([WARM_UP_TEXT] * 5, options))
+            other = threading.Thread(target=self.engine.synthesize, args=([WARM_UP_TEXT], options))
             other.start()
-            self.engine.synthesize([WARM_UP_TEXT] * 5, options)
+            self.engine.synthesize([WARM_UP_TEXT] * 3, options)
             other.join()
         finally:
             for key, value in saved.items():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import sys
-from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -25,8 +24,7 @@ class Command(BaseCommand):
         socket_path = options["socket"]
 
         def stop(signum: int, frame: Any) -> None:
-            Path(socket_path).unlink(missing_ok=True)
-            sys.exit(0)
+            sys.exit(0)  # the listener removes its socket on the way out
 
         signal.signal(signal.SIGTERM, stop)
         serve_bark_here()

@@ -6,7 +6,7 @@ from django.db import transaction
 from django_q.tasks import async_task
 
 from synthesis.artifacts import store_file
-from synthesis.engines import EngineFailed, EngineUnavailable, get_engine
+from synthesis.engines import EngineFailed, EngineLost, EngineUnavailable, get_engine
 from synthesis.engines.bark.prompts import (
     VoicePromptError,
     check_clip,
@@ -111,7 +111,7 @@ def build_clip_voice(voice_id: str) -> None:
             data = handle.read()
         engine = get_engine("bark")
         prompt = prompt_from_clip(data, voice.transcript, engine)
-    except (VoicePromptError, EngineUnavailable, EngineFailed) as exc:
+    except (VoicePromptError, EngineUnavailable, EngineFailed, EngineLost) as exc:
         pending.update(status=Voice.Status.FAILED, error=str(exc))
         return
     except Exception as exc:

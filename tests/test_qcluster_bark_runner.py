@@ -35,7 +35,7 @@ def test_a_cluster_runs_bark_jobs_of_two_workers_through_one_warm_runner(tmp_pat
     try:
         # The runner listens once loaded and warmed up (seconds on an idle machine; minutes on a loaded one).
         socket_path = Path(tempfile.gettempdir()) / f"barksite-bark-{cluster.pid}.sock"
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 600
         while not socket_path.exists():
             assert time.monotonic() < deadline and cluster.poll() is None, (tmp_path / "qcluster.log").read_text()
             time.sleep(0.5)

@@ -154,6 +154,9 @@ class Runner:
         with connection:
             try:
                 request = connection.recv()
+                if request.get("op") in ("encode_clip", "semantic_tokens"):  # building a voice from a clip
+                    connection.send(("result", getattr(self.engine, request["op"])(*request["args"])))
+                    return
                 segments, options = request["segments"], request["options"]
                 connection.send(("started", self.engine.sample_rate, self.engine.device, self.engine.model_id))
 
@@ -239,6 +242,24 @@ class RemoteBarkEngine(Engine):
                         f"(state: {state.get('state', 'unknown')})."
                     ) from exc
                 time.sleep(0.5)
+
+    def encode_clip(self, waveform: np.ndarray) -> np.ndarray:
+        return self._call("encode_clip", waveform)
+
+    def semantic_tokens(self, text: str, length: int) -> np.ndarray:
+        return self._call("semantic_tokens", text, length)
+
+    def _call(self, op: str, *args: Any) -> Any:
+        """One request and its answer (voice building uses the runner's model too)."""
+        try:
+            with self._connect() as connection:
+                connection.send({"op": op, "args": args})
+                message = connection.recv()
+        except (EOFError, OSError) as exc:
+            raise EngineLost(f"The Bark runner went away ({type(exc).__name__}); try again.") from exc
+        if message[0] == "result":
+            return message[1]
+        raise (EngineFailed if message[0] == "failed" else EngineUnavailable)(message[1])
 
     def synthesize(
         self, segments: list[str], options: SynthesisOptions, on_segment: SegmentCallback | None = None

@@ -141,8 +141,9 @@ class Scheduler:
         return not (segment.uses_carry and stream.carry is None and stream.carry_from is not None)
 
     def _step(self) -> None:
-        self._drop_cancelled()
-        admitted = self._admit()
+        with self._wake:  # submit() appends to the streams from other threads
+            self._drop_cancelled()
+            admitted = self._admit()
         if admitted:
             self._run_semantic(admitted)
             self._rows.extend(admitted)

@@ -34,6 +34,7 @@ class RunnerProcess:
         self._thread = threading.Thread(target=self._keep_running, name="bark-runner-monitor", daemon=True)
 
     def start(self) -> None:
+        self.process = self._spawn()  # here, in the main thread, before the cluster forks
         self._thread.start()
 
     def _spawn(self) -> subprocess.Popen:
@@ -51,11 +52,13 @@ class RunnerProcess:
 
     def _keep_running(self) -> None:
         while not self._stopping.is_set():
-            self.process = self._spawn()
+            assert self.process is not None
             code = self.process.wait()
-            if not self._stopping.is_set():
-                logger.error("the Bark runner exited (code %s); starting it again", code)
-                self._stopping.wait(2)  # a runner that cannot start must not spin
+            if self._stopping.is_set():
+                break
+            logger.error("the Bark runner exited (code %s); starting it again", code)
+            self._stopping.wait(2)  # a runner that cannot start must not spin
+            self.process = self._spawn()
 
     def stop(self) -> None:
         self._stopping.set()

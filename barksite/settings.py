@@ -1,6 +1,8 @@
 """barksite settings: the only settings module. Every knob is an environment variable (README, "Configuration")."""
 
+import ipaddress
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -38,6 +40,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "synthesis.metrics.HttpMetricsMiddleware",  # first, so it sees every response
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -69,7 +72,7 @@ TEMPLATES = [
 
 # --- Database ----------------------------------------------------------------------------------------
 # SQLite in WAL mode with IMMEDIATE transactions: the web process and the django-q2 workers (which use
-# the same database as their broker) write concurrently without "database is locked" (NOTES.md).
+# the same database as their broker) write concurrently without "database is locked".
 
 _SQLITE_PATH = env_str("BARK_SQLITE_PATH", str(BASE_DIR / "db.sqlite3"))
 _database_url = env_str("DATABASE_URL", "")
@@ -115,8 +118,43 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # check who may see the job, never as open media URLs.
 MEDIA_ROOT = Path(env_str("BARK_OUTPUT_ROOT", str(BASE_DIR / "outputs"))).resolve()
 MEDIA_URL = "/media/"
+# With BARK_S3_BUCKET, artifacts live in an S3-compatible bucket instead (AWS, MinIO, R2, Ceph), so web
+# hosts and worker hosts on different machines share them. Every read and write goes through Django's
+# storage API; `file_overwrite` keeps a job's artifact names stable when a requeued job writes them again.
+BARK_S3_BUCKET = env_str("BARK_S3_BUCKET", "")
+BARK_S3_PRESIGNED = env_bool("BARK_S3_PRESIGNED", False)
+BARK_S3_URL_EXPIRE_S = env_int("BARK_S3_URL_EXPIRE_S", 300, minimum=10, maximum=7 * 24 * 3600)
+if BARK_S3_BUCKET:
+    _s3_key, _s3_secret = env_str("AWS_ACCESS_KEY_ID", ""), env_str("AWS_SECRET_ACCESS_KEY", "")
+    if bool(_s3_key) != bool(_s3_secret):
+        raise ImproperlyConfigured(
+            "Set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither (then boto3's own credential "
+            "chain applies, e.g. an instance role)."
+        )
+    _s3_endpoint = env_str("AWS_S3_ENDPOINT_URL", "")
+    if _s3_endpoint and not _s3_endpoint.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"AWS_S3_ENDPOINT_URL={_s3_endpoint!r} must start with http:// or https://.")
+    _DEFAULT_STORAGE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": BARK_S3_BUCKET,
+            "endpoint_url": _s3_endpoint or None,
+            "access_key": _s3_key or None,
+            "secret_key": _s3_secret or None,
+            "region_name": env_str("AWS_S3_REGION_NAME", "") or None,
+            "location": env_str("BARK_S3_PREFIX", "").strip("/"),
+            # MinIO and most self-hosted services want path-style URLs; AWS accepts both.
+            "addressing_style": "path" if _s3_endpoint else None,
+            "signature_version": "s3v4",
+            "file_overwrite": True,
+            "default_acl": None,
+            "querystring_expire": BARK_S3_URL_EXPIRE_S,
+        },
+    }
+else:
+    _DEFAULT_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _DEFAULT_STORAGE,
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
         if not DEBUG
@@ -129,6 +167,7 @@ STORAGES = {
 # otherwise diskcache's Django backend, a SQLite file with atomic, process-safe increments.
 
 REDIS_URL = env_str("REDIS_URL", "")
+CACHES: dict[str, dict[str, Any]]
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
@@ -172,14 +211,41 @@ BARK_METRICS_HOOK = env_str("BARK_METRICS_HOOK", "") or None
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = BARK_MAX_BODY_BYTES
 
+# /metrics (Prometheus): open to a bearer token equal to BARK_METRICS_TOKEN, or to direct connections from
+# the networks in BARK_METRICS_ALLOW (addresses or CIDRs; loopback by default, "" for none).
+BARK_METRICS_TOKEN = env_str("BARK_METRICS_TOKEN", "")
+BARK_METRICS_ALLOW = env_list("BARK_METRICS_ALLOW", ["127.0.0.0/8", "::1/128"])
+for _network in BARK_METRICS_ALLOW:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"BARK_METRICS_ALLOW holds {_network!r}, which is not an address or network; use e.g. 10.0.0.0/8,::1."
+        ) from None
+
 # --- django-q2 ---------------------------------------------------------------------------------------
 # The job row is the truth, not the queue: django-q2 may deliver a task twice, so tasks claim their job
-# with a conditional update, and the queue never retries on its own (max_attempts=1); a periodic sweep
-# requeues or fails jobs whose worker died. `retry` must exceed `timeout` or a slow task runs twice.
+# with a conditional update, and the queue never retries on its own (max_attempts=1); the sweep
+# (synthesis/recovery.py) requeues or fails jobs whose worker died and gives every queued job a task.
+# `retry` must exceed `timeout` or a slow task runs twice (docs/worker-recovery.md).
+
+# How often a running job's worker touches its heartbeat; a job silent for 4 beats is requeued, and
+# `manage.py runworkers` sweeps at this interval.
+BARK_HEARTBEAT_S = env_int("BARK_HEARTBEAT_S", 10, minimum=1, maximum=300)
+# The broker: the database (default) or Redis. Several sites may share one Redis with their own names.
+BARK_BROKER_URL = env_str("BARK_BROKER_URL", "")
+BARK_QUEUE_NAME = env_str("BARK_QUEUE_NAME", "barksite")
+if BARK_BROKER_URL and not BARK_BROKER_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(
+        f"BARK_BROKER_URL={BARK_BROKER_URL!r} is not a Redis URL; use redis://host:6379/0 (or unset it to use "
+        "the database as the broker)."
+    )
+if not BARK_QUEUE_NAME.replace("-", "").replace("_", "").isalnum():
+    raise ImproperlyConfigured(f"BARK_QUEUE_NAME={BARK_QUEUE_NAME!r} may hold only letters, digits, '-' and '_'.")
 
 Q_CLUSTER = {
-    "name": "barksite",
-    "orm": "default",
+    "name": BARK_QUEUE_NAME,
+    **({"redis": BARK_BROKER_URL} if BARK_BROKER_URL else {"orm": "default"}),
     "workers": BARK_MAX_CONCURRENCY,
     # A worker that loads Bark itself (BARK_RUNNER=off) must never be recycled: every restart reloads the model.
     "recycle": 50 if BARK_RUNNER == "auto" else 1_000_000_000,
@@ -192,6 +258,22 @@ Q_CLUSTER = {
     "poll": 0.5,
     "label": "Task queue",
 }
+
+# --- Engine faults -----------------------------------------------------------------------------------
+# A circuit breaker per engine (synthesis/breaker.py): after this many consecutive engine faults it opens
+# for the cool-down; then one trial job half-opens it. While open, jobs that named the engine wait
+# (`queue`) or fail at once with the reason (`fail`); jobs on `auto` go to another engine.
+BARK_BREAKER_THRESHOLD = env_int("BARK_BREAKER_THRESHOLD", 3, minimum=1)
+BARK_BREAKER_COOLDOWN_S = env_int("BARK_BREAKER_COOLDOWN_S", 120, minimum=1)
+BARK_BREAKER_WHILE_OPEN = env_choice("BARK_BREAKER_WHILE_OPEN", "queue", {"queue", "fail"})
+# Transient faults (lost database connection, S3 or Redis errors, out of memory) are retried inside the
+# job's attempt this many times, after BASE * 2^n milliseconds with +-50% jitter.
+BARK_RETRY_ATTEMPTS = env_int("BARK_RETRY_ATTEMPTS", 3, minimum=0, maximum=10)
+BARK_RETRY_BASE_MS = env_int("BARK_RETRY_BASE_MS", 1000, minimum=1, maximum=60_000)
+# Fault injection for tests and drills: an engine name makes that engine fail every job with an engine
+# fault (`piper`), or with `:transient` fail that many times with a lost-connection error first
+# (`piper:transient=2`). Never set in production.
+BARK_FAULT_INJECTION = env_str("BARK_FAULT_INJECTION", "")
 
 # --- REST framework ----------------------------------------------------------------------------------
 

@@ -27,7 +27,6 @@ from synthesis import dashboard
 from synthesis.jobs import cancel_job, retry_job
 from synthesis.models import ApiKey, Job, Voice
 from synthesis.templatetags.barksite import seconds
-from synthesis.views import ARTIFACT_LABELS
 
 # The library registers its own concrete APIKey model; barksite's keys are `synthesis.ApiKey`.
 if admin.site.is_registered(APIKey):
@@ -39,6 +38,10 @@ _LINE_BREAK = mark_safe("<br>")
 admin.site.site_header = "barksite operations"
 admin.site.site_title = "barksite admin"
 admin.site.index_title = "Operations"
+# The model list in a side bar costs ~300 px that the job list needs on a 1280 px screen; the breadcrumbs and
+# the admin home lead everywhere it does.
+admin.site.enable_nav_sidebar = False
+TEXT_PREVIEW_CHARS = 60
 
 
 def _pretty_json(value: Any) -> str:
@@ -47,9 +50,7 @@ def _pretty_json(value: Any) -> str:
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = (
-        "short_id", "status_badge", "engine", "voice", "requested_by", "submitted", "duration", "attempts",
-    )  # fmt: skip
+    list_display = ("short_id", "status_badge", "text", "engine_voice", "requested_by", "submitted", "duration")
     list_filter = ("status", "engine", "submitted_at")
     date_hierarchy = "submitted_at"
     search_fields = ("prompt",)
@@ -69,9 +70,6 @@ class JobAdmin(admin.ModelAdmin):
         ("Timings", {"fields": ("submitted_at", "started_at", "completed_at", "failed_at", "cancelled_at")}),
         (None, {"fields": ("device", "heartbeat_at", "timings_display")}),
     )
-
-    class Media:
-        css = {"all": ["barksite-admin.css"]}
 
     # Jobs are records of what happened: operators act on them (retry, cancel), never edit them, and
     # purge them with `manage.py purge_jobs`, which also removes their files.
@@ -118,15 +116,26 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, job: Job) -> str:
-        return format_html('<span class="job-badge job-{}">{}</span>', job.status, job.get_status_display())
+        badge = format_html('<span class="job-badge job-{}">{}</span>', job.status, job.get_status_display())
+        if job.attempts > 1:  # a worker died under it at least once
+            return format_html('{} <span class="job-attempts" title="attempts">×{}</span>', badge, job.attempts)
+        return badge
+
+    @admin.display(description="Text")
+    def text(self, job: Job) -> str:
+        prompt = " ".join(job.prompt.split())
+        short = prompt if len(prompt) <= TEXT_PREVIEW_CHARS else prompt[: TEXT_PREVIEW_CHARS - 1].rstrip() + "…"
+        return format_html('<span class="job-text" title="{}">{}</span>', prompt, short)
+
+    @admin.display(description="Engine · voice", ordering="engine")
+    def engine_voice(self, job: Job) -> str:
+        return format_html('{}<br><span class="job-voice">{}</span>', job.engine, job.voice)
 
     @admin.display(description="Key or user")
     def requested_by(self, job: Job) -> str:
-        if job.api_key_id:
+        if job.api_key is not None:
             return format_html("key {} <code>{}</code>", job.api_key.name, job.api_key.prefix)
-        if job.owner_id:
-            return format_html("user {}", job.owner.get_username())
-        return "terminal"
+        return job.origin
 
     @admin.display(description="Submitted", ordering="submitted_at")
     def submitted(self, job: Job) -> str:
@@ -161,7 +170,8 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="Artifacts")
     def artifact_links(self, job: Job) -> str:
         rows = [
-            (_file_url(job, name), ARTIFACT_LABELS.get(name, name), file.name) for name, file in job.artifacts().items()
+            (_file_url(job, name), Job.ARTIFACT_LABELS.get(name, name), file.name)
+            for name, file in job.artifacts().items()
         ]
         if not rows:
             return "—"
@@ -226,15 +236,19 @@ def _file_url(job: Job, name: str) -> str:
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(APIKeyModelAdmin):
-    list_display = ("name", "prefix", "created", "last_used_at", "rate_limit", "expiry_date", "_has_expired", "revoked")
-    list_filter = ("revoked", "created")
-    fields = ("name", "prefix", "rate_limit_per_min", "expiry_date", "revoked", "created", "last_used_at")
+    list_display = (  # type: ignore[assignment]  # the library's stub fixes its own tuple's length
+        "name", "prefix", "owner", "state", "created_on", "last_used_at", "rate_limit", "expiry_date",
+    )  # fmt: skip
+    list_filter = ("revoked", "created")  # type: ignore[assignment]  # as above
+    list_select_related = ("owner",)
+    fields = ("name", "prefix", "owner", "rate_limit_per_min", "expiry_date", "revoked", "created", "last_used_at")
+    autocomplete_fields = ("owner",)
     actions = ("revoke_keys",)
 
-    def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple[str, ...]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         return (*super().get_readonly_fields(request, obj), "created", "last_used_at")
 
-    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any = None, change: bool = False) -> None:
+    def save_model(self, request: HttpRequest, obj: Any, form: Any = None, change: bool = False) -> None:
         """Show a new key once, in full; only its prefix and hash are stored."""
         if change:
             obj.save()
@@ -250,6 +264,18 @@ class ApiKeyAdmin(APIKeyModelAdmin):
             ),
             messages.WARNING,
         )
+
+    @admin.display(description="State", ordering="revoked")
+    def state(self, key: ApiKey) -> str:
+        if key.revoked:
+            return format_html('<span class="job-badge job-failed">{}</span>', "revoked")
+        if key.has_expired:
+            return format_html('<span class="job-badge job-cancelled">{}</span>', "expired")
+        return format_html('<span class="job-badge job-completed">{}</span>', "active")
+
+    @admin.display(description="Created", ordering="created")
+    def created_on(self, key: ApiKey) -> str:
+        return date_format(timezone.localtime(key.created), "Y-m-d H:i")
 
     @admin.display(description="Requests / min")
     def rate_limit(self, key: ApiKey) -> str:

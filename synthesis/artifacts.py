@@ -8,8 +8,10 @@ a crash leaves either the old state or the whole file, and the job row only ever
 
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,7 +58,7 @@ def artifact_name(job: "Job", ext: str) -> str:
     return f"jobs/{job.id}/{job.output_prefix}.{ext}"
 
 
-def store_artifact(job: "Job", field: str, ext: str, write: Callable[[Path], None]) -> int:
+def store_artifact(job: "Job", field: str, ext: str, write: Callable[[Path], object]) -> int:
     """Write one artifact via `write(path)` to a temporary file, move it into place, point `job.<field>`
     at it (unsaved) and return its size in bytes."""
     name, size = store_file(artifact_name(job, ext), write)
@@ -65,12 +67,12 @@ def store_artifact(job: "Job", field: str, ext: str, write: Callable[[Path], Non
     return size
 
 
-def store_segment(job: "Job", index: int, write: Callable[[Path], None]) -> None:
+def store_segment(job: "Job", index: int, write: Callable[[Path], object]) -> None:
     """Store one finished segment's WAV while the job still runs (what streams and players read early)."""
     store_file(job.segment_name(index), write)
 
 
-def store_file(name: str, write: Callable[[Path], None]) -> tuple[str, int]:
+def store_file(name: str, write: Callable[[Path], object]) -> tuple[str, int]:
     """Write `name` in the default storage via `write(path)`, atomically; return its final name and size."""
     storage = default_storage
     if isinstance(storage, FileSystemStorage):
@@ -83,18 +85,53 @@ def store_file(name: str, write: Callable[[Path], None]) -> tuple[str, int]:
         destination.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(destination, write)
         return name, destination.stat().st_size
-    # Object stores (django-storages' S3) publish an upload only once it is complete.
-    with tempfile.TemporaryDirectory() as scratch:
+    # An object store (django-storages' S3) publishes an object only once its upload completed, and a PUT
+    # over an existing name replaces it whole: the file is made in a local scratch directory, then sent once
+    # under its final name (`file_overwrite` keeps that name; a requeued job overwrites its earlier try).
+    with tempfile.TemporaryDirectory(prefix="bark-artifact-") as scratch:
         tmp = Path(scratch) / Path(name).name
         write(tmp)
-        if storage.exists(name):
-            storage.delete(name)
         with tmp.open("rb") as handle:
-            name = storage.save(name, File(handle))
+            saved = storage.save(name, File(handle))
+        if saved != name:
+            storage.delete(saved)
+            raise RuntimeError(f"The storage renamed {name} to {saved}; configure it to overwrite (file_overwrite).")
         return name, tmp.stat().st_size
 
 
-def write_atomically(destination: Path, write: Callable[[Path], None]) -> None:
+@contextmanager
+def local_copy(name: str) -> Iterator[Path]:
+    """A stored file as a local path for tools that need one (ffmpeg, Pillow), in a scratch directory that
+    goes away afterwards; the storage itself is never asked for a path."""
+    with tempfile.TemporaryDirectory(prefix="bark-input-") as scratch:
+        path = Path(scratch) / Path(name).name
+        with default_storage.open(name, "rb") as source, path.open("wb") as target:
+            shutil.copyfileobj(source, target)
+        yield path
+
+
+def delete_job_files(job_id: str, keep: Collection[str] = ()) -> None:
+    """Delete every stored file under `jobs/<job_id>/` (segments included) except the names in `keep`."""
+    storage = default_storage
+
+    def walk(directory: str) -> None:
+        try:
+            folders, files = storage.listdir(directory)
+        except FileNotFoundError:
+            return
+        for file in files:
+            if f"{directory}/{file}" not in keep:
+                storage.delete(f"{directory}/{file}")
+        for folder in folders:
+            walk(f"{directory}/{folder}")
+        if isinstance(storage, FileSystemStorage):  # object stores have no folders to leave behind
+            with suppress(OSError):  # not empty: it holds a kept file
+                Path(storage.path(directory)).rmdir()
+
+    walk(f"jobs/{job_id}")
+
+
+def write_atomically(destination: Path, write: Callable[[Path], object]) -> None:
     """`write(path)` to a temporary name beside `destination`, then rename: never a half-written file."""
     fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
     os.close(fd)

@@ -8,19 +8,27 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Min
 from django.utils import timezone
-from django_q.models import OrmQ
 
+from synthesis import breaker
+from synthesis.api import health
 from synthesis.engines import ENGINE_NAMES, all_health
 from synthesis.models import Job
 
 
 def report() -> dict[str, Any]:
     return {
+        "service": service_state(),
         "status_counts": status_counts(),
         "engines": engine_times(),
         "queue": queue_depth(),
         "duplicates_served": Job.objects.filter(deduplicated_from__isnull=False).count(),
     }
+
+
+def service_state() -> dict[str, Any]:
+    """`ok` or `degraded` and why, as /api/health says it (an open circuit breaker, a failing cache)."""
+    reasons = health.degraded_reasons(health.check_cache(), health.check_engines())
+    return {"status": "degraded" if reasons else "ok", "reasons": reasons}
 
 
 def status_counts() -> list[dict[str, Any]]:
@@ -39,12 +47,18 @@ def engine_times() -> list[dict[str, Any]]:
     runs = _averages(completed, F("completed_at") - F("started_at"))
     submitted = Job.objects.exclude(status=Job.Status.PLANNED)
     totals = dict(submitted.values_list("engine").annotate(n=Count("pk")).order_by())
+    # The model each job recorded (the checkpoint it ran on, or would have), not the one configured now.
+    ran_on: dict[str, list[tuple[str, int]]] = {}
+    for engine, model, n in submitted.values_list("engine", "model").annotate(n=Count("pk")).order_by("engine", "-n"):
+        ran_on.setdefault(engine, []).append((model or "unknown", n))
     engines = list(ENGINE_NAMES) + sorted(set(totals) - set(ENGINE_NAMES))
     return [
         {
             "engine": name,
             "health": health.get(name),
+            "breaker": breaker.get(name) if name in ENGINE_NAMES else None,
             "jobs": totals.get(name, 0),
+            "models": ran_on.get(name, []),
             "avg_wait_s": waits.get(name, (None, 0))[0],
             "avg_run_s": runs.get(name, (None, 0))[0],
             "completed": runs.get(name, (None, 0))[1],
@@ -80,6 +94,6 @@ def queue_depth() -> dict[str, Any]:
         "full": waiting >= limit,
         "running": counts.get(Job.Status.RUNNING, 0),
         "workers": settings.BARK_MAX_CONCURRENCY,
-        "broker_tasks": OrmQ.objects.count(),
+        "broker_tasks": health.pending_tasks(),
         "oldest_wait_s": (timezone.now() - oldest).total_seconds() if oldest else None,
     }

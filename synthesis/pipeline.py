@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -14,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import connection
 from django.utils import timezone
 
-from synthesis import hooks
-from synthesis.artifacts import store_artifact, store_segment, write_atomically
+from synthesis import breaker, hooks
+from synthesis.artifacts import delete_job_files, local_copy, store_artifact, store_segment, write_atomically
 from synthesis.engines import (
+    CUSTOM_PREFIX,
     EngineFailed,
     EngineLost,
     EngineUnavailable,
@@ -35,11 +34,8 @@ from synthesis.media.video import VideoRenderError, render_video
 from synthesis.media.video_options import VideoOptionsError, validate_video_options
 from synthesis.models import Job, Voice
 from synthesis.segments import split_text
-from synthesis.voices import CUSTOM_PREFIX
 
 logger = logging.getLogger(__name__)
-
-HEARTBEAT_INTERVAL_S = 15
 
 
 @dataclass
@@ -124,7 +120,7 @@ def generate_multimedia(
 ) -> dict[str, Path]:
     """The Python API for video: speak `text` and write audio.wav, captions.srt, captions.vtt, video.mp4 and
     metadata.json into `out_dir`; returns their paths by artifact name. `video` takes the same options as
-    the REST API (default: the SRD's 4K/30 preset; {"preset": "720p"} renders several times faster)."""
+    the REST API (default: 1080p, as everywhere; {"preset": "720p"} renders faster, "4k" slower)."""
     options = validate_video_options(video)  # before minutes of synthesis, not after
     segments = split_text(text)
     if not segments:
@@ -174,11 +170,12 @@ def _metadata(result: AudioResult, params: dict, timings: dict, **extra) -> dict
 # --- running a job -------------------------------------------------------------------------------------
 
 
-def next_job_id(preferred: str) -> str | None:
+def next_job_id(preferred: str, skip_engines: Collection[str] = ()) -> str | None:
     """Which queued job a worker's task should run: `preferred` (the job the task was sent for) unless a
     job of higher priority is waiting. Every queued job has one task in the queue, so a task that runs
-    another job leaves its own job to that job's task, and each job still runs once."""
-    queued = Job.objects.filter(status=Job.Status.QUEUED)
+    another job leaves its own job to that job's task, and each job still runs once. Jobs for
+    `skip_engines` (whose circuit breaker is open) are left waiting."""
+    queued = Job.objects.filter(status=Job.Status.QUEUED).exclude(engine__in=skip_engines)
     best = queued.order_by("-priority", "submitted_at").values_list("id", "priority").first()
     if best is None:
         return None
@@ -206,8 +203,17 @@ def run_claimed_job(job: Job, on_progress: Callable[[int, int], None] | None = N
     started = time.monotonic()
     try:
         with _heartbeat(job):
-            _run_claimed(job, on_progress)
+            breaker.run_guarded(
+                job,
+                lambda: _run_claimed(job, on_progress),
+                passthrough=(SynthesisCancelled, VideoStageFailed),
+                engine=lambda: get_engine(job.engine),
+            )
     except SynthesisCancelled:
+        job.refresh_from_db(fields=["status"])
+        if job.status != Job.Status.CANCELLED:  # requeued by the sweep: its next run owns the files now
+            logger.warning("job %s stopped: it is %s, no longer running here", job.id, job.status)
+            return
         _discard_artifacts(job)
         logger.info("job %s was cancelled while running", job.id)
         hooks.emit("cancelled", job_id=str(job.id))
@@ -223,7 +229,9 @@ def run_claimed_job(job: Job, on_progress: Callable[[int, int], None] | None = N
 
 
 def _run_claimed(job: Job, on_progress: Callable[[int, int], None] | None) -> None:
-    segments = job.plan.get("segments") or split_text(job.prompt)
+    claimed_at = time.monotonic()
+    plan = job.get_plan()
+    segments = plan.segments
     Job.objects.filter(pk=job.pk).update(segments_total=len(segments))
     job.segments_total = len(segments)
 
@@ -238,19 +246,18 @@ def _run_claimed(job: Job, on_progress: Callable[[int, int], None] | None) -> No
         return still_running
 
     t0 = time.monotonic()
-    pauses_s = {index: ms / 1000 for index, ms in job.pauses_ms().items()}
+    pauses_s = {index: ms / 1000 for index, ms in plan.pauses_ms.items()}
     result = synthesize_segments(segments, job.engine, job_options(job), on_segment, pauses_s)
     timings = {"audio_s": round(time.monotonic() - t0, 3)}
 
     store_artifact(job, "audio", "wav", lambda path: write_wav(path, result.sample_rate, result.waveform))
-    render = bool(job.params.get("render_video"))
-    if render or "captions" in job.params.get("modalities", []):
+    if plan.wants_captions:
         cues = build_cues(caption_parts(result.segments, result.spans, job.caption_text), result.spans)
         store_artifact(job, "captions_srt", "srt", lambda path: path.write_text(to_srt(cues), encoding="utf-8"))
         store_artifact(job, "captions_vtt", "vtt", lambda path: path.write_text(to_vtt(cues), encoding="utf-8"))
-    if render:
+    if plan.render_video:
         timings["video_s"] = _render_job_video(job, result, cues, timings)
-    metadata = _metadata(result, job.params, timings, job_id=str(job.id), voice=job.voice)
+    metadata = _metadata(result, plan.params_json(), timings, job_id=str(job.id), voice=job.voice)
     store_artifact(job, "metadata", "json", lambda path: path.write_text(json.dumps(metadata, indent=2)))
 
     finished = job.transition(
@@ -263,7 +270,11 @@ def _run_claimed(job: Job, on_progress: Callable[[int, int], None] | None) -> No
     if not finished:  # cancelled at the last moment: the row says so, the files must go
         _discard_artifacts(job)
         return
-    hooks.emit("completed", job_id=str(job.id), engine=result.engine, duration_s=job.duration_s, **timings)
+    run_s = round(time.monotonic() - claimed_at, 3)
+    hooks.emit(
+        "completed", job_id=str(job.id), engine=result.engine, device=result.device, duration_s=job.duration_s,
+        run_s=run_s, **timings,
+    )  # fmt: skip
 
 
 def _render_job_video(job: Job, result: AudioResult, cues: list[Cue], timings: dict) -> float:
@@ -273,22 +284,22 @@ def _render_job_video(job: Job, result: AudioResult, cues: list[Cue], timings: d
         raise SynthesisCancelled("The job was cancelled before its video was rendered.")
     t0 = time.monotonic()
     try:
-        options = validate_video_options(job.params.get("video"))
-        background = _background_path(job.params.get("video_background"))
-        store_artifact(
-            job,
-            "video",
-            "mp4",
-            lambda path: render_video(
-                result.waveform,
-                result.sample_rate,
-                cues,
-                options,
-                path,
-                background_image=background,
-                should_continue=job.record_progress,  # False once the job is cancelled
-            ),
-        )
+        options = validate_video_options(job.get_plan().video)
+        with _background_image(job.params.get("video_background")) as background:
+            store_artifact(
+                job,
+                "video",
+                "mp4",
+                lambda path: render_video(
+                    result.waveform,
+                    result.sample_rate,
+                    cues,
+                    options,
+                    path,
+                    background_image=background,
+                    should_continue=job.record_progress,  # False once the job is cancelled
+                ),
+            )
     except SynthesisCancelled:
         raise
     except Exception as exc:
@@ -312,27 +323,28 @@ def _made(job: Job, result: AudioResult) -> dict:
     }
 
 
-def _background_path(name: str | None) -> Path | None:
-    """An uploaded background image's storage name (set by the server, never by a client) as a path that
-    stays inside BARK_OUTPUT_ROOT."""
+@contextmanager
+def _background_image(name: str | None) -> Iterator[Path | None]:
+    """An uploaded background image (a storage name set by the server, never by a client) as a local file
+    for the renderer, copied out of the storage into a scratch directory."""
     if not name:
-        return None
-    root = Path(settings.MEDIA_ROOT).resolve()
-    path = (root / name).resolve()
-    if not path.is_relative_to(root):
-        raise VideoRenderError("The background image lies outside BARK_OUTPUT_ROOT.")
-    return path
+        yield None
+        return
+    if name.startswith("/") or ".." in name.split("/"):
+        raise VideoRenderError("The background image lies outside the artifact storage.")
+    with local_copy(name) as path:
+        yield path
 
 
 def job_options(job: Job) -> SynthesisOptions:
-    params = job.params
-    segment_voices = job.plan.get("segment_voices") or None
+    plan = job.get_plan()
+    segment_voices = plan.segment_voices or None
     custom = {voice for voice in [job.voice, *(segment_voices or [])] if voice and voice.startswith(CUSTOM_PREFIX)}
     return SynthesisOptions(
         voice=job.voice or None,
-        text_temp=params.get("text_temp", 0.7),
-        waveform_temp=params.get("waveform_temp", 0.7),
-        seed=params.get("seed"),
+        text_temp=plan.text_temp,
+        waveform_temp=plan.waveform_temp,
+        seed=plan.seed,
         segment_voices=segment_voices,
         priority=job.priority,
         voice_prompts={voice: _voice_prompt(voice) for voice in custom},
@@ -377,22 +389,9 @@ def _requeue(job: Job, reason: str, started: float) -> None:
 
 
 def _discard_artifacts(job: Job, keep: Collection[str] = ()) -> None:
-    """Remove this job's files, except the storage names in `keep`, so a failed or cancelled job points at
-    nothing half-made."""
-    directory = Path(settings.MEDIA_ROOT) / "jobs" / str(job.id)
-    if hasattr(default_storage, "location"):
-        if not keep:
-            shutil.rmtree(directory, ignore_errors=True)
-            return
-        for path in sorted(directory.rglob("*"), reverse=True):  # children first, so emptied folders go too
-            if path.is_file() and path.relative_to(settings.MEDIA_ROOT).as_posix() not in keep:
-                path.unlink(missing_ok=True)
-            elif path.is_dir() and not any(path.iterdir()):
-                path.rmdir()
-    else:
-        for name in [f.name for f in job.artifacts().values()]:
-            if name not in keep:
-                default_storage.delete(name)
+    """Remove this job's files (its segments too), except the storage names in `keep`, so a failed or
+    cancelled job points at nothing half-made."""
+    delete_job_files(str(job.id), keep)
 
 
 @contextmanager
@@ -403,8 +402,12 @@ def _heartbeat(job: Job) -> Iterator[None]:
 
     def beat() -> None:
         try:
-            while not stop.wait(HEARTBEAT_INTERVAL_S):
-                Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(heartbeat_at=timezone.now())
+            while not stop.wait(settings.BARK_HEARTBEAT_S):
+                try:
+                    Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(heartbeat_at=timezone.now())
+                except Exception:  # a busy or lost database: beat again next time rather than go silent
+                    logger.warning("job %s: heartbeat failed", job.pk, exc_info=True)
+                    connection.close()
         finally:
             connection.close()
 

@@ -7,6 +7,7 @@ which does not apply DATA_UPLOAD_MAX_MEMORY_SIZE, so the bound is enforced here 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -17,10 +18,10 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 
 from synthesis.api.exceptions import PayloadTooLarge
-from synthesis.engines.bark.prompts import MAX_CLIP_BYTES
+from synthesis.engines import cloning_engine
 
 
-def check_declared_length(parser_context: dict | None, limit: int, setting: str) -> None:
+def check_declared_length(parser_context: Mapping[str, Any] | None, limit: int, setting: str) -> None:
     request = (parser_context or {}).get("request")
     declared = request.META.get("CONTENT_LENGTH") if request is not None else None
     if declared and declared.isdigit() and int(declared) > limit:
@@ -28,7 +29,7 @@ def check_declared_length(parser_context: dict | None, limit: int, setting: str)
 
 
 class BoundedJSONParser(JSONParser):
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         check_declared_length(parser_context, settings.BARK_MAX_BODY_BYTES, "BARK_MAX_BODY_BYTES")
         return super().parse(stream, media_type, parser_context)
 
@@ -36,8 +37,8 @@ class BoundedJSONParser(JSONParser):
 class VoiceUploadParser(MultiPartParser):
     """Multipart uploads of voices: a reference clip may be larger than a JSON body."""
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
-        check_declared_length(parser_context, MAX_CLIP_BYTES + 64 * 1024, "the reference clip limit")
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
+        check_declared_length(parser_context, cloning_engine().max_upload_bytes + 64 * 1024, "the voice upload limit")
         return super().parse(stream, media_type, parser_context)
 
 
@@ -49,8 +50,9 @@ class LenientContentNegotiation(DefaultContentNegotiation):
     still reach the client as JSON."""
 
     def select_renderer(
-        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
     ) -> tuple[BaseRenderer, str]:
+        renderers = list(renderers)
         try:
             return super().select_renderer(request, renderers, format_suffix)
         except NotAcceptable:

@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 
 from synthesis.engines import (
+    CUSTOM_PREFIX,
+    CatalogueVoice,
     Engine,
     EngineFailed,
     EngineHealth,
@@ -25,6 +28,7 @@ from synthesis.engines import (
     SegmentCallback,
     SynthesisOptions,
 )
+from synthesis.engines.bark import presets, prompts
 from synthesis.engines.bark.prompts import PROMPT_KEYS, VoicePromptError, validate_prompt
 from synthesis.engines.bark.scheduler import Scheduler, Segment, Stream
 from synthesis.engines.bark.stages import BarkStages, BarkTokens, Sampling
@@ -32,10 +36,8 @@ from synthesis.engines.bark.stages import BarkStages, BarkTokens, Sampling
 logger = logging.getLogger(__name__)
 
 DEFAULT_HUB_MODEL = "suno/bark-small"
-DEFAULT_VOICE = "v2/en_speaker_6"
 DEFAULT_SAMPLE_RATE = 24_000
 SPEAKER_EMBEDDINGS_JSON = "speaker_embeddings_path.json"
-CUSTOM_PREFIX = "custom/"
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,13 @@ class SegmentRun:
 
 class BarkEngine(Engine):
     name = "bark"
+    clones_voices = True
+    cues = presets.CUES
+    max_upload_bytes = max(prompts.MAX_CLIP_BYTES, prompts.MAX_NPZ_BYTES)
+
+    @classmethod
+    def from_settings(cls) -> BarkEngine:
+        return cls(model=settings.BARK_MODEL, device=settings.BARK_DEVICE, mode=settings.BARK_MODELS_AVAILABLE)
 
     def __init__(self, model: str, device: str, mode: str, fine_full_window: bool = False) -> None:
         self._model_id = model
@@ -148,9 +157,9 @@ class BarkEngine(Engine):
         repo = self._model_id if self._is_hub_id() else DEFAULT_HUB_MODEL
         download = " Set BARK_MODELS_AVAILABLE=true to let Bark download it on first use." if self._is_hub_id() else ""
         return (
-            f"Bark weights not found: {where}. Download them with `hf download {repo}` (and set BARK_MODEL={repo}), "
-            "point BARK_MODEL at a checkpoint directory, or build a random-weight test checkpoint with "
-            f"`python manage.py build_bark_checkpoint DIR --arch tiny`.{download}"
+            f"Bark weights not found: {where}. Download them with `.venv/bin/hf download {repo}` (and set "
+            f"BARK_MODEL={repo}), point BARK_MODEL at a checkpoint directory, or build a random-weight test checkpoint "
+            f"with `.venv/bin/python manage.py build_bark_checkpoint DIR --arch tiny`.{download}"
         )
 
     def _device_problem(self) -> str | None:
@@ -282,10 +291,20 @@ class BarkEngine(Engine):
         return list(self._voice_names)
 
     def default_voice(self) -> str:
+        """v2/en_speaker_6, unless the checkpoint is known to lack it (then its first preset)."""
         voices = self.voices()
-        if DEFAULT_VOICE in voices:
-            return DEFAULT_VOICE
-        return voices[0] if voices else ""
+        if not voices or presets.DEFAULT_VOICE in voices:
+            return presets.DEFAULT_VOICE
+        return voices[0]
+
+    def catalogue(self) -> list[CatalogueVoice]:
+        return [
+            CatalogueVoice(preset, self.name, presets.language_of(preset), f"Speaker {preset[-1]}")
+            for preset in presets.PRESETS
+        ]
+
+    def voice_for_alias(self, alias: str) -> str:
+        return presets.OPENAI_VOICES.get(alias, self.default_voice())
 
     def _voice_prompt(self, voice: str | None, options: SynthesisOptions) -> dict[str, np.ndarray] | None:
         """The speaker prompt arrays of `voice`: an uploaded voice from `options.voice_prompts`, a preset, or none."""
@@ -305,9 +324,9 @@ class BarkEngine(Engine):
                 f"Unknown Bark voice preset {voice!r}; this checkpoint has {len(voices)} v2 presets{example}."
             )
         try:
-            # The processor resolves the preset's files in the checkpoint (or its hub cache) and checks them.
-            preset = self._processor._load_voice_preset(voice)
-            self._processor._validate_voice_preset_dict(preset)
+            # The processor resolves the preset's files in the checkpoint (or its hub cache) and checks them; the
+            # text is tokenized too, which an empty text makes cheap.
+            preset = self._processor("", voice_preset=voice, return_tensors="np")["history_prompt"]
         except (OSError, ValueError, TypeError) as exc:
             raise EngineFailed(f"Bark voice preset {voice!r} cannot be read: {exc}") from exc
         return {key: np.asarray(preset[key], dtype=np.int64) for key in PROMPT_KEYS}
@@ -405,7 +424,21 @@ class BarkEngine(Engine):
         # shape errors, bad prompts, device errors: all fail this job, not the worker
         return EngineFailed(f"Bark generation failed: {type(exc).__name__}: {exc}")
 
-    # --- voice cloning --------------------------------------------------------------------------------
+    # --- uploaded voices and cloning -------------------------------------------------------------------
+
+    def read_voice_file(self, data: bytes) -> dict[str, np.ndarray]:
+        return prompts.prompt_from_npz(data)
+
+    def write_voice_file(self, prompt: dict[str, np.ndarray]) -> bytes:
+        return prompts.save_prompt(prompt)
+
+    def check_clip(self, clip: bytes, transcript: str) -> str:
+        prompts.check_transcript(transcript)
+        return prompts.check_clip(clip)
+
+    def clone_voice(self, clip: bytes, transcript: str) -> dict[str, np.ndarray]:
+        """A prompt from a reference clip (see `prompts.prompt_from_clip`), with this engine's codec and text model."""
+        return prompts.prompt_from_clip(clip, transcript, self.encode_clip, self.semantic_tokens)
 
     def encode_clip(self, waveform: np.ndarray) -> np.ndarray:
         """EnCodec codes (8, frames) of a 24 kHz mono float32 clip, from Bark's own codec at 6 kbps."""

@@ -35,8 +35,8 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc assets, served locally: /api/docs works offline
+    "synthesis",  # before django_q: its qcluster command (which starts the Bark runner) replaces django_q's
     "django_q",
-    "synthesis",
 ]
 
 MIDDLEWARE = [
@@ -192,7 +192,14 @@ BARK_DTYPE = env_choice("BARK_DTYPE", "auto", {"auto", "float32", "bfloat16", "f
 BARK_FORCE_SEMANTIC_TOKENS = env_int("BARK_FORCE_SEMANTIC_TOKENS", 0, minimum=0, maximum=768)
 BARK_DEFAULT_ENGINE = env_choice("BARK_DEFAULT_ENGINE", "auto", {"auto", "bark", "piper"})
 BARK_MAX_QUEUE_SIZE = env_int("BARK_MAX_QUEUE_SIZE", 8, minimum=1)
-BARK_MAX_CONCURRENCY = env_int("BARK_MAX_CONCURRENCY", 2, minimum=1, maximum=64)
+BARK_MAX_CONCURRENCY = env_int("BARK_MAX_CONCURRENCY", 4, minimum=1, maximum=64)
+# auto: `manage.py qcluster` starts one Bark runner (the only process that loads the model) when Bark can run, and
+# its workers send Bark segments there; off: each worker process loads its own model (as in a plain process).
+BARK_RUNNER = env_choice("BARK_RUNNER", "auto", {"auto", "off"})
+# Set by qcluster for its workers (the runner's socket); leave unset.
+BARK_RUNNER_SOCKET = env_str("BARK_RUNNER_SOCKET", "")
+# How long a job waits for a runner that is still loading or restarting before it goes back to the queue.
+BARK_RUNNER_WAIT_S = env_int("BARK_RUNNER_WAIT_S", 600, minimum=1)
 BARK_RATE_LIMIT_PER_MIN = env_int("BARK_RATE_LIMIT_PER_MIN", 30, minimum=1)
 BARK_API_KEY = env_str("BARK_API_KEY", "") or None
 BARK_MAX_PROMPT_CHARS = env_int("BARK_MAX_PROMPT_CHARS", 5000, minimum=1, maximum=100_000)
@@ -245,7 +252,8 @@ Q_CLUSTER = {
     "name": BARK_QUEUE_NAME,
     **({"redis": BARK_BROKER_URL} if BARK_BROKER_URL else {"orm": "default"}),
     "workers": BARK_MAX_CONCURRENCY,
-    "recycle": 50,
+    # A worker that loads Bark itself (BARK_RUNNER=off) must never be recycled: every restart reloads the model.
+    "recycle": 50 if BARK_RUNNER == "auto" else 1_000_000_000,
     "timeout": BARK_JOB_TIMEOUT,
     "retry": BARK_JOB_TIMEOUT + 120,
     "max_attempts": 1,

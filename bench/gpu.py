@@ -42,10 +42,21 @@ def generate(engine: BarkEngine, batch: int, voice: str) -> tuple[float, float]:
     """Seconds of audio and seconds of wall time for one batch of `batch` segments through the engine's path."""
     texts = [SENTENCES[index % len(SENTENCES)] for index in range(batch)]
     prompt = engine._voice_prompt(voice, SynthesisOptions())
+    import torch
+
     synchronize(engine)
     start = time.perf_counter()
-    # The engine's own per-batch generation (what synthesize runs for each batch), with its error handling.
-    samples = sum(len(waveform) for _, waveform in engine._generate(texts, prompt, SAMPLING))
+    # The engine's own batched rows (what its scheduler runs for each step), with its error handling.
+    try:
+        with torch.inference_mode():
+            inputs = engine._processor(texts)
+            rows = [
+                engine.stages.row(text_ids, prompt, SAMPLING)
+                for text_ids in engine.stages.text_rows(inputs["input_ids"], inputs["attention_mask"])
+            ]
+            samples = sum(len(waveform) for _, waveform in engine.stages.generate_rows(rows))
+    except Exception as exc:
+        raise engine._failure(exc) from exc
     synchronize(engine)
     return samples / engine.sample_rate, time.perf_counter() - start
 

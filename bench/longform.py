@@ -1,9 +1,10 @@
 """Long-form Bark on this machine: time to first audio and total time for a ~2,000-character text, by mode.
 
-Modes (all carry one voice through the text and call the engine exactly as a job does):
-  library     one segment at a time, fine stage over Bark's full 1024-frame window (what BarkModel.generate does)
-  sequential  one segment at a time, fine stage on real lengths
-  batched     the first segment alone, then batches of up to 4 (BarkEngine's default), fine stage on real lengths
+Modes (all carry one voice through the text and call the engine exactly as a job does; the first segment alone,
+then batches of up to 4 segments, see synthesis/engines/bark/scheduler.py):
+  library     fine stage over Bark's full 1024-frame window (what BarkModel.generate does)
+  batched     fine stage on real lengths (BarkEngine's default)
+For the plain per-sentence BarkModel.generate loop and several jobs at once, see bench/batching.py.
 
 Random weights never emit EOS, so `--semantic-tokens N` forces every segment to N semantic tokens (N / 49.9 s of
 audio); without it the tiny checkpoint makes 32 (its config) and bark-small would run to 768. `--segments K` measures
@@ -30,8 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from machine import describe  # noqa: E402  (bench/machine.py)
 
 from synthesis.engines import SynthesisOptions  # noqa: E402
+from synthesis.engines.bark import decode  # noqa: E402
 from synthesis.engines.bark.checkpoint import build_bark_checkpoint  # noqa: E402
-from synthesis.engines.bark.engine import MAX_BATCH, BarkEngine  # noqa: E402
+from synthesis.engines.bark.engine import BarkEngine  # noqa: E402
 from synthesis.segments import split_text  # noqa: E402
 
 PARAGRAPH = (
@@ -41,7 +43,7 @@ PARAGRAPH = (
     "listening to the wind and the waves against the rocks below. Nobody in the village remembered a ship lost "
     "on his watch. "
 )
-MODES = {"library": (1, True), "sequential": (1, False), "batched": (None, False)}  # (max batch, full fine window)
+MODES = {"library": True, "batched": False}  # mode: full fine window
 
 
 def text_of(chars: int) -> str:
@@ -53,9 +55,9 @@ def text_of(chars: int) -> str:
 def time_stages(engine: BarkEngine) -> dict[str, float]:
     """Wrap the engine's stages with timers; returns the dict they accumulate into."""
     totals: dict[str, float] = defaultdict(float)
-    stages = engine.stages
-    for name in ("semantic", "coarse", "fine", "decode"):
-        original = getattr(stages, name)
+    targets = [(decode, "semantic"), (decode, "coarse_window"), (engine.stages, "fine"), (engine.stages, "decode")]
+    for owner, name in targets:
+        original = getattr(owner, name)
 
         def timed(*args: Any, _original: Any = original, _name: str = name, **kwargs: Any) -> Any:
             start = time.perf_counter()
@@ -64,14 +66,12 @@ def time_stages(engine: BarkEngine) -> dict[str, float]:
             finally:
                 totals[_name] += time.perf_counter() - start
 
-        setattr(stages, name, timed)
+        setattr(owner, name, timed)
     return totals
 
 
 def run(engine: BarkEngine, segments: list[str], voice: str | None, mode: str) -> dict[str, Any]:
-    max_batch, full_window = MODES[mode]
-    engine.max_batch = max_batch or MAX_BATCH
-    engine.fine_full_window = full_window
+    engine.fine_full_window = MODES[mode]
     heard: list[float] = []
     start = time.perf_counter()
     waveforms = engine.synthesize(
@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--semantic-tokens", type=int, help="force this many semantic tokens per segment")
     parser.add_argument("--segments", type=int, help="measure only the first K segments and extrapolate")
     parser.add_argument("--voice", default="v2/en_speaker_6", help="a preset, or 'none' to carry segment 1's voice")
-    parser.add_argument("--modes", default="batched,sequential,library")
+    parser.add_argument("--modes", default="batched,library")
     parser.add_argument("--repeat", type=int, default=1, help="runs per mode; the fastest is reported (noisy hosts)")
     args = parser.parse_args()
 

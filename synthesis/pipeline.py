@@ -21,6 +21,7 @@ from synthesis.artifacts import delete_job_files, local_copy, store_artifact, st
 from synthesis.engines import (
     CUSTOM_PREFIX,
     EngineFailed,
+    EngineLost,
     EngineUnavailable,
     SynthesisCancelled,
     SynthesisOptions,
@@ -220,6 +221,8 @@ def run_claimed_job(job: Job, on_progress: Callable[[int, int], None] | None = N
         _discard_artifacts(job)
         logger.info("job %s was cancelled while running", job.id)
         hooks.emit("cancelled", job_id=str(job.id))
+    except EngineLost as exc:
+        _requeue(job, str(exc), started)
     except VideoStageFailed as exc:
         _fail(job, str(exc), started, keep=exc.kept)
     except (EngineUnavailable, EngineFailed) as exc:
@@ -348,6 +351,7 @@ def job_options(job: Job) -> SynthesisOptions:
         waveform_temp=plan.waveform_temp,
         seed=plan.seed,
         segment_voices=segment_voices,
+        priority=job.priority,
         voice_prompts={voice: _voice_prompt(voice) for voice in custom},
     )
 
@@ -371,6 +375,22 @@ def _fail(job: Job, error: str, started: float, keep: dict | None = None) -> Non
     elif kept_files:  # cancelled meanwhile: a cancelled job keeps nothing
         _discard_artifacts(job)
     hooks.emit("failed", job_id=str(job.id), engine=job.engine, error=error)
+
+
+def _requeue(job: Job, reason: str, started: float) -> None:
+    """The process generating the job's audio died (not the job's fault): queue it again, from its first segment,
+    unless it has used up BARK_JOB_MAX_ATTEMPTS; then it fails."""
+    from synthesis.jobs import _send_task
+
+    logger.warning("job %s: %s", job.id, reason)
+    _discard_artifacts(job)
+    job.refresh_from_db()
+    if job.status != Job.Status.RUNNING:
+        return
+    if job.attempts >= settings.BARK_JOB_MAX_ATTEMPTS:
+        _fail(job, f"{reason} It stopped {job.attempts} time(s); retry it later.", started)
+    elif job.transition(Job.Status.QUEUED, segments_done=0, stage="", started_at=None):
+        _send_task(str(job.id))
 
 
 def _discard_artifacts(job: Job, keep: Collection[str] = ()) -> None:

@@ -8,7 +8,7 @@ from django_q.tasks import async_task
 
 from synthesis import engines
 from synthesis.artifacts import store_file
-from synthesis.engines import EngineFailed, EngineUnavailable, InvalidVoiceUpload
+from synthesis.engines import EngineFailed, EngineLost, EngineUnavailable, InvalidVoiceUpload
 from synthesis.models import Voice
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def build_clip_voice(voice_id: str) -> None:
             data = handle.read()
         engine = engines.cloning_engine()
         prompt = engine.clone_voice(data, voice.transcript)
-    except (InvalidVoiceUpload, EngineUnavailable, EngineFailed) as exc:
+    except (InvalidVoiceUpload, EngineUnavailable, EngineFailed, EngineLost) as exc:
         pending.update(status=Voice.Status.FAILED, error=str(exc))
         return
     except Exception as exc:

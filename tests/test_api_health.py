@@ -1,6 +1,7 @@
 """GET /api/health: liveness plus database, queue, cache and engine checks; 503 when the database or
 queue is down."""
 
+from django.core.cache import cache
 from django.db import connection
 from django.db.utils import OperationalError
 
@@ -21,6 +22,20 @@ def test_health_is_ok_with_version_time_and_every_check(db):
     engines = {engine["name"]: engine for engine in checks["engines"]}
     assert engines["piper"]["ok"] and engines["piper"]["reason"] == "ready"
     assert set(engines) == {"bark", "piper"}
+
+
+def test_health_shows_the_bark_runners_state_loading_then_ready(db):
+    from synthesis.engines.bark.runner import STATE_KEY
+
+    def runner() -> dict:
+        engines = {engine["name"]: engine for engine in client().get("/api/health").json()["checks"]["engines"]}
+        return engines["bark"]["runner"]
+
+    assert runner() == {"state": "not running"}
+    cache.set(STATE_KEY, {"state": "loading", "pid": 42}, 30)
+    assert runner() == {"state": "loading", "pid": 42}
+    cache.set(STATE_KEY, {"state": "ready", "pid": 42, "device": "cpu"}, 30)
+    assert runner()["state"] == "ready"
 
 
 def test_health_counts_queued_jobs(db):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from synthesis.engines import EngineFailed, SynthesisCancelled, SynthesisOptions
-from synthesis.engines.bark.engine import MAX_BATCH, BarkEngine, plan_batches
+from synthesis.engines.bark.engine import BarkEngine
 from synthesis.engines.bark.stages import Sampling
 
 GREEDY = {"text_temp": 0.0, "waveform_temp": 0.0}
@@ -31,16 +31,10 @@ def one_at_a_time(engine: BarkEngine, texts: list[str], voices: list[str | None]
     ]
 
 
-def test_plan_batches_runs_the_first_segment_alone_then_groups_consecutive_segments_of_one_voice():
-    assert MAX_BATCH == 4
-    assert plan_batches(["a"] * 10) == [(0,), (1, 2, 3, 4), (5, 6, 7, 8), (9,)]
-    assert plan_batches(["a", "a", "b", "b", "b", "a"]) == [(0,), (1,), (2, 3, 4), (5,)]
-    assert plan_batches([]) == []
+def test_a_jobs_first_segment_runs_alone_then_up_to_four_of_its_segments_share_a_batch(engine):
+    engine.synthesize(TEXTS, SynthesisOptions(voice="v2/en_speaker_3", **GREEDY))
 
-
-def test_plan_batches_runs_the_first_voiceless_segment_alone_since_it_becomes_the_voice_of_the_others():
-    assert plan_batches([None] * 6) == [(0,), (1, 2, 3, 4), (5,)]
-    assert plan_batches(["a", "a", None, None, None, "a"]) == [(0,), (1,), (2,), (3, 4), (5,)]
+    assert [run.batch for run in engine.last_run] == [(0,), *[(1, 2, 3, 4)] * 4, (5,)]
 
 
 def test_batched_generation_equals_one_segment_at_a_time_exactly_under_greedy_decoding(engine):
@@ -48,7 +42,6 @@ def test_batched_generation_equals_one_segment_at_a_time_exactly_under_greedy_de
 
     batched = engine.synthesize(TEXTS, options)
 
-    assert [run.batch for run in engine.last_run][:2] == [(0,), (1, 2, 3, 4)]
     for together, alone in zip(batched, one_at_a_time(engine, TEXTS, ["v2/en_speaker_3"] * 6, **GREEDY), strict=True):
         assert np.array_equal(together, alone)
 
@@ -100,7 +93,7 @@ def test_a_carried_voice_is_trimmed_from_the_end_to_a_presets_span():
     assert prompt["coarse_prompt"].shape == (2, HISTORY_FRAMES)
 
 
-def test_dialogue_segments_speak_with_their_own_voices_in_batches_of_consecutive_segments(engine, tiny_bark_dir):
+def test_dialogue_segments_speak_with_their_own_voices_in_one_batch(engine, tiny_bark_dir):
     folder = tiny_bark_dir / "speaker_embeddings" / "v2"
     uploaded = {
         key: np.load(folder / f"it_speaker_4_{key}.npy") for key in ("semantic_prompt", "coarse_prompt", "fine_prompt")
@@ -115,10 +108,10 @@ def test_dialogue_segments_speak_with_their_own_voices_in_batches_of_consecutive
     runs = [(run.batch, run.prompt) for run in engine.last_run]
     assert runs == [
         ((0,), "v2/en_speaker_1"),
-        ((1,), "v2/en_speaker_1"),
-        ((2, 3), "v2/de_speaker_2"),
-        ((2, 3), "v2/de_speaker_2"),
-        ((4,), "custom/it"),
+        ((1, 2, 3, 4), "v2/en_speaker_1"),
+        ((1, 2, 3, 4), "v2/de_speaker_2"),
+        ((1, 2, 3, 4), "v2/de_speaker_2"),
+        ((1, 2, 3, 4), "custom/it"),
         ((5,), "v2/en_speaker_1"),  # no voice of its own: the job's voice
     ]
     expected = one_at_a_time(engine, TEXTS[:4], voices[:4], **GREEDY)
@@ -147,24 +140,13 @@ def test_the_same_seed_gives_identical_audio_for_a_batched_job_and_another_seed_
     assert not any(np.array_equal(a, b) for a, b in zip(first, other, strict=True))
 
 
-def test_on_segment_hears_every_segment_in_order_and_the_first_before_the_next_batch_starts(engine, monkeypatch):
-    stages = engine.stages
-    semantic_runs: list[int] = []
-    original = stages.semantic
+def test_on_segment_hears_every_segment_in_order_the_first_from_a_batch_of_its_own(engine):
+    heard: list[int] = []
 
-    def counting(*args, **kwargs):
-        semantic_runs.append(1)
-        return original(*args, **kwargs)
+    engine.synthesize(TEXTS, SynthesisOptions(seed=1), lambda index, waveform: heard.append(index))
 
-    monkeypatch.setattr(stages, "semantic", counting)
-    heard: list[tuple[int, int]] = []
-
-    engine.synthesize(
-        TEXTS, SynthesisOptions(seed=1), lambda index, waveform: heard.append((index, len(semantic_runs)))
-    )
-
-    # (segment, batches started when it was heard): segment 0 arrives after one generation of one segment.
-    assert heard == [(0, 1), (1, 2), (2, 2), (3, 2), (4, 2), (5, 3)]
+    assert heard == [0, 1, 2, 3, 4, 5]
+    assert engine.last_run[0].batch == (0,)
 
 
 def test_cancelling_mid_batch_stops_at_once_and_leaves_the_engine_usable(engine):
@@ -182,28 +164,19 @@ def test_cancelling_mid_batch_stops_at_once_and_leaves_the_engine_usable(engine)
     assert len(engine.synthesize(TEXTS[:1], SynthesisOptions(seed=1))) == 1
 
 
-# BarkModel.generate's keywords for the same sampling as the engine's options (temperature 0: greedy).
+# BarkModel.generate's keywords for greedy decoding (the engine's temperature 0). Sampled generations do not repeat the
+# library's: each of the engine's segments samples from its own generator (see scheduler.py).
 LIBRARY_GREEDY = {"semantic_do_sample": False, "coarse_do_sample": False, "fine_temperature": None}
-LIBRARY_SAMPLED = {
-    **{"semantic_do_sample": True, "semantic_temperature": 0.7},
-    **{"coarse_do_sample": True, "coarse_temperature": 0.7, "fine_temperature": 0.5},
-}
 
 
-@pytest.mark.parametrize(
-    ("options", "library"),
-    [({**GREEDY}, LIBRARY_GREEDY), ({"seed": 5}, LIBRARY_SAMPLED)],
-    ids=["greedy", "seeded"],
-)
-def test_the_full_fine_window_reproduces_barkmodel_generate_exactly(tiny_bark_dir, options, library):
+def test_the_full_fine_window_reproduces_barkmodel_generate_exactly_under_greedy_decoding(tiny_bark_dir):
     engine = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto", fine_full_window=True)
     text, voice = "Words for both paths.", "v2/en_speaker_6"
 
-    staged = engine.synthesize([text], SynthesisOptions(voice=voice, **options))[0]
-    torch.manual_seed(5)
+    staged = engine.synthesize([text], SynthesisOptions(voice=voice, **GREEDY))[0]
     inputs = engine._processor([text], voice_preset=voice)
     with torch.inference_mode():
-        audio, lengths = engine._model.generate(**inputs, return_output_lengths=True, min_eos_p=0.2, **library)
+        audio, lengths = engine._model.generate(**inputs, return_output_lengths=True, min_eos_p=0.2, **LIBRARY_GREEDY)
 
     assert np.array_equal(staged, audio[0, : lengths[0]].numpy())
 

@@ -91,6 +91,11 @@ def check_engines() -> list[dict[str, Any]]:
             results.append(get_engine(name).health().as_dict())
         except Exception as exc:  # an engine module that cannot even import must not take health down
             results.append({"name": name, "ok": False, "reason": f"{type(exc).__name__}: {exc}"})
+        if name == "bark":
+            # The Bark runner (started with the cluster) holds the model: "loading" until warmed up, then "ready".
+            from synthesis.engines.bark.runner import runner_state
+
+            results[-1]["runner"] = runner_state() or {"state": "not running"}
         try:
             results[-1]["breaker"] = breaker.get(name).as_dict()
         except Exception as exc:

@@ -30,6 +30,10 @@ class EngineFailed(Exception):
     """The engine was running and failed on this input."""
 
 
+class EngineLost(Exception):
+    """The process running the engine for this job went away (the Bark runner died); the job can run again."""
+
+
 class InvalidVoiceUpload(ValueError):
     """An uploaded voice (preset file or reference clip) cannot become a voice; the message says why, for the
     person who uploaded it."""
@@ -84,6 +88,7 @@ class SynthesisOptions:
     waveform_temp: float = 0.7
     seed: int | None = None
     segment_voices: Sequence[str | None] | None = None
+    priority: int = 0  # a job's priority: engines that batch several jobs serve the most urgent first
     voice_prompts: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def voice_for(self, index: int) -> str | None:
@@ -200,6 +205,14 @@ ENGINE_NAMES = tuple(ENGINES)
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
+_is_runner = False  # True in the Bark runner process itself (manage.py bark_runner)
+
+
+def serve_bark_here() -> None:
+    """This process is the Bark runner: get_engine("bark") loads the model here."""
+    global _is_runner
+    _is_runner = True
+    reset_engines()
 
 
 def get_engine(name: str) -> Engine:
@@ -210,6 +223,11 @@ def get_engine(name: str) -> Engine:
         if name not in _engines:
             engine_class: type[Engine] = import_string(ENGINES[name])
             _engines[name] = engine_class.from_settings()
+            # In a worker of a cluster that runs a Bark runner, the runner holds the only model.
+            if name == "bark" and settings.BARK_RUNNER_SOCKET and not _is_runner:
+                from synthesis.engines.bark.runner import RemoteBarkEngine
+
+                _engines[name] = RemoteBarkEngine(_engines[name], settings.BARK_RUNNER_SOCKET)
         return _engines[name]
 
 

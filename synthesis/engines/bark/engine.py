@@ -1,7 +1,8 @@
 """Bark through transformers: text -> semantic tokens -> coarse/fine EnCodec codes -> 24 kHz audio, stage by stage.
 
-The stages (stages.py) run one job's segments in batches of one voice, carry the first segment's voice to the
-rest when no preset is given, and run the fine stage on real lengths. torch and transformers are imported lazily,
+One scheduler thread per loaded model (scheduler.py) batches the segments of every job that runs through this engine,
+whatever their voices, carries the first segment's voice to the rest when no preset is given, and runs the fine stage
+on real lengths. torch and transformers are imported lazily,
 so this module imports anywhere and `health()` can say why Bark cannot run instead of breaking the process.
 """
 
@@ -9,10 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
-from collections.abc import Generator
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ from synthesis.engines import (
 from synthesis.engines.bark import presets, prompts
 from synthesis.engines.bark.precision import PrecisionError, choose_dtype, convert, cpu_flags
 from synthesis.engines.bark.prompts import PROMPT_KEYS, VoicePromptError, validate_prompt
+from synthesis.engines.bark.scheduler import Scheduler, Segment, Stream
 from synthesis.engines.bark.stages import BarkStages, BarkTokens, Sampling
 
 logger = logging.getLogger(__name__)
@@ -40,42 +39,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_HUB_MODEL = "suno/bark-small"
 DEFAULT_SAMPLE_RATE = 24_000
 SPEAKER_EMBEDDINGS_JSON = "speaker_embeddings_path.json"
-# Segments per batch. The autoregressive stages read their weights once per step for the whole batch; but a batch's
-# audio arrives only after its coarse stage ends (streaming) and a short segment waits for the longest in its batch.
-# Measured at bark-small size on 2 CPU cores, 150 tokens a segment: batch 4 halves the semantic stage's time per
-# segment, but the coarse stage gains only 1.15-1.4x, since each of its 60-token windows re-reads a ~890-token prompt
-# (compute-bound here; a GPU does that in parallel).
-MAX_BATCH = 4
-
-
-def _seed_everything(seed: int) -> None:
-    import torch
-
-    # torch.manual_seed seeds every CUDA device too; numpy and random cover any sampling outside torch.
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-
-
-def plan_batches(voices: list[str | None], max_batch: int = MAX_BATCH) -> list[tuple[int, ...]]:
-    """Segment indices in generation order, grouped into batches of consecutive segments with the same voice.
-
-    The first segment runs alone, so the first audio comes after one short generation; so does the first segment
-    without a voice (None), whose tokens become the voice of the later voiceless segments.
-    """
-    batches: list[tuple[int, ...]] = []
-    voiceless_seen = False
-    start = 0
-    while start < len(voices):
-        voice = voices[start]
-        end = start + 1
-        if start > 0 and (voice is not None or voiceless_seen):
-            while end < len(voices) and end - start < max_batch and voices[end] == voice:
-                end += 1
-        voiceless_seen = voiceless_seen or voice is None
-        batches.append(tuple(range(start, end)))
-        start = end
-    return batches
 
 
 @dataclass(frozen=True)
@@ -123,13 +86,14 @@ class BarkEngine(Engine):
         # True runs the fine stage over Bark's whole 1024-frame window, reproducing BarkModel.generate exactly
         # (and costing a full window per segment); False (the default) runs it on each segment's real length.
         self.fine_full_window = fine_full_window
-        self.max_batch = MAX_BATCH
         self._requested_device = device
         self._mode = mode
         self.sample_rate = DEFAULT_SAMPLE_RATE
         self._load_lock = threading.Lock()
         # Generation seeds torch's global RNG, so two generations in one process must not interleave.
         self._generate_lock = threading.Lock()
+        self._processor_lock = threading.Lock()
+        self._scheduler: Scheduler | None = None
         self._model: Any = None
         self._processor: Any = None
         self._stages: BarkStages | None = None
@@ -429,12 +393,13 @@ class BarkEngine(Engine):
     def synthesize(
         self, segments: list[str], options: SynthesisOptions, on_segment: SegmentCallback | None = None
     ) -> list[np.ndarray]:
-        """Generate `segments` in batches of one voice each (see `plan_batches`), in order.
+        """Generate `segments` in order, batched with the segments of every other caller of this engine.
 
-        Without a voice, the first voiceless segment's tokens become the voice of the later ones. With a seed, each
-        batch is seeded with `seed + the index of its first segment`, so the same job repeats exactly. `on_segment`
-        hears of each segment as soon as its audio is decoded, in order; the first segment runs alone, so it arrives
-        after one short generation.
+        Rows of any voice go in one batch (see scheduler.py); a job's first segment runs alone, so its first audio
+        comes after one segment. Without a voice, the first voiceless segment's tokens become the voice of the later
+        voiceless ones. With a seed, segment i samples from its own generator seeded with `seed + i`, so the same job
+        repeats exactly whatever it is batched with. `on_segment` hears of each segment as soon as its audio is
+        decoded, in order; returning False stops the job's remaining segments at once.
         """
         self.load()  # first: a checkpoint fetched from the hub lists its voices only once loaded
         if options.segment_voices is not None and len(options.segment_voices) != len(segments):
@@ -444,56 +409,80 @@ class BarkEngine(Engine):
         voices = [options.voice_for(index) or None for index in range(len(segments))]
         # Every voice is resolved before anything runs: a bad voice at segment 9 fails the job at once.
         prompts = {voice: self._voice_prompt(voice, options) for voice in set(voices)}
-        sampling = Sampling(options.text_temp, options.waveform_temp)
+        stream = self._stream(segments, voices, prompts, options)
+        scheduler = self._scheduler_for()
+        scheduler.submit(stream)
         waveforms: list[np.ndarray] = []
         runs: list[SegmentRun] = []
-        carried: tuple[int, dict[str, np.ndarray]] | None = None  # (segment, its tokens as a prompt)
-        for batch in plan_batches(voices, self.max_batch):
-            voice = voices[batch[0]]
-            prompt, source = prompts[voice], voice or "none"
-            if voice is None and carried is not None:
-                prompt, source = carried[1], f"segment {carried[0]}"
-            with self._generate_lock:
-                if options.seed is not None:
-                    _seed_everything(options.seed + batch[0])
-                items = self._generate([segments[index] for index in batch], prompt, sampling)
-                # closing: a cancelled job leaves the generator mid-batch; close it now, not when collected.
-                with closing(items):
-                    for index, (tokens, waveform) in zip(batch, items, strict=True):
-                        if voice is None and carried is None:
-                            carried = (index, tokens.as_prompt())
-                        runs.append(SegmentRun(index=index, batch=batch, prompt=source, tokens=tokens))
-                        waveforms.append(waveform)
-                        self._notify(on_segment, index, waveform)
+        try:
+            for index in range(len(segments)):
+                item = stream.results.get()
+                if isinstance(item, Exception):
+                    raise self._failure(item)
+                tokens, waveform, batch = item
+                runs.append(SegmentRun(index=index, batch=batch, prompt=self._source(stream, index), tokens=tokens))
+                waveforms.append(waveform)
+                self._notify(on_segment, index, waveform)
+        finally:
+            stream.cancel()  # a no-op once every segment is delivered; else its rows stop at the next step
+            scheduler.wake()
         self.last_run = runs
         self.release_memory()  # between jobs: the GPU's cache follows the current batch shapes
         return waveforms
 
-    def _generate(
-        self, texts: list[str], prompt: dict[str, np.ndarray] | None, sampling: Sampling
-    ) -> Generator[tuple[BarkTokens, np.ndarray]]:
-        """Tokens and audio per text, one speaker prompt for the batch; any failure becomes EngineFailed."""
+    def _stream(
+        self,
+        segments: list[str],
+        voices: list[str | None],
+        prompts: dict[str | None, dict[str, np.ndarray] | None],
+        options: SynthesisOptions,
+    ) -> Stream:
+        sampling = Sampling(options.text_temp, options.waveform_temp)
+        with self._processor_lock:  # the fast tokenizer refuses concurrent calls from several threads
+            inputs = self._processor(segments)
+        text_ids = self.stages.text_rows(inputs["input_ids"], inputs["attention_mask"])
+        return Stream(
+            segments=[
+                Segment(
+                    index=index,
+                    text_ids=text_ids[index],
+                    prompt=prompts[voice],
+                    uses_carry=voice is None,
+                    sampling=sampling,
+                    seed=None if options.seed is None else options.seed + index,
+                )
+                for index, voice in enumerate(voices)
+            ],
+            voices=voices,
+            priority=options.priority,
+            full_window=self.fine_full_window,
+        )
+
+    @staticmethod
+    def _source(stream: Stream, index: int) -> str:
+        voice = stream.voices[index]
+        if voice is None and stream.carry_from is not None and stream.carry_from != index:
+            return f"segment {stream.carry_from}"
+        return voice or "none"
+
+    def _scheduler_for(self) -> Scheduler:
+        with self._load_lock:
+            if self._scheduler is None:
+                self._scheduler = Scheduler(self.stages, self._generate_lock)
+            return self._scheduler
+
+    def _failure(self, exc: Exception) -> EngineFailed:
         import torch
 
-        try:
-            with torch.inference_mode():
-                inputs = self._processor(texts).to(self._device)
-                yield from self.stages.generate(
-                    inputs["input_ids"],
-                    inputs["attention_mask"],
-                    self.stages.prompt_tensors(prompt),
-                    sampling,
-                    full_window=self.fine_full_window,
-                )
-        except torch.cuda.OutOfMemoryError as exc:
+        if isinstance(exc, torch.cuda.OutOfMemoryError):
             # The job fails with a reason; the worker, its loaded model and the next job carry on.
             self.release_memory()
-            raise EngineFailed(
-                f"Bark ran out of {self._device} memory generating {len(texts)} segments at once in {self._dtype}; "
+            return EngineFailed(
+                f"Bark ran out of {self._device} memory in {self._dtype}; "
                 "try shorter text segments, fewer concurrent jobs, or BARK_DEVICE=cpu."
-            ) from exc
-        except Exception as exc:  # shape errors, bad prompts, device errors: all fail this job, not the worker
-            raise EngineFailed(f"Bark generation failed: {type(exc).__name__}: {exc}") from exc
+            )
+        # shape errors, bad prompts, device errors: all fail this job, not the worker
+        return EngineFailed(f"Bark generation failed: {type(exc).__name__}: {exc}")
 
     # --- uploaded voices and cloning -------------------------------------------------------------------
 

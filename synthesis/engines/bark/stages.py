@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from synthesis.engines.bark.decode import Row
 
 # The fine stage's temperature in Bark's own generate_audio; it is not exposed to users.
 FINE_TEMPERATURE = 0.5
@@ -159,7 +162,12 @@ class BarkStages:
         ]
 
     def fine(
-        self, coarse: np.ndarray, prompt: dict[str, Any] | None, sampling: Sampling, full_window: bool = False
+        self,
+        coarse: np.ndarray,
+        prompt: dict[str, Any] | None,
+        sampling: Sampling,
+        full_window: bool = False,
+        generator: Any = None,
     ) -> np.ndarray:
         """Fine codes (8, F) for one item's coarse codes (2, F).
 
@@ -205,7 +213,7 @@ class BarkStages:
                 predictions = torch.argmax(logits, -1)
             else:
                 probs = torch.softmax(logits / temperature, dim=-1).reshape(-1, size)
-                predictions = torch.multinomial(probs, num_samples=1).view(1, -1)
+                predictions = torch.multinomial(probs, num_samples=1, generator=generator).view(1, -1)
             # As in the library, pad frames get predictions too: later codebooks see them.
             buffer[:, n_history:, codebook] = predictions
         return buffer[0, n_history : n_history + frames].T.cpu().numpy()
@@ -226,6 +234,50 @@ class BarkStages:
         coarse = self.coarse(semantic, prompt, sampling)
         for semantic_row, coarse_row in zip(semantic, coarse, strict=True):
             fine = self.fine(coarse_row, prompt, sampling, full_window)
+            yield BarkTokens(semantic_row, coarse_row, fine), self.decode(fine)
+
+    # --- rows with their own prompts (batched across voices and jobs) ---------------------------------------
+
+    def text_rows(self, input_ids: Any, attention_mask: Any) -> list[np.ndarray]:
+        """The processor's (B, 256) ids as the semantic model reads them: offset, padding replaced by the pad token."""
+        config = self._configs()[0]
+        ids = (input_ids + config.text_encoding_offset).masked_fill(attention_mask == 0, config.text_pad_token)
+        return list(ids.cpu().numpy().astype(np.int64))
+
+    def row(
+        self, text_ids: np.ndarray, prompt: dict[str, np.ndarray] | None, sampling: Sampling, generator: Any = None
+    ) -> Row:
+        """One segment to generate, with the semantic length limits of the checkpoint's config."""
+        from synthesis.engines.bark.decode import Row
+
+        config = self._configs()[0]
+        return Row(
+            text_ids=text_ids,
+            prompt=prompt,
+            text_temp=sampling.text_temp,
+            waveform_temp=sampling.waveform_temp,
+            generator=generator,
+            min_new_tokens=getattr(config, "min_new_tokens", None) or MIN_SEMANTIC_TOKENS,
+            max_new_tokens=config.max_new_tokens,
+        )
+
+    def generate_rows(self, rows: list[Row], full_window: bool = False) -> Iterator[tuple[BarkTokens, np.ndarray]]:
+        """Tokens and audio per row, each row with its own prompt and sampling; yielded in order as each is decoded.
+
+        The semantic and coarse stages run batched over all rows (see decode.py), the fine stage and the codec per row.
+        """
+        from synthesis.engines.bark import decode
+
+        configs = self._configs()
+        semantic = decode.semantic(self.model, configs, rows, MIN_EOS_P)
+        windows = [
+            decode.coarse_row(row, tokens, configs, self.codebook_size)
+            for row, tokens in zip(rows, semantic, strict=True)
+        ]
+        coarse = decode.coarse(self.model, configs, windows, self.codebook_size)
+        for row, semantic_row, coarse_row in zip(rows, semantic, coarse, strict=True):
+            sampling = Sampling(row.text_temp, row.waveform_temp)
+            fine = self.fine(coarse_row, self.prompt_tensors(row.prompt), sampling, full_window, row.generator)
             yield BarkTokens(semantic_row, coarse_row, fine), self.decode(fine)
 
     # --- cloning --------------------------------------------------------------------------------------

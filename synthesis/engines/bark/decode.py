@@ -1,0 +1,299 @@
+"""Bark's two autoregressive stages (semantic, coarse) batched over rows that each have their own speaker prompt.
+
+transformers' `BarkSemanticModel.generate` and `BarkCoarseModel.generate` take one speaker prompt per batch, grow a
+`DynamicCache` by concatenation (every decode step copies the whole cache), and compute the language-model head for
+every prompt position of every prefill. This module runs the same models, through their own modules, with:
+
+- one prompt per row: rows of different voices (or no voice) go in one batch; rows whose prompts have different
+  lengths are right-padded, each row keeps its own positions, and its cache slots past its own length are masked;
+- a preallocated KV cache written in place, and the head applied only to the positions that are sampled;
+- a `torch.Generator` per row for sampling, so a seeded row gives the same tokens whatever it is batched with.
+
+The arithmetic is the library's (the same modules, the same eager attention, the same logits processing), so under
+greedy decoding each row's tokens equal what `BarkModel.generate` gives for it alone (tests/test_bark_decode.py);
+docs/bark-batching.md says where floating-point summation order can differ and what that means.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+# Sampling temperature 0 means greedy (argmax).
+GREEDY = 0.0
+
+
+@dataclass
+class Row:
+    """One segment to generate: its text (token ids from the processor), speaker prompt and sampling."""
+
+    text_ids: np.ndarray  # (256,) the processor's input_ids, padding already replaced (see text_row)
+    prompt: dict[str, np.ndarray] | None
+    text_temp: float
+    waveform_temp: float
+    generator: torch.Generator | None = None  # None: torch's global RNG
+    min_new_tokens: int = 0
+    max_new_tokens: int = 768
+
+
+class KVCache:
+    """Keys and values of every layer for a batch, preallocated to `size` positions and written in place."""
+
+    def __init__(self, layers: int, batch: int, heads: int, size: int, head_dim: int, dtype: torch.dtype, device: Any):
+        shape = (layers, batch, heads, size, head_dim)
+        # Zeros, not empty: masked slots are multiplied by 0 attention weight, and 0 * NaN would poison a row.
+        self.keys = torch.zeros(shape, dtype=dtype, device=device)
+        self.values = torch.zeros(shape, dtype=dtype, device=device)
+
+
+class CausalDecoder:
+    """Runs one of Bark's causal GPT models (semantic or coarse) with a per-row-position KV cache."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        config = model.config
+        self.heads = config.num_heads
+        self.head_dim = config.hidden_size // config.num_heads
+        self.scale = 1.0 / math.sqrt(self.head_dim)
+        self.device = model.position_embeds_layer.weight.device
+
+    def new_cache(self, batch: int, size: int) -> KVCache:
+        dtype = self.model.position_embeds_layer.weight.dtype
+        return KVCache(len(self.model.layers), batch, self.heads, size, self.head_dim, dtype, self.device)
+
+    def _attention(self, layer: int, hidden: torch.Tensor, cache: KVCache, slots: torch.Tensor | None, keys: int, mask):
+        """One block's attention. `slots` None: a prefill writing positions 0..L-1 of every row; else (B,) slots."""
+        attn = self.model.layers[layer].attn
+        batch, length, _ = hidden.shape
+        query, key, value = attn.att_proj(hidden).split(attn.embed_dim, dim=2)
+        query, key, value = (
+            t.view(batch, length, self.heads, self.head_dim).permute(0, 2, 1, 3) for t in (query, key, value)
+        )
+        if slots is None:
+            cache.keys[layer, :, :, :length] = key
+            cache.values[layer, :, :, :length] = value
+        else:
+            rows = torch.arange(batch, device=hidden.device)
+            cache.keys[layer, rows, :, slots] = key[:, :, 0]
+            cache.values[layer, rows, :, slots] = value[:, :, 0]
+        key, value = cache.keys[layer, :, :, :keys], cache.values[layer, :, :, :keys]
+        # The library's eager attention, op for op (BarkSelfAttention._attn), with this batch's mask.
+        weights = torch.matmul(query, key.transpose(-1, -2)) * self.scale
+        weights = weights.masked_fill(mask, torch.finfo(weights.dtype).min)
+        weights = torch.nn.functional.softmax(weights, dim=-1).to(value.dtype)
+        output = torch.matmul(weights, value).transpose(1, 2).contiguous().view(batch, length, attn.embed_dim)
+        return attn.out_proj(output)
+
+    def _forward(self, embeds: torch.Tensor, positions: torch.Tensor, cache: KVCache, slots, keys: int, mask):
+        hidden = embeds + self.model.position_embeds_layer(positions)
+        for index, block in enumerate(self.model.layers):
+            hidden = hidden + self._attention(index, block.layernorm_1(hidden), cache, slots, keys, mask)
+            hidden = hidden + block.mlp(block.layernorm_2(hidden))
+        return hidden
+
+    def prefill(self, embeds: torch.Tensor, lengths: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Logits (B, V) at each row's last real position; `embeds` (B, L, H) is right-padded past `lengths`."""
+        batch, length, _ = embeds.shape
+        positions = torch.arange(length, device=self.device)[None]
+        causal = torch.ones((length, length), dtype=torch.bool, device=self.device).tril()
+        hidden = self._forward(embeds, positions, cache, None, length, ~causal[None, None])
+        last = hidden[torch.arange(batch, device=self.device), lengths - 1]
+        return self.model.lm_head(self.model.layernorm_final(last)).float()
+
+    def step(self, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Logits (B, V) for one new token per row, each at its own position (= its cache slot)."""
+        keys = int(positions.max()) + 1
+        slots = torch.arange(keys, device=self.device)
+        mask = (slots[None, :] > positions[:, None])[:, None, None, :]  # a row sees its own slots up to its position
+        embeds = self.model.input_embeds_layer(tokens)[:, None]
+        hidden = self._forward(embeds, positions[:, None], cache, positions, keys, mask)
+        return self.model.lm_head(self.model.layernorm_final(hidden[:, 0])).float()
+
+
+def choose(
+    scores: torch.Tensor, temperatures: list[float], generators: list[torch.Generator | None], wanted: list[bool]
+) -> torch.Tensor:
+    """One token per row: argmax at temperature 0, else a sample from softmax(scores / t) with the row's generator.
+
+    Rows not `wanted` (done, or past the end of their window) take the argmax: their generator is only ever advanced
+    by the tokens they keep, so a seeded row samples the same whatever else shares its batch.
+    """
+    tokens = torch.argmax(scores, dim=-1)
+    for row, (temperature, generator) in enumerate(zip(temperatures, generators, strict=True)):
+        if temperature > 0 and wanted[row]:
+            probs = torch.softmax(scores[row] / temperature, dim=-1)
+            tokens[row] = torch.multinomial(probs, num_samples=1, generator=generator)[0]
+    return tokens
+
+
+def pad_rows(rows: list[np.ndarray], pad: int, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded (B, L) int64 tensor of `rows` and their lengths."""
+    lengths = [len(row) for row in rows]
+    batch = np.full((len(rows), max(lengths)), pad, dtype=np.int64)
+    for index, row in enumerate(rows):
+        batch[index, : len(row)] = row
+    return torch.from_numpy(batch).to(device), torch.tensor(lengths, device=device)
+
+
+# --- the semantic stage -----------------------------------------------------------------------------------
+
+
+def semantic(model: Any, configs: tuple[Any, Any, Any], rows: list[Row], min_eos_p: float | None) -> list[np.ndarray]:
+    """Semantic tokens (0..9999) per row, each cut at its EOS; what BarkSemanticModel.generate does per row."""
+    config = configs[0]
+    decoder = CausalDecoder(model.semantic)
+    device, history_length = decoder.device, config.max_input_semantic_length
+    text = torch.from_numpy(np.stack([row.text_ids for row in rows])).to(device)
+    history = np.full((len(rows), history_length), config.semantic_pad_token, dtype=np.int64)
+    for index, row in enumerate(rows):
+        if row.prompt is not None:
+            prompt = row.prompt["semantic_prompt"][-history_length:]
+            history[index, : len(prompt)] = prompt
+    embed = model.semantic.input_embeds_layer
+    infer = torch.full((len(rows), 1), config.semantic_infer_token, dtype=torch.int64, device=device)
+    embeds = torch.cat(
+        [embed(text[:, :history_length]) + embed(torch.from_numpy(history).to(device)), embed(infer)], dim=1
+    )
+    start = embeds.shape[1]
+    longest = max(row.max_new_tokens for row in rows)
+    cache = decoder.new_cache(len(rows), start + longest)
+    lengths = torch.full((len(rows),), start, device=device)
+    scores = decoder.prefill(embeds, lengths, cache)
+    eos, vocab = config.eos_token_id, config.semantic_vocab_size
+    out: list[list[int]] = [[] for _ in rows]
+    done = [False] * len(rows)
+    for step in range(longest):
+        scores[:, vocab + 1 :] = -float("inf")  # only semantic tokens and EOS (SuppressTokensLogitsProcessor)
+        scores[:, vocab:eos] = -float("inf")
+        for index, row in enumerate(rows):
+            if step < row.min_new_tokens:
+                scores[index, eos] = -float("inf")
+        if min_eos_p:  # BarkEosPrioritizerLogitsProcessor: EOS once its probability passes min_eos_p
+            stop = torch.softmax(scores, dim=-1)[:, eos] > min_eos_p
+            eos_only = torch.full_like(scores, -float("inf"))
+            eos_only[:, eos] = scores[:, eos]
+            scores = torch.where(stop[:, None], eos_only, scores)
+        tokens = choose(scores, [row.text_temp for row in rows], [row.generator for row in rows], [not d for d in done])
+        for index, token in enumerate(tokens.tolist()):
+            if not done[index]:
+                done[index] = token == eos
+                if not done[index]:
+                    out[index].append(token)
+                done[index] = done[index] or len(out[index]) >= rows[index].max_new_tokens
+        if all(done):
+            break
+        scores = decoder.step(tokens, lengths + step, cache)
+    return [np.asarray(tokens, dtype=np.int64) for tokens in out]
+
+
+# --- the coarse stage -------------------------------------------------------------------------------------
+
+
+@dataclass
+class CoarseRow:
+    """One row's sliding-window state: its semantic tokens after their history, and its coarse tokens so far."""
+
+    semantic: np.ndarray  # semantic history + the row's semantic tokens
+    coarse: list[int]  # coarse history (flattened, offset) + generated coarse tokens
+    base: int  # where the row's own semantic tokens start
+    history: int  # how many of `coarse` are history
+    length: int  # how many coarse tokens to generate
+    temperature: float
+    generator: torch.Generator | None
+
+    @property
+    def generated(self) -> int:
+        return len(self.coarse) - self.history
+
+
+def coarse_row(row: Row, semantic_tokens: np.ndarray, configs: tuple[Any, Any, Any], codebook_size: int) -> CoarseRow:
+    """A row's histories, trimmed exactly as BarkCoarseModel.preprocess_histories trims them, and its length."""
+    semantic_config, coarse_config, _ = configs
+    ratio = coarse_config.coarse_rate_hz / semantic_config.semantic_rate_hz * coarse_config.n_coarse_codebooks
+    semantic_history = np.zeros(0, dtype=np.int64)
+    coarse_history = np.zeros(0, dtype=np.int64)
+    if row.prompt is not None:
+        semantic_history = np.asarray(row.prompt["semantic_prompt"], dtype=np.int64)
+        codes = np.asarray(row.prompt["coarse_prompt"], dtype=np.int64).copy()
+        codes += (np.arange(codes.shape[0]) * codebook_size)[:, None]
+        flat = codes.T.reshape(-1) + semantic_config.semantic_vocab_size
+        provided = min(
+            int(np.floor(coarse_config.max_coarse_history / ratio)),
+            len(semantic_history) - len(semantic_history) % 2,
+            int(np.floor(len(flat) / ratio)),
+        )
+        semantic_history = semantic_history[-provided:]
+        coarse_history = flat[-int(round(provided * ratio)) :][:-2]  # Bark's time-alignment trim
+    own = np.where(
+        semantic_tokens == semantic_config.semantic_pad_token, coarse_config.coarse_semantic_pad_token, semantic_tokens
+    )
+    frames = int(np.floor(len(own) * ratio / coarse_config.n_coarse_codebooks))
+    return CoarseRow(
+        semantic=np.concatenate([semantic_history, own]),
+        coarse=coarse_history.tolist(),
+        base=len(semantic_history),
+        history=len(coarse_history),
+        length=int(round(frames * coarse_config.n_coarse_codebooks)),
+        temperature=row.waveform_temp,
+        generator=row.generator,
+    )
+
+
+def coarse_window_input(row: CoarseRow, configs: tuple[Any, Any, Any]) -> np.ndarray:
+    """The next window's input: semantic context (padded to 256), the infer token, the last 630 coarse tokens."""
+    semantic_config, coarse_config, _ = configs
+    ratio = coarse_config.coarse_rate_hz / semantic_config.semantic_rate_hz * coarse_config.n_coarse_codebooks
+    max_semantic_history = int(np.floor(coarse_config.max_coarse_history / ratio))
+    index = row.base + int(round(row.generated / ratio))
+    context = row.semantic[max(0, index - max_semantic_history) :][: coarse_config.max_coarse_input_length]
+    padded = np.full(coarse_config.max_coarse_input_length, coarse_config.coarse_semantic_pad_token, dtype=np.int64)
+    padded[: len(context)] = context
+    history = np.asarray(row.coarse[-coarse_config.max_coarse_history :] if row.coarse else [], dtype=np.int64)
+    return np.concatenate([padded, [coarse_config.coarse_infer_token], history])
+
+
+def coarse(model: Any, configs: tuple[Any, Any, Any], rows: list[CoarseRow], codebook_size: int) -> list[np.ndarray]:
+    """Coarse codes (2, F) per row: Bark's sliding 60-token windows, each window batched over the rows."""
+    while any(row.generated < row.length for row in rows):
+        coarse_window(model, configs, [row for row in rows if row.generated < row.length], codebook_size)
+    return [coarse_codes(row, configs, codebook_size) for row in rows]
+
+
+def coarse_window(model: Any, configs: tuple[Any, Any, Any], rows: list[CoarseRow], codebook_size: int) -> None:
+    """The next window of every row (up to 60 tokens each), as one batch: a batched prefill, then the decode steps.
+
+    Each window re-reads its whole context (semantic window, infer token, up to 630 coarse tokens): its positions
+    shift from one window to the next, so the library's tokens depend on that re-prefill and it is kept.
+    """
+    semantic_config, coarse_config, _ = configs
+    decoder = CausalDecoder(model.coarse_acoustics)
+    first, second = semantic_config.semantic_vocab_size, semantic_config.semantic_vocab_size + codebook_size
+    inputs, lengths = pad_rows([coarse_window_input(row, configs) for row in rows], 0, decoder.device)
+    steps = [min(coarse_config.sliding_window_len, row.length - row.generated) for row in rows]
+    cache = decoder.new_cache(len(rows), inputs.shape[1] + max(steps))
+    scores = decoder.prefill(model.coarse_acoustics.input_embeds_layer(inputs), lengths, cache)
+    for step in range(max(steps)):
+        # AlternatingCodebooksLogitsProcessor: even steps take codebook 0; odd steps anything from codebook 1 up
+        # (the library leaves the tokens past codebook 1 open there, and so does this, to give the same tokens).
+        scores[:, : first if step % 2 == 0 else second] = -float("inf")
+        if step % 2 == 0:
+            scores[:, second:] = -float("inf")
+        temperatures, generators = [row.temperature for row in rows], [row.generator for row in rows]
+        tokens = choose(scores, temperatures, generators, [step < wanted for wanted in steps])
+        for row, token, wanted in zip(rows, tokens.tolist(), steps, strict=True):
+            if step < wanted:
+                row.coarse.append(token)
+        if step + 1 < max(steps):
+            scores = decoder.step(tokens, lengths + step, cache)
+
+
+def coarse_codes(row: CoarseRow, configs: tuple[Any, Any, Any], codebook_size: int) -> np.ndarray:
+    """A finished row's coarse tokens as codes (2, F) in 0..codebook_size-1."""
+    semantic_config, coarse_config, _ = configs
+    tokens = np.asarray(row.coarse[row.history :], dtype=np.int64)
+    codes = (tokens - semantic_config.semantic_vocab_size) % codebook_size
+    return codes.reshape(-1, coarse_config.n_coarse_codebooks).T.copy()

@@ -1,0 +1,242 @@
+"""Continuous batching of Bark segments across every caller of one loaded model.
+
+Each caller (a job, through `BarkEngine.synthesize`) hands over a `Stream`: its segments, each with its own speaker
+prompt and sampling. One scheduler thread owns the model and loops over three kinds of step:
+
+1. admit new rows (the semantic stage, batched over the admitted rows): the most urgent streams first, one row per
+   stream before any stream gets a second, a stream's first segment alone until it is delivered (first audio early);
+2. one 60-token coarse window for every row in the coarse stage, batched, whatever job or voice it belongs to;
+3. the fine stage and the codec for each row whose coarse codes are complete; its audio goes to its stream.
+
+So a job that arrives while others run waits at most one coarse window before its first segment starts, and then
+shares every window with them. Each stream receives its segments in order; a cancelled stream's rows are dropped at
+the next step. Rows carry their own `torch.Generator` when seeded, so what a seeded job generates does not depend on
+what it was batched with.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from synthesis.engines.bark.stages import MIN_EOS_P, BarkStages, BarkTokens, Sampling
+
+logger = logging.getLogger(__name__)
+
+# Rows generated together at most (all streams). Measured at bark-small size on 2 CPU cores: aggregate decode
+# throughput still grows from batch 4 to 8 (docs/bark-batching.md); more rows make each window of every job slower.
+MAX_ROWS = 8
+# Rows of one stream in flight at most, so one long job does not crowd out the next.
+MAX_ROWS_PER_STREAM = 4
+
+
+@dataclass
+class Segment:
+    """One segment of a stream: its text ids, its speaker prompt (None: carried, see Stream) and sampling."""
+
+    index: int
+    text_ids: np.ndarray
+    prompt: dict[str, np.ndarray] | None
+    uses_carry: bool  # no voice of its own: it speaks with the stream's carried voice once there is one
+    sampling: Sampling
+    seed: int | None  # seeds the segment's own generator; None samples from torch's global RNG
+
+
+@dataclass(eq=False)
+class Stream:
+    """One caller's segments and the results coming back, in order (tokens, audio) or an exception."""
+
+    segments: list[Segment]
+    voices: list[str | None]  # each segment's voice id (None: none given)
+    priority: int = 0
+    full_window: bool = False
+    order: int = 0  # arrival, set by the scheduler
+    next_to_admit: int = 0
+    delivered: int = 0
+    carry: dict[str, np.ndarray] | None = None
+    carry_from: int | None = None  # the segment whose tokens become the carried voice
+    cancelled: bool = False
+    results: queue.Queue = field(default_factory=queue.Queue)
+    finished: dict[int, tuple[BarkTokens, np.ndarray, tuple[int, ...]]] = field(default_factory=dict)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+@dataclass(eq=False)
+class InFlight:
+    stream: Stream
+    segment: Segment
+    batch: tuple[int, ...]  # indices of this stream's segments admitted together (for SegmentRun)
+    spec: Any = None  # decode.Row once admitted
+    window: Any = None  # decode.CoarseRow once its semantic tokens exist
+    semantic: np.ndarray | None = None
+
+
+class Scheduler:
+    """The one thread that runs a loaded model for every stream (see the module docstring)."""
+
+    def __init__(self, stages: BarkStages, lock: threading.Lock) -> None:
+        self.stages = stages
+        self._model_lock = lock  # the engine's: encode_clip and semantic_tokens use the model from other threads
+        self._streams: list[Stream] = []
+        self._rows: list[InFlight] = []
+        self._wake = threading.Condition()
+        self._arrivals = itertools.count()
+        # The most jobs whose rows shared one coarse window so far (for tests and benchmarks).
+        self.most_streams_in_a_window = 0
+        self._thread = threading.Thread(target=self._loop, name="bark-scheduler", daemon=True)
+        self._thread.start()
+
+    def submit(self, stream: Stream) -> None:
+        with self._wake:
+            stream.order = next(self._arrivals)
+            self._streams.append(stream)
+            self._wake.notify()
+
+    def wake(self) -> None:
+        with self._wake:
+            self._wake.notify()
+
+    # --- the loop -------------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        import torch
+
+        while True:
+            with self._wake:
+                while not self._has_work():
+                    self._wake.wait()
+            try:
+                with self._model_lock, torch.inference_mode():
+                    self._step()
+            except Exception as exc:  # a bug or a device fault: fail the rows in flight, keep serving the rest
+                logger.exception("Bark scheduler step failed")
+                self._fail_rows(self._rows, exc)
+
+    def _has_work(self) -> bool:
+        self._drop_cancelled()
+        return bool(self._rows) or any(self._admissible(stream) for stream in self._streams)
+
+    def _drop_cancelled(self) -> None:
+        self._streams = [s for s in self._streams if not s.cancelled and s.delivered < len(s.segments)]
+        self._rows = [row for row in self._rows if not row.stream.cancelled]
+
+    def _admissible(self, stream: Stream) -> bool:
+        if stream.next_to_admit >= len(stream.segments):
+            return False
+        in_flight = stream.next_to_admit - stream.delivered
+        if stream.delivered == 0 and in_flight > 0:
+            return False  # the first segment runs alone: first audio after one segment
+        if in_flight >= MAX_ROWS_PER_STREAM:
+            return False
+        segment = stream.segments[stream.next_to_admit]
+        # A voiceless segment waits for the carried voice, unless it is the first (its tokens become that voice).
+        return not (segment.uses_carry and stream.carry is None and stream.carry_from is not None)
+
+    def _step(self) -> None:
+        with self._wake:  # submit() appends to the streams from other threads
+            self._drop_cancelled()
+            admitted = self._admit()
+        if admitted:
+            self._run_semantic(admitted)
+            self._rows.extend(admitted)
+        coarse = [row for row in self._rows if row.window.generated < row.window.length]
+        if coarse:
+            from synthesis.engines.bark import decode
+
+            configs = self.stages._configs()
+            streams = len({row.stream for row in coarse})
+            self.most_streams_in_a_window = max(self.most_streams_in_a_window, streams)
+            decode.coarse_window(self.stages.model, configs, [row.window for row in coarse], self.stages.codebook_size)
+        for row in [row for row in self._rows if row.window.generated >= row.window.length]:
+            self._rows.remove(row)
+            if not row.stream.cancelled:
+                self._finish(row)
+
+    def _admit(self) -> list[InFlight]:
+        """New rows, most urgent streams first, one per stream per pass, until MAX_ROWS are in flight."""
+        admitted: list[InFlight] = []
+        streams = sorted(self._streams, key=lambda s: (-s.priority, s.order))
+        while len(self._rows) + len(admitted) < MAX_ROWS:
+            added = False
+            for stream in streams:
+                if len(self._rows) + len(admitted) >= MAX_ROWS or not self._admissible(stream):
+                    continue
+                segment = stream.segments[stream.next_to_admit]
+                if segment.uses_carry and stream.carry is None:
+                    stream.carry_from = segment.index  # this one speaks without a prompt; its tokens carry on
+                stream.next_to_admit += 1
+                admitted.append(InFlight(stream, segment, ()))
+                added = True
+            if not added:
+                break
+        for stream in {row.stream for row in admitted}:
+            batch = tuple(row.segment.index for row in admitted if row.stream is stream)
+            for row in admitted:
+                if row.stream is stream:
+                    row.batch = batch
+        return admitted
+
+    def _prompt(self, row: InFlight) -> dict[str, np.ndarray] | None:
+        if row.segment.uses_carry and row.stream.carry_from != row.segment.index:
+            return row.stream.carry
+        return row.segment.prompt
+
+    def _run_semantic(self, rows: list[InFlight]) -> None:
+        import torch
+
+        from synthesis.engines.bark import decode
+
+        configs = self.stages._configs()
+        batch = []
+        for row in rows:
+            generator = None
+            if row.segment.seed is not None:
+                generator = torch.Generator(device=self.stages.device).manual_seed(row.segment.seed)
+            batch.append(self.stages.row(row.segment.text_ids, self._prompt(row), row.segment.sampling, generator))
+        semantic = decode.semantic(self.stages.model, configs, batch, MIN_EOS_P)
+        for row, spec, tokens in zip(rows, batch, semantic, strict=True):
+            row.semantic = tokens
+            row.spec = spec
+            row.window = decode.coarse_row(spec, tokens, configs, self.stages.codebook_size)
+
+    def _finish(self, row: InFlight) -> None:
+        from synthesis.engines.bark import decode
+
+        spec = row.spec
+        coarse = decode.coarse_codes(row.window, self.stages._configs(), self.stages.codebook_size)
+        try:
+            fine = self.stages.fine(
+                coarse,
+                self.stages.prompt_tensors(spec.prompt),
+                row.segment.sampling,
+                row.stream.full_window,
+                spec.generator,
+            )
+            audio = self.stages.decode(fine)
+        except Exception as exc:
+            logger.exception("Bark fine stage failed")
+            self._fail_rows([row], exc)
+            return
+        assert row.semantic is not None
+        tokens = BarkTokens(row.semantic, coarse, fine)
+        stream = row.stream
+        if stream.carry_from == row.segment.index:
+            stream.carry = tokens.as_prompt()
+        stream.finished[row.segment.index] = (tokens, audio, row.batch)
+        while stream.delivered in stream.finished:  # in order, as soon as each is ready
+            stream.results.put(stream.finished.pop(stream.delivered))
+            stream.delivered += 1
+
+    def _fail_rows(self, rows: list[InFlight], exc: Exception) -> None:
+        for stream in {row.stream for row in rows}:
+            stream.cancelled = True
+            stream.results.put(exc)
+        self._rows = [row for row in self._rows if row not in rows]

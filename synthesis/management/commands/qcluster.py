@@ -1,0 +1,98 @@
+"""django-q2's qcluster, plus the Bark runner: the one process per device that holds the Bark model.
+
+With BARK_RUNNER=auto and Bark able to run here, the runner starts before the cluster forks its workers, so every
+worker sends its Bark segments there (they share batches, and no worker loads a model). The runner is restarted if it
+dies, and stopped with the cluster; it also exits on its own if this process disappears (e.g. SIGKILL).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django_q.management.commands.qcluster import Command as QclusterCommand
+
+from synthesis.engines import get_engine, reset_engines
+
+logger = logging.getLogger(__name__)
+
+
+class RunnerProcess:
+    """`manage.py bark_runner` as a child of this process, restarted whenever it exits until `stop()`."""
+
+    def __init__(self, socket_path: str) -> None:
+        self.socket_path = socket_path
+        self.process: subprocess.Popen | None = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._keep_running, name="bark-runner-monitor", daemon=True)
+
+    def start(self) -> None:
+        self.process = self._spawn()  # here, in the main thread, before the cluster forks
+        self._thread.start()
+
+    def _spawn(self) -> subprocess.Popen:
+        manage = Path(settings.BASE_DIR) / "manage.py"
+        command = [
+            sys.executable,
+            str(manage),
+            "bark_runner",
+            "--socket",
+            self.socket_path,
+            "--parent",
+            str(os.getpid()),
+        ]
+        return subprocess.Popen(command, env={**os.environ, "BARK_RUNNER_SOCKET": ""})
+
+    def _keep_running(self) -> None:
+        while not self._stopping.is_set():
+            assert self.process is not None
+            code = self.process.wait()
+            if self._stopping.is_set():
+                break
+            logger.error("the Bark runner exited (code %s); starting it again", code)
+            self._stopping.wait(2)  # a runner that cannot start must not spin
+            self.process = self._spawn()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        Path(self.socket_path).unlink(missing_ok=True)
+
+
+class Command(QclusterCommand):
+    def handle(self, *args: Any, **options: Any) -> None:
+        runner = self._start_runner()
+        try:
+            super().handle(*args, **options)
+        finally:
+            if runner is not None:
+                runner.stop()
+
+    def _start_runner(self) -> RunnerProcess | None:
+        if settings.BARK_RUNNER != "auto":
+            return None
+        health = get_engine("bark").health()
+        if not health.ok:
+            logger.info("no Bark runner: %s", health.reason)
+            return None
+        socket_path = os.path.join(tempfile.gettempdir(), f"barksite-bark-{os.getpid()}.sock")
+        runner = RunnerProcess(socket_path)
+        runner.start()
+        # Workers are forked from this process after this point: they inherit the setting and use the runner.
+        os.environ["BARK_RUNNER_SOCKET"] = socket_path
+        settings.BARK_RUNNER_SOCKET = socket_path
+        reset_engines()
+        logger.info("Bark runner starting on %s", socket_path)
+        return runner

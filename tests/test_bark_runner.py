@@ -1,0 +1,124 @@
+"""The Bark runner (`manage.py bark_runner`, a real process on the tiny checkpoint) and the worker's side of it:
+the same audio as in-process, a job stopped by its worker, a job put back in the queue when the runner dies."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django_q.models import OrmQ
+
+from synthesis.engines import EngineLost, SynthesisCancelled, SynthesisOptions, get_engine, reset_engines
+from synthesis.engines.bark.engine import BarkEngine
+from synthesis.engines.bark.runner import RemoteBarkEngine
+from synthesis.jobs import JobRequest, submit_job
+from synthesis.models import Job
+from synthesis.pipeline import run_job
+from tests.processes import ROOT
+
+GREEDY = {"text_temp": 0.0, "waveform_temp": 0.0}
+TEXTS = ["The first line.", "A second one.", "Then a third."]
+
+
+def start_runner(tiny_bark_dir: Path, tmp_path: Path):
+    """A bark_runner process on the tiny checkpoint, ready (its socket listening); killed afterwards."""
+    socket_path = str(tmp_path / "runner.sock")
+    env = {**os.environ, "BARK_MODEL": str(tiny_bark_dir), "BARK_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("REDIS_URL", None)
+    log = tmp_path / "runner.log"
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "bark_runner", "--socket", socket_path, "--parent", str(os.getpid())],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 600  # minutes only on a heavily loaded machine
+        while not Path(socket_path).exists():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        yield process, socket_path
+    finally:
+        process.kill()
+        process.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def runner(tiny_bark_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    yield from start_runner(tiny_bark_dir, tmp_path_factory.mktemp("runner"))
+
+
+@pytest.fixture
+def own_runner(tiny_bark_dir: Path, tmp_path: Path):
+    """A runner for one test (that kills it)."""
+    yield from start_runner(tiny_bark_dir, tmp_path)
+
+
+def test_a_job_through_the_runner_gets_the_audio_the_engine_makes_in_process(runner, tiny_bark_dir):
+    _, socket_path = runner
+    local = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto")
+    remote = RemoteBarkEngine(local, socket_path)
+    heard: list[int] = []
+
+    through_runner = remote.synthesize(
+        TEXTS, SynthesisOptions(voice="v2/en_speaker_2", **GREEDY), lambda index, waveform: heard.append(index)
+    )
+
+    in_process = local.synthesize(TEXTS, SynthesisOptions(voice="v2/en_speaker_2", **GREEDY))
+    assert heard == [0, 1, 2]
+    assert all(np.array_equal(a, b) for a, b in zip(through_runner, in_process, strict=True))
+    assert (remote.sample_rate, remote.device) == (24000, "cpu")
+
+
+def test_a_job_its_worker_stops_gets_no_more_segments_and_the_runner_serves_the_next_job(runner, tiny_bark_dir):
+    _, socket_path = runner
+    remote = RemoteBarkEngine(BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto"), socket_path)
+    heard: list[int] = []
+
+    with pytest.raises(SynthesisCancelled):
+        remote.synthesize(TEXTS, SynthesisOptions(**GREEDY), lambda index, waveform: heard.append(index) or False)
+
+    assert heard == [0]
+    assert len(remote.synthesize(TEXTS[:1], SynthesisOptions(**GREEDY))) == 1
+
+
+def test_a_job_whose_runner_dies_mid_job_goes_back_to_the_queue_with_nothing_kept(db, settings, tiny_bark, own_runner):
+    process, socket_path = own_runner
+    settings.BARK_RUNNER_SOCKET = socket_path
+    reset_engines()
+    assert isinstance(get_engine("bark"), RemoteBarkEngine)
+    job = submit_job(JobRequest(prompt=" ".join(TEXTS), engine="bark", voice="v2/en_speaker_1"))
+    OrmQ.objects.all().delete()  # the submission's own task: this test runs the job itself
+
+    try:
+        run_job(str(job.id), on_progress=lambda done, total: os.kill(process.pid, signal.SIGKILL))
+    finally:
+        reset_engines()
+
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.segments_done, job.started_at) == (Job.Status.QUEUED, 1, 0, None)
+    assert not (Path(settings.MEDIA_ROOT) / "jobs" / str(job.id)).exists()
+    assert OrmQ.objects.count() == 1, "its task is back in the queue"
+
+
+def test_a_worker_that_cannot_reach_a_runner_says_so(tiny_bark_dir, tmp_path, settings):
+    settings.BARK_RUNNER_WAIT_S = 1
+    remote = RemoteBarkEngine(BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto"), str(tmp_path / "none"))
+
+    with pytest.raises(EngineLost, match="did not accept jobs within 1 s"):
+        remote.synthesize(TEXTS[:1], SynthesisOptions())
+
+
+def test_voice_building_reads_the_clip_and_transcript_with_the_runners_model(runner, tiny_bark_dir):
+    _, socket_path = runner
+    local = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto")
+    remote = RemoteBarkEngine(local, socket_path)
+    clip = np.sin(np.arange(24_000, dtype=np.float32) / 20)
+
+    assert np.array_equal(remote.encode_clip(clip), local.encode_clip(clip))
+    assert np.array_equal(remote.semantic_tokens("Hello there.", 20), local.semantic_tokens("Hello there.", 20))

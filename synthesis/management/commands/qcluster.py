@@ -71,28 +71,30 @@ class RunnerProcess:
         Path(self.socket_path).unlink(missing_ok=True)
 
 
+def start_runner() -> RunnerProcess | None:
+    """Start the Bark runner for the workers this process is about to fork (BARK_RUNNER=auto and Bark can run)."""
+    if settings.BARK_RUNNER != "auto":
+        return None
+    health = get_engine("bark").health()
+    if not health.ok:
+        logger.info("no Bark runner: %s", health.reason)
+        return None
+    socket_path = os.path.join(tempfile.gettempdir(), f"barksite-bark-{os.getpid()}.sock")
+    runner = RunnerProcess(socket_path)
+    runner.start()
+    # Workers are forked from this process after this point: they inherit the setting and use the runner.
+    os.environ["BARK_RUNNER_SOCKET"] = socket_path
+    settings.BARK_RUNNER_SOCKET = socket_path
+    reset_engines()
+    logger.info("Bark runner starting on %s", socket_path)
+    return runner
+
+
 class Command(QclusterCommand):
     def handle(self, *args: Any, **options: Any) -> None:
-        runner = self._start_runner()
+        runner = start_runner()
         try:
             super().handle(*args, **options)
         finally:
             if runner is not None:
                 runner.stop()
-
-    def _start_runner(self) -> RunnerProcess | None:
-        if settings.BARK_RUNNER != "auto":
-            return None
-        health = get_engine("bark").health()
-        if not health.ok:
-            logger.info("no Bark runner: %s", health.reason)
-            return None
-        socket_path = os.path.join(tempfile.gettempdir(), f"barksite-bark-{os.getpid()}.sock")
-        runner = RunnerProcess(socket_path)
-        runner.start()
-        # Workers are forked from this process after this point: they inherit the setting and use the runner.
-        os.environ["BARK_RUNNER_SOCKET"] = socket_path
-        settings.BARK_RUNNER_SOCKET = socket_path
-        reset_engines()
-        logger.info("Bark runner starting on %s", socket_path)
-        return runner

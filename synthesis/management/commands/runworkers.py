@@ -1,6 +1,7 @@
 """`manage.py runworkers`: the django-q2 cluster (the workers), the recovery sweep, and a stop that never hangs.
 
-This process is the cluster's main process, in place of `manage.py qcluster`, with two differences:
+This process is the cluster's main process, in place of `manage.py qcluster`. Like our qcluster it first starts
+the Bark runner (the one process holding the Bark model, see synthesis/engines/bark/runner.py); then two differences:
 - It sweeps (synthesis/recovery.py) every BARK_HEARTBEAT_S seconds, so after a crash a job is requeued and
   a stranded queued job gets its task within seconds, even while every worker is busy.
 - Its signal handler only records the signal. django-q2's own handler stops the cluster from inside the
@@ -42,7 +43,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         from django_q.cluster import Cluster
 
+        from synthesis.management.commands.qcluster import start_runner
+
         received: list[int] = []
+        runner = start_runner()  # before the fork: the workers send their Bark segments to it
         db.connections.close_all()  # the sentinel is forked next; it must not share our connection
         cluster = Cluster()
         # Replace django-q2's handlers (installed by Cluster()): ours only records the signal.
@@ -73,6 +77,8 @@ class Command(BaseCommand):
             time.sleep(LOOP_S)
         started = time.monotonic()
         stop(family)
+        if runner is not None:
+            runner.stop()
         logger.info("workers stopped in %.1f s", time.monotonic() - started)
         sys.stdout.flush()
         sys.stderr.flush()

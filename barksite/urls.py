@@ -8,3 +8,9 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("synthesis.urls")),
 ]
+
+# JSON under /api/ and /v1/, the UI's own pages elsewhere (barksite/handlers.py).
+handler400 = "barksite.handlers.bad_request"
+handler403 = "barksite.handlers.permission_denied"
+handler404 = "barksite.handlers.page_not_found"
+handler500 = "barksite.handlers.server_error"

@@ -142,6 +142,14 @@ def test_malformed_json_gets_an_openai_shaped_400(api):
     assert error["code"] == "malformed_json" and error["param"] is None
 
 
+def test_json_nested_a_thousand_deep_gets_an_openai_shaped_400_not_a_500(api):
+    body = '{"model": "tts-1", "input": "Hi.", "voice": ' + "[" * 1000 + "]" * 1000 + "}"
+
+    error = openai_error(api.post(URL, body, content_type="application/json"), 400)
+
+    assert error["code"] == "malformed_json" and "nested deeper" in error["message"]
+
+
 def test_a_missing_or_wrong_key_gets_an_openai_shaped_401(db):
     new_key()
 

@@ -13,7 +13,6 @@ from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -232,7 +231,7 @@ class JobSerializer(serializers.Serializer):
             for name in job.artifacts()
         }
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(serializers.CharField(allow_null=True, help_text="Why it failed; null unless it did."))
     def get_error(self, job: Job) -> str | None:
         return job.error or None
 

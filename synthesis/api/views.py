@@ -45,7 +45,7 @@ _ERRORS = {
     404: "No such job visible to this caller (unknown id, not a UUID, or another key's job).",
     409: "The job is finished and cannot be cancelled.",
     413: "The request body exceeds BARK_MAX_BODY_BYTES.",
-    415: "The body is not JSON.",
+    415: "The body is not in the format this route takes (JSON; multipart for voice uploads).",
     429: "Rate limit exceeded (code rate_limited) or queue full (code queue_full); see the Retry-After header.",
     503: "No engine can run the job (the message says why); dry runs still work.",
 }
@@ -55,7 +55,21 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
     return {code: OpenApiResponse(ErrorSerializer, description=_ERRORS[code]) for code in codes}
 
 
+# What each artifact is served as (synthesis.downloads.content_type_for): audio, video, srt, vtt, metadata.
+ARTIFACT_TYPES = ("audio/wav", "video/mp4", "application/x-subrip", "text/vtt", "application/json")
+
 JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+
+
+HEALTH = inline_serializer(
+    "Health",
+    {
+        "status": serializers.CharField(help_text="ok, degraded (serving, but no engine or cache) or error"),
+        "time": serializers.DateTimeField(),
+        "version": serializers.CharField(),
+        "checks": serializers.JSONField(help_text="database, queue, cache, engines"),
+    },
+)
 
 
 class JobPagination(LimitOffsetPagination):
@@ -69,16 +83,8 @@ class JobPagination(LimitOffsetPagination):
     operation_id="health",
     summary="Liveness and dependency checks",
     responses={
-        200: inline_serializer(
-            "Health",
-            {
-                "status": serializers.CharField(help_text="ok, degraded (serving, but no engine or cache) or error"),
-                "time": serializers.DateTimeField(),
-                "version": serializers.CharField(),
-                "checks": serializers.JSONField(help_text="database, queue, cache, engines"),
-            },
-        ),
-        503: OpenApiResponse(description="The database or the queue is down (same body, status 'error')."),
+        200: HEALTH,
+        503: OpenApiResponse(HEALTH, description="The database or the queue is down (same body, status 'error')."),
     },
 )
 @api_view(["GET"])
@@ -187,8 +193,10 @@ def synthesize(request: Request) -> Response:
     summary="The caller's jobs, newest first",
     parameters=[
         OpenApiParameter("status", OpenApiTypes.STR, enum=Job.Status.values, description="Only jobs in this status."),
-        OpenApiParameter("limit", OpenApiTypes.INT, description="Page size (default 20, at most 100)."),
-        OpenApiParameter("offset", OpenApiTypes.INT, description="Jobs to skip."),
+        OpenApiParameter(
+            "limit", {"type": "integer", "minimum": 1}, description="Page size (default 20, at most 100)."
+        ),
+        OpenApiParameter("offset", {"type": "integer", "minimum": 0}, description="Jobs to skip."),
     ],
     responses={200: JobPageSerializer, **errors(400, 401, 429)},
 )
@@ -203,6 +211,10 @@ def job_list(request: Request) -> Response:
                 {"status": [f"Unknown status {wanted!r}; use one of {', '.join(Job.Status.values)}."]}
             )
         jobs = jobs.filter(status=wanted)
+    for name, least in (("limit", 1), ("offset", 0)):  # LimitOffsetPagination would quietly ignore a bad value
+        value = request.query_params.get(name)
+        if value is not None and not (value.isdigit() and int(value) >= least):
+            raise ValidationError({name: [f"{name} must be a whole number of {least} or more, not {value!r}."]})
     paginator = JobPagination()
     page = paginator.paginate_queryset(jobs, request)
     return paginator.get_paginated_response(JobSerializer(page, many=True, context={"request": request}).data)
@@ -230,11 +242,18 @@ def job_detail(request: Request, job_id: str) -> Response:
         OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, enum=list(Job.ARTIFACT_FIELDS)),
     ],
     responses={
-        (200, "application/octet-stream"): OpenApiResponse(
-            OpenApiTypes.BINARY,
-            description="audio/wav, video/mp4, application/x-subrip, text/vtt or application/json; "
-            "single byte ranges (206) are honoured.",
-        ),
+        **{
+            (code, content_type): OpenApiResponse(
+                OpenApiTypes.OBJECT if content_type == "application/json" else OpenApiTypes.BINARY,
+                description=description + " The content type is the artifact's own (metadata is JSON).",
+            )
+            for code, description in (
+                (200, "The whole file."),
+                (206, "The single byte range asked for with a Range header."),
+            )
+            for content_type in ARTIFACT_TYPES
+        },
+        416: OpenApiResponse(ErrorSerializer, description="The Range starts past the end of the file."),
         **errors(401, 404),
     },
 )
@@ -278,7 +297,11 @@ def job_cancel(request: Request, job_id: str) -> Response:
     description="Chunked audio that starts after the first segment, not the whole text: a WAV with an open-ended "
     "header, raw 16-bit 24 kHz PCM, or MP3 frames. Ends when the job ends (early if it fails or is cancelled).",
     parameters=[JOB_ID, OpenApiParameter("format", OpenApiTypes.STR, enum=list(STREAM_FORMATS), default="wav")],
-    responses={(200, "audio/wav"): OpenApiResponse(OpenApiTypes.BINARY), **errors(400, 401, 404)},
+    responses={
+        **{(200, content_type): OpenApiResponse(OpenApiTypes.BINARY) for content_type in STREAM_FORMATS.values()},
+        409: OpenApiResponse(ErrorSerializer, description="A dry run (no audio), or a job whose files were purged."),
+        **errors(400, 401, 404),
+    },
 )
 @api_view(["GET"])
 @throttle_classes([ReadRateThrottle])
@@ -289,6 +312,8 @@ def job_stream(request: Request, job_id: str) -> HttpResponseBase:
         raise ValidationError({"format": [f"Streams come as {', '.join(STREAM_FORMATS)}; not {fmt!r}."]})
     if job.status == Job.Status.PLANNED:
         raise Conflict(f"Job {job.id} is a dry run: there is no audio to stream.")
+    if job.status == Job.Status.COMPLETED and not (job.audio and job.audio.storage.exists(job.audio.name)):
+        raise Conflict(f"Job {job.id} has no audio any more (its files were purged).")
     return streaming_response(job, fmt)
 
 

@@ -30,6 +30,7 @@ _CODES = {
     413: "payload_too_large",
     414: "uri_too_long",
     415: "unsupported_media_type",
+    416: "range_not_satisfiable",
     429: "rate_limited",
     500: "server_error",
 }
@@ -40,10 +41,11 @@ _MESSAGES = {
     405: "This method is not allowed on this route.",
     413: "The request body is too large.",
     414: f"The URL is too long (at most {MAX_URL_BYTES} bytes).",
+    416: "The requested byte range starts past the end of the file.",
     500: "An unexpected error occurred on the server; it has been logged.",
 }
 # Headers of the original response that still mean something once its body is replaced.
-_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "X-Job-Id")
+_KEPT_HEADERS = ("Allow", "Content-Range", "Retry-After", "WWW-Authenticate", "X-Job-Id")
 
 
 def is_api(request: HttpRequest) -> bool:

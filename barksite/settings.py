@@ -155,8 +155,9 @@ STORAGES = {
 }
 
 # --- Cache (rate limits) -----------------------------------------------------------------------------
-# django-ratelimit needs atomic increments shared by every gunicorn worker. Redis when REDIS_URL is set;
-# otherwise diskcache's Django backend, a SQLite file with atomic, process-safe increments.
+# The rate limits' moving windows (synthesis/api/limits.py) live here, shared by every gunicorn worker:
+# Redis when REDIS_URL is set (every machine); otherwise diskcache's Django backend, a SQLite file whose
+# transactions every process of the machine shares.
 
 REDIS_URL = env_str("REDIS_URL", "")
 if REDIS_URL:

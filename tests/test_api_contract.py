@@ -15,7 +15,7 @@ from tests.test_api_live import call, free_port
 pytestmark = pytest.mark.live
 
 # Bounded to about two minutes on 2 CPU cores; every operation still gets its examples and coverage cases.
-MAX_TIME_S = 100
+MAX_TIME_S = 90
 EXAMPLES = 15
 
 

@@ -7,7 +7,9 @@ import httpx2
 import numpy as np
 import openai
 import pytest
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from scipy.io import wavfile
 
 from synthesis.models import Job
@@ -210,9 +212,21 @@ def test_models_lists_every_accepted_model_in_openais_format(api):
     assert openai_error(api.get("/v1/nothing/here"), 404)["code"] == "not_found"
 
 
-def test_openais_python_client_works_unchanged(db):
+@pytest.fixture
+def wsgi_app_in_the_test_transaction():
+    """The real WSGI application, run inside this test's transaction. After each request Django closes
+    connections that are not in autocommit mode, which a test transaction never is: on PostgreSQL that
+    would close the test's own connection. Django's test client switches this off the same way."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield get_wsgi_application()
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+def test_openais_python_client_works_unchanged(db, wsgi_app_in_the_test_transaction):
     _, raw = new_key()
-    transport = httpx2.WSGITransport(app=get_wsgi_application())
+    transport = httpx2.WSGITransport(app=wsgi_app_in_the_test_transaction)
     sdk = openai.OpenAI(
         base_url="http://localhost/v1", api_key=raw, http_client=httpx2.Client(transport=transport), max_retries=0
     )

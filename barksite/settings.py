@@ -198,12 +198,27 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = BARK_MAX_BODY_BYTES
 
 # --- django-q2 ---------------------------------------------------------------------------------------
 # The job row is the truth, not the queue: django-q2 may deliver a task twice, so tasks claim their job
-# with a conditional update, and the queue never retries on its own (max_attempts=1); a periodic sweep
-# requeues or fails jobs whose worker died. `retry` must exceed `timeout` or a slow task runs twice.
+# with a conditional update, and the queue never retries on its own (max_attempts=1); the sweep
+# (synthesis/recovery.py) requeues or fails jobs whose worker died and gives every queued job a task.
+# `retry` must exceed `timeout` or a slow task runs twice (docs/worker-recovery.md).
+
+# How often a running job's worker touches its heartbeat; a job silent for 4 beats is requeued, and
+# `manage.py runworkers` sweeps at this interval.
+BARK_HEARTBEAT_S = env_int("BARK_HEARTBEAT_S", 10, minimum=1, maximum=300)
+# The broker: the database (default) or Redis. Several sites may share one Redis with their own names.
+BARK_BROKER_URL = env_str("BARK_BROKER_URL", "")
+BARK_QUEUE_NAME = env_str("BARK_QUEUE_NAME", "barksite")
+if BARK_BROKER_URL and not BARK_BROKER_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(
+        f"BARK_BROKER_URL={BARK_BROKER_URL!r} is not a Redis URL; use redis://host:6379/0 (or unset it to use "
+        "the database as the broker)."
+    )
+if not BARK_QUEUE_NAME.replace("-", "").replace("_", "").isalnum():
+    raise ImproperlyConfigured(f"BARK_QUEUE_NAME={BARK_QUEUE_NAME!r} may hold only letters, digits, '-' and '_'.")
 
 Q_CLUSTER = {
-    "name": "barksite",
-    "orm": "default",
+    "name": BARK_QUEUE_NAME,
+    **({"redis": BARK_BROKER_URL} if BARK_BROKER_URL else {"orm": "default"}),
     "workers": BARK_MAX_CONCURRENCY,
     "recycle": 50,
     "timeout": BARK_JOB_TIMEOUT,
@@ -215,6 +230,22 @@ Q_CLUSTER = {
     "poll": 0.5,
     "label": "Task queue",
 }
+
+# --- Engine faults -----------------------------------------------------------------------------------
+# A circuit breaker per engine (synthesis/breaker.py): after this many consecutive engine faults it opens
+# for the cool-down; then one trial job half-opens it. While open, jobs that named the engine wait
+# (`queue`) or fail at once with the reason (`fail`); jobs on `auto` go to another engine.
+BARK_BREAKER_THRESHOLD = env_int("BARK_BREAKER_THRESHOLD", 3, minimum=1)
+BARK_BREAKER_COOLDOWN_S = env_int("BARK_BREAKER_COOLDOWN_S", 120, minimum=1)
+BARK_BREAKER_WHILE_OPEN = env_choice("BARK_BREAKER_WHILE_OPEN", "queue", {"queue", "fail"})
+# Transient faults (lost database connection, S3 or Redis errors, out of memory) are retried inside the
+# job's attempt this many times, after BASE * 2^n milliseconds with +-50% jitter.
+BARK_RETRY_ATTEMPTS = env_int("BARK_RETRY_ATTEMPTS", 3, minimum=0, maximum=10)
+BARK_RETRY_BASE_MS = env_int("BARK_RETRY_BASE_MS", 1000, minimum=1, maximum=60_000)
+# Fault injection for tests and drills: an engine name makes that engine fail every job with an engine
+# fault (`piper`), or with `:transient` fail that many times with a lost-connection error first
+# (`piper:transient=2`). Never set in production.
+BARK_FAULT_INJECTION = env_str("BARK_FAULT_INJECTION", "")
 
 # --- REST framework ----------------------------------------------------------------------------------
 
@@ -270,5 +301,7 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
         "synthesis": {"handlers": ["stderr"], "level": _LOG_LEVEL, "propagate": False},
+        # django-q2 adds its own INFO handler only when no logging is configured; keep what it said.
+        "django-q": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
     },
 }

@@ -8,19 +8,27 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Min
 from django.utils import timezone
-from django_q.models import OrmQ
 
+from synthesis import breaker
+from synthesis.api import health
 from synthesis.engines import ENGINE_NAMES, all_health
 from synthesis.models import Job
 
 
 def report() -> dict[str, Any]:
     return {
+        "service": service_state(),
         "status_counts": status_counts(),
         "engines": engine_times(),
         "queue": queue_depth(),
         "duplicates_served": Job.objects.filter(deduplicated_from__isnull=False).count(),
     }
+
+
+def service_state() -> dict[str, Any]:
+    """`ok` or `degraded` and why, as /api/health says it (an open circuit breaker, a failing cache)."""
+    reasons = health.degraded_reasons(health.check_cache(), health.check_engines())
+    return {"status": "degraded" if reasons else "ok", "reasons": reasons}
 
 
 def status_counts() -> list[dict[str, Any]]:
@@ -44,6 +52,7 @@ def engine_times() -> list[dict[str, Any]]:
         {
             "engine": name,
             "health": health.get(name),
+            "breaker": breaker.get(name) if name in ENGINE_NAMES else None,
             "jobs": totals.get(name, 0),
             "avg_wait_s": waits.get(name, (None, 0))[0],
             "avg_run_s": runs.get(name, (None, 0))[0],
@@ -80,6 +89,6 @@ def queue_depth() -> dict[str, Any]:
         "full": waiting >= limit,
         "running": counts.get(Job.Status.RUNNING, 0),
         "workers": settings.BARK_MAX_CONCURRENCY,
-        "broker_tasks": OrmQ.objects.count(),
+        "broker_tasks": health.pending_tasks(),
         "oldest_wait_s": (timezone.now() - oldest).total_seconds() if oldest else None,
     }

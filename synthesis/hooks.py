@@ -1,6 +1,7 @@
 """Queue lifecycle hooks: BARK_LOG_HOOK and BARK_METRICS_HOOK name callables (dotted paths) that receive
-`(event, payload)` for each of submitted, rejected, started, completed and failed. A hook that raises is
-logged and ignored: observability must never fail a job."""
+`(event, payload)` for each of submitted, rejected, started, completed, failed and cancelled, and for each
+change of an engine's circuit breaker (breaker_opened, breaker_half_opened, breaker_closed). A hook that
+raises is logged and ignored: observability must never fail a job."""
 
 import logging
 from collections.abc import Callable
@@ -12,7 +13,17 @@ from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
 
-EVENTS = ("submitted", "rejected", "started", "completed", "failed", "cancelled")
+EVENTS = (
+    "submitted",
+    "rejected",
+    "started",
+    "completed",
+    "failed",
+    "cancelled",
+    "breaker_opened",
+    "breaker_half_opened",
+    "breaker_closed",
+)
 
 
 @cache

@@ -1,4 +1,4 @@
-"""Submitting, cancelling, retrying and sweeping jobs: the calls every surface (API, web form, admin,
+"""Submitting, cancelling and retrying jobs: the calls every surface (API, web form, admin,
 `manage.py synthesize`) makes. Input *types* are checked by each surface's serializer or form; the rules
 that need the database or the engines (which engine runs, whether the voice exists, queue admission,
 dedupe) are checked here, once, and raise the domain errors below, which each surface turns into its
@@ -12,14 +12,13 @@ import logging
 import math
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from synthesis import hooks
+from synthesis import breaker, hooks
 from synthesis.artifacts import UnsafeOutputPath, safe_prefix
 from synthesis.control import ControlError, apply_events, priority
 from synthesis.engines import EngineUnavailable, default_engine_name, get_engine
@@ -31,8 +30,6 @@ logger = logging.getLogger(__name__)
 
 # Speech pace used for plans' duration estimates (characters per second of audio).
 CHARS_PER_SECOND = 14.0
-# A worker that has not touched its running job's heartbeat for this long is gone.
-STALE_AFTER = timedelta(seconds=120)
 
 
 class InvalidRequest(Exception):
@@ -91,6 +88,8 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
     dry_run = (not can_run) if request.dry_run is None else request.dry_run
     if not dry_run and not can_run:
         raise EngineUnavailable(f"The {engine_name} engine cannot run: {get_engine(engine_name).health().reason}")
+    if not dry_run and (refused := breaker.refuses_new_jobs(engine_name)):
+        raise EngineUnavailable(refused)
 
     engine = get_engine(engine_name)
     render_video = request.render_video or "video" in request.modalities
@@ -209,43 +208,6 @@ def retry_job(job: Job) -> bool:
         if requeued:
             enqueue(job)
     return requeued
-
-
-def sweep_stale_jobs() -> dict[str, int]:
-    """Requeue (or, past BARK_JOB_MAX_ATTEMPTS, fail) running jobs whose worker stopped beating, and make
-    sure every queued job has a task in the queue."""
-    cutoff = timezone.now() - STALE_AFTER
-    counts = {"requeued": 0, "failed": 0}
-    for job in Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=cutoff):
-        if job.attempts < settings.BARK_JOB_MAX_ATTEMPTS:
-            # The UPDATE commits on its own (autocommit), so the task may be sent right after it.
-            if job.transition(Job.Status.QUEUED, segments_done=0, stage="", started_at=None):
-                _send_task(str(job.id))
-                counts["requeued"] += 1
-        else:
-            error = (
-                f"The worker running this job stopped {job.attempts} time(s) without finishing (it crashed, ran "
-                f"out of memory, or exceeded BARK_JOB_TIMEOUT={settings.BARK_JOB_TIMEOUT} s). Retry it, or shorten "
-                "the text."
-            )
-            if job.transition(Job.Status.FAILED, error=error, stage=""):
-                counts["failed"] += 1
-                hooks.emit("failed", job_id=str(job.id), engine=job.engine, error=error)
-    counts["tasks_added"] = _top_up_tasks()
-    if any(counts.values()):
-        logger.warning("sweep: %s", counts)
-    return counts
-
-
-def _top_up_tasks() -> int:
-    """Each queued job needs one task in the queue (a task runs the most urgent queued job, see
-    pipeline.run_job). Should tasks have been lost, e.g. an operator purged the queue, add them back."""
-    from django_q.models import OrmQ
-
-    missing = Job.objects.filter(status=Job.Status.QUEUED).count() - OrmQ.objects.count()
-    for job_id in Job.objects.filter(status=Job.Status.QUEUED).values_list("id", flat=True)[: max(missing, 0)]:
-        _send_task(str(job_id))
-    return max(missing, 0)
 
 
 def estimate_wait_s(waiting: int) -> int:

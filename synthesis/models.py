@@ -230,3 +230,22 @@ class Voice(models.Model):
 
         with self.prompt_file.open("rb") as handle:
             return load_prompt(handle.read())
+
+
+class EngineBreaker(models.Model):
+    """The circuit breaker of one engine, shared by every worker on every host (see synthesis/breaker.py).
+    No row means closed with no failures."""
+
+    class State(models.TextChoices):
+        CLOSED = "closed"
+        OPEN = "open"  # refusing work until `changed_at` + the cool-down
+        HALF_OPEN = "half_open"  # one trial job is running
+
+    engine = models.CharField(max_length=32, primary_key=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.CLOSED)
+    failures = models.PositiveIntegerField(default=0, help_text="Consecutive engine faults.")
+    last_error = models.TextField(blank=True)
+    changed_at = models.DateTimeField(default=timezone.now, help_text="When the state last changed.")
+
+    def __str__(self) -> str:
+        return f"{self.engine}: {self.state}"

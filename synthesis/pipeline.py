@@ -18,7 +18,7 @@ from django.core.files.storage import default_storage
 from django.db import connection
 from django.utils import timezone
 
-from synthesis import hooks
+from synthesis import breaker, hooks
 from synthesis.artifacts import store_artifact, store_segment, write_atomically
 from synthesis.engines import (
     EngineFailed,
@@ -37,8 +37,6 @@ from synthesis.segments import split_text
 from synthesis.voices import CUSTOM_PREFIX
 
 logger = logging.getLogger(__name__)
-
-HEARTBEAT_INTERVAL_S = 15
 
 
 @dataclass
@@ -173,11 +171,12 @@ def _metadata(result: AudioResult, params: dict, timings: dict, **extra) -> dict
 # --- running a job -------------------------------------------------------------------------------------
 
 
-def next_job_id(preferred: str) -> str | None:
+def next_job_id(preferred: str, skip_engines: Collection[str] = ()) -> str | None:
     """Which queued job a worker's task should run: `preferred` (the job the task was sent for) unless a
     job of higher priority is waiting. Every queued job has one task in the queue, so a task that runs
-    another job leaves its own job to that job's task, and each job still runs once."""
-    queued = Job.objects.filter(status=Job.Status.QUEUED)
+    another job leaves its own job to that job's task, and each job still runs once. Jobs for
+    `skip_engines` (whose circuit breaker is open) are left waiting."""
+    queued = Job.objects.filter(status=Job.Status.QUEUED).exclude(engine__in=skip_engines)
     best = queued.order_by("-priority", "submitted_at").values_list("id", "priority").first()
     if best is None:
         return None
@@ -205,8 +204,17 @@ def run_claimed_job(job: Job, on_progress: Callable[[int, int], None] | None = N
     started = time.monotonic()
     try:
         with _heartbeat(job):
-            _run_claimed(job, on_progress)
+            breaker.run_guarded(
+                job,
+                lambda: _run_claimed(job, on_progress),
+                passthrough=(SynthesisCancelled, VideoStageFailed),
+                engine=lambda: get_engine(job.engine),
+            )
     except SynthesisCancelled:
+        job.refresh_from_db(fields=["status"])
+        if job.status != Job.Status.CANCELLED:  # requeued by the sweep: its next run owns the files now
+            logger.warning("job %s stopped: it is %s, no longer running here", job.id, job.status)
+            return
         _discard_artifacts(job)
         logger.info("job %s was cancelled while running", job.id)
         hooks.emit("cancelled", job_id=str(job.id))
@@ -383,8 +391,12 @@ def _heartbeat(job: Job) -> Iterator[None]:
 
     def beat() -> None:
         try:
-            while not stop.wait(HEARTBEAT_INTERVAL_S):
-                Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(heartbeat_at=timezone.now())
+            while not stop.wait(settings.BARK_HEARTBEAT_S):
+                try:
+                    Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(heartbeat_at=timezone.now())
+                except Exception:  # a busy or lost database: beat again next time rather than go silent
+                    logger.warning("job %s: heartbeat failed", job.pk, exc_info=True)
+                    connection.close()
         finally:
             connection.close()
 

@@ -1,10 +1,17 @@
 """Real server processes for the live tests: an environment of their own (a temporary SQLite file, output
 root and cache), and starting and stopping whole process groups."""
 
+import atexit
 import os
+import shutil
 import signal
+import socket
+import sqlite3
 import subprocess
 import sys
+import tempfile
+import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,8 +29,30 @@ def service_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     }
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, timeout=120)
+    _migrated_copy(Path(env["BARK_SQLITE_PATH"]), env)
     return env
+
+
+_template: Path | None = None
+
+
+def _migrated_copy(database: Path, env: dict[str, str]) -> None:
+    """A migrated SQLite file at `database`: migrated once per test process, then copied (a migration run
+    costs several seconds of every live test otherwise)."""
+    global _template
+    if _template is None or not _template.exists():
+        template = Path(tempfile.mkdtemp(prefix="barksite-migrated-")) / "db.sqlite3"
+        atexit.register(shutil.rmtree, template.parent, True)
+        migrate_env = {**env, "BARK_SQLITE_PATH": str(template)}
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput"],
+            cwd=ROOT, env=migrate_env, check=True, timeout=300, capture_output=True,
+        )  # fmt: skip
+        with sqlite3.connect(template) as db:  # fold the WAL into the file, so the file alone is the database
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        _template = template
+    database.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_template, database)
 
 
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -43,3 +72,57 @@ def stop(process: subprocess.Popen, grace_s: float = 5) -> None:
         process.wait(timeout=15)
     except ProcessLookupError:
         pass
+
+
+# Redis for the tests that use it: the URL may name the database; each test adds a key prefix of its own.
+TEST_REDIS_URL = os.environ.get("BARK_TEST_REDIS_URL", "redis://127.0.0.1:6379/2")
+
+
+def redis_broker_env() -> dict[str, str]:
+    """Settings for the Redis broker under a queue name (key prefix) no other test process uses."""
+    return {"BARK_BROKER_URL": TEST_REDIS_URL, "BARK_QUEUE_NAME": f"test-{uuid.uuid4().hex[:12]}"}
+
+
+def drop_redis_keys(queue_name: str) -> None:
+    import redis
+
+    client = redis.from_url(TEST_REDIS_URL)
+    for key in client.scan_iter(match=f"django_q:{queue_name}:*"):
+        client.delete(key)
+
+
+def wait_for_text(log: Path, text: str, process: subprocess.Popen, timeout_s: float = 180) -> None:
+    """Wait until `text` appears in `log` (a server saying it is ready); fail with the log if it never does."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if text in log.read_text(errors="replace"):
+            return
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} never appeared; log:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def manage(*args: str, env: dict[str, str], timeout: float = 120) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def submit_jobs(env: dict[str, str], prompts: list[str]) -> list[str]:
+    """Submit Piper jobs as the API does (one process for all), returning their ids as stored by SQLite."""
+    code = (
+        "from synthesis.jobs import JobRequest, submit_job\n"
+        f"for prompt in {prompts!r}:\n"
+        "    print('JOB', submit_job(JobRequest(prompt=prompt, engine='piper')).id.hex)\n"
+    )
+    out = manage("shell", "-c", code, env=env)
+    return [line.split()[1] for line in out.splitlines() if line.startswith("JOB ")]

@@ -1,7 +1,6 @@
 """Rate limits (django-ratelimit's keys, a moving window, per key or per IP) and queue admission: every
 429 has Retry-After."""
 
-import os
 import subprocess
 import sys
 import time
@@ -13,11 +12,10 @@ import redis
 
 from synthesis.models import Job
 from tests.api_helpers import SPEECH, client, error_of, keyed_client
-from tests.processes import ROOT, service_env, start, stop
-from tests.test_api_live import call, free_port
 
-# Rate-limit keys name a fresh API key, so parallel test runs never share a counter in this database.
-TEST_REDIS_URL = os.environ.get("BARK_TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
+# Rate-limit keys name a fresh API key, so parallel test runs never share a counter in this Redis database.
+from tests.processes import ROOT, TEST_REDIS_URL, service_env, start, stop
+from tests.test_api_live import call, free_port
 
 
 def redis_reachable() -> bool:

@@ -31,6 +31,8 @@ def run_check(**env: str) -> subprocess.CompletedProcess:
         ("BARK_DEVICE", "tpu", "BARK_DEVICE='tpu' is not one of auto, cpu, cuda, mps"),
         ("BARK_MODELS_AVAILABLE", "sometimes", "BARK_MODELS_AVAILABLE='sometimes' must be auto"),
         ("DATABASE_URL", "nonsense://x", "DATABASE_URL is not a valid database URL"),
+        ("BARK_BROKER_URL", "amqp://127.0.0.1", "BARK_BROKER_URL='amqp://127.0.0.1' is not a Redis URL"),
+        ("BARK_BREAKER_WHILE_OPEN", "panic", "BARK_BREAKER_WHILE_OPEN='panic' is not one of fail, queue"),
     ],
 )
 def test_a_bad_environment_variable_stops_start_up_with_a_message_naming_it(variable, value, message):

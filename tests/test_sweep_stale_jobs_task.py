@@ -16,13 +16,13 @@ def running_job(*, attempts: int, heartbeat_age: timedelta) -> Job:
     )
 
 
-def test_a_job_left_running_by_a_dead_worker_is_requeued_and_handed_to_the_workers_again(db):
-    job = running_job(attempts=1, heartbeat_age=timedelta(minutes=10))
+def test_a_job_left_running_by_a_dead_worker_is_requeued_and_handed_to_the_workers_again(db, settings):
+    job = running_job(attempts=1, heartbeat_age=timedelta(seconds=4 * settings.BARK_HEARTBEAT_S + 1))
 
     counts = sweep_stale_jobs_task()
 
     job.refresh_from_db()
-    assert counts == {"requeued": 1, "failed": 0, "tasks_added": 0}
+    assert counts == {"requeued": 1, "failed": 0, "refused": 0, "tasks_added": 0}
     assert job.status == Job.Status.QUEUED and job.started_at is None
     assert OrmQ.objects.count() == 1, "one task in the queue for the requeued job"
 
@@ -33,15 +33,15 @@ def test_a_job_whose_worker_died_on_every_attempt_is_failed_with_a_readable_erro
     counts = sweep_stale_jobs_task()
 
     job.refresh_from_db()
-    assert counts == {"requeued": 0, "failed": 1, "tasks_added": 0}
+    assert counts == {"requeued": 0, "failed": 1, "refused": 0, "tasks_added": 0}
     assert job.status == Job.Status.FAILED
     assert "stopped 2 time(s) without finishing" in job.error and "BARK_JOB_TIMEOUT" in job.error
 
 
-def test_a_job_with_a_recent_heartbeat_is_left_alone(db):
-    job = running_job(attempts=1, heartbeat_age=timedelta(seconds=5))
+def test_a_job_with_a_recent_heartbeat_is_left_alone(db, settings):
+    job = running_job(attempts=1, heartbeat_age=timedelta(seconds=3 * settings.BARK_HEARTBEAT_S))
 
-    assert sweep_stale_jobs_task() == {"requeued": 0, "failed": 0, "tasks_added": 0}
+    assert sweep_stale_jobs_task() == {"requeued": 0, "failed": 0, "refused": 0, "tasks_added": 0}
     job.refresh_from_db()
     assert job.status == Job.Status.RUNNING
 
@@ -60,3 +60,26 @@ def test_a_queued_job_whose_task_was_lost_gets_a_new_one(db):
     assert counts["tasks_added"] == 1
     assert OrmQ.objects.count() == 1
     assert Job.objects.get(pk=job.pk).status == Job.Status.QUEUED
+
+
+def test_a_queued_job_whose_task_a_killed_cluster_had_locked_gets_a_new_one_at_once(db, settings):
+    job = Job.objects.create(prompt="Hi.", engine="piper", status=Job.Status.QUEUED)
+    # What a cluster killed with SIGKILL leaves: its prefetched task locked until `retry` expires.
+    locked_until = timezone.now() + timedelta(seconds=settings.Q_CLUSTER["retry"])
+    OrmQ.objects.create(key=settings.Q_CLUSTER["name"], payload="prefetched by a dead cluster", lock=locked_until)
+
+    counts = sweep_stale_jobs_task()
+
+    assert counts["tasks_added"] == 1
+    assert OrmQ.objects.filter(lock__lte=timezone.now()).count() == 1, "a task a live worker can take"
+    assert Job.objects.get(pk=job.pk).status == Job.Status.QUEUED
+
+
+def test_a_queued_job_whose_task_waits_in_the_broker_gets_no_second_one(db):
+    submit = Job.objects.create(prompt="Hi.", engine="piper", status=Job.Status.QUEUED)
+    sweep_stale_jobs_task()  # its first task
+
+    counts = sweep_stale_jobs_task()
+
+    assert counts["tasks_added"] == 0 and OrmQ.objects.count() == 1
+    assert Job.objects.get(pk=submit.pk).status == Job.Status.QUEUED

@@ -14,6 +14,7 @@ from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.status import Stat
 
+from synthesis import breaker
 from synthesis.engines import ENGINE_NAMES, get_engine
 from synthesis.models import Job
 
@@ -39,17 +40,32 @@ def check_database() -> dict[str, Any]:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
 
 
+def pending_tasks() -> int:
+    """Tasks in the broker (the database's table, or the Redis list), taken or not."""
+    if settings.BARK_BROKER_URL:
+        from django_q.brokers import get_broker
+
+        return get_broker().queue_size()
+    return OrmQ.objects.count()
+
+
 def check_queue() -> dict[str, Any]:
     try:
         counts = {
-            "pending_tasks": OrmQ.objects.count(),
+            "pending_tasks": pending_tasks(),
             "queued_jobs": Job.objects.filter(status=Job.Status.QUEUED).count(),
             "running_jobs": Job.objects.filter(status=Job.Status.RUNNING).count(),
         }
     except Exception as exc:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     workers = live_clusters()
-    result: dict[str, Any] = {"ok": True, **counts, "max_queue_size": settings.BARK_MAX_QUEUE_SIZE, "clusters": workers}
+    result: dict[str, Any] = {
+        "ok": True,
+        **counts,
+        "max_queue_size": settings.BARK_MAX_QUEUE_SIZE,
+        "clusters": workers,
+        "broker": "redis" if settings.BARK_BROKER_URL else "database",
+    }
     if not workers:
         result["note"] = "No qcluster is running: queued jobs wait until `manage.py qcluster` starts."
     return result
@@ -68,10 +84,29 @@ def check_cache() -> dict[str, Any]:
 
 
 def check_engines() -> list[dict[str, Any]]:
+    """Each engine's health and its circuit breaker (closed, open or half_open, with the reason)."""
     results = []
     for name in ENGINE_NAMES:
         try:
             results.append(get_engine(name).health().as_dict())
         except Exception as exc:  # an engine module that cannot even import must not take health down
             results.append({"name": name, "ok": False, "reason": f"{type(exc).__name__}: {exc}"})
+        try:
+            results[-1]["breaker"] = breaker.get(name).as_dict()
+        except Exception as exc:
+            results[-1]["breaker"] = {"state": "unknown", "reason": f"{type(exc).__name__}: {exc}"}
     return results
+
+
+def degraded_reasons(cache: dict[str, Any], engines: list[dict[str, Any]]) -> list[str]:
+    """Why the service is degraded (serving, but some work will fail or wait); empty when it is not."""
+    reasons = []
+    if not cache["ok"]:
+        reasons.append(f"the rate-limit cache is failing ({cache.get('error', 'increments do not add up')})")
+    if not any(engine["ok"] for engine in engines):
+        reasons.append("no engine can run: " + "; ".join(f"{e['name']}: {e['reason']}" for e in engines))
+    for engine in engines:
+        state = engine.get("breaker", {})
+        if state.get("state") not in (None, "closed"):
+            reasons.append(f"{engine['name']} circuit breaker {state['state']}: {state['reason']}")
+    return reasons

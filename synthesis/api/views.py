@@ -64,7 +64,11 @@ JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 HEALTH = inline_serializer(
     "Health",
     {
-        "status": serializers.CharField(help_text="ok, degraded (serving, but no engine or cache) or error"),
+        "status": serializers.CharField(
+            help_text="ok, degraded (serving, but the cache, every engine or an engine's circuit breaker "
+            "is failing) or error"
+        ),
+        "reasons": serializers.ListField(child=serializers.CharField(), help_text="why it is degraded"),
         "time": serializers.DateTimeField(),
         "version": serializers.CharField(),
         "checks": serializers.JSONField(help_text="database, queue, cache, engines"),
@@ -93,14 +97,16 @@ class JobPagination(LimitOffsetPagination):
 def health(request: Request) -> Response:
     database, queue, cache = checks.check_database(), checks.check_queue(), checks.check_cache()
     engines = checks.check_engines()
+    reasons = checks.degraded_reasons(cache, engines) if database["ok"] else []
     if not (database["ok"] and queue["ok"]):
         state = "error"
-    elif not cache["ok"] or not any(engine["ok"] for engine in engines):
-        state = "degraded"  # serving, but rate-limited routes or real synthesis will fail
+    elif reasons:
+        state = "degraded"  # serving, but rate-limited routes or some synthesis will fail or wait
     else:
         state = "ok"
     body = {
         "status": state,
+        "reasons": reasons,
         "time": timezone.now().isoformat(),
         "version": settings.SPECTACULAR_SETTINGS["VERSION"],
         "checks": {"database": database, "queue": queue, "cache": cache, "engines": engines},

@@ -149,10 +149,15 @@ def all_health() -> list[EngineHealth]:
 
 
 def default_engine_name() -> str | None:
-    """BARK_DEFAULT_ENGINE, or with `auto`: Bark when its weights resolve, else Piper; None if neither can run."""
+    """BARK_DEFAULT_ENGINE, or with `auto`: Bark when its weights resolve, else Piper; None if neither can run.
+    An engine whose circuit breaker is open is passed over while another can run."""
+    from synthesis.breaker import blocked_engines
+
     preferred = settings.BARK_DEFAULT_ENGINE
     order = sorted(ENGINE_NAMES, key=lambda name: name != preferred)  # the preferred one first
-    for name in order:
-        if get_engine(name).health().ok:
-            return name
-    return None
+    healthy = [name for name in order if get_engine(name).health().ok]
+    try:
+        blocked = blocked_engines() if len(healthy) > 1 else set()
+    except Exception:  # no database here (the Python API in a bare script): every breaker counts as closed
+        blocked = set()
+    return next((name for name in healthy if name not in blocked), healthy[0] if healthy else None)

@@ -1,5 +1,6 @@
 """barksite settings: the only settings module. Every knob is an environment variable (README, "Configuration")."""
 
+import ipaddress
 from pathlib import Path
 
 import dj_database_url
@@ -45,7 +46,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "barksite.handlers.JsonErrorsMiddleware",  # outermost: sees every error response under /api/ and /v1/
+    "synthesis.metrics.HttpMetricsMiddleware",  # first, so it sees every response
+    "barksite.handlers.JsonErrorsMiddleware",  # next: sees every error response under /api/ and /v1/
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -145,8 +147,43 @@ WHITENOISE_USE_FINDERS = True
 # check who may see the job, never as open media URLs.
 MEDIA_ROOT = Path(env_str("BARK_OUTPUT_ROOT", str(BASE_DIR / "outputs"))).resolve()
 MEDIA_URL = "/media/"
+# With BARK_S3_BUCKET, artifacts live in an S3-compatible bucket instead (AWS, MinIO, R2, Ceph), so web
+# hosts and worker hosts on different machines share them. Every read and write goes through Django's
+# storage API; `file_overwrite` keeps a job's artifact names stable when a requeued job writes them again.
+BARK_S3_BUCKET = env_str("BARK_S3_BUCKET", "")
+BARK_S3_PRESIGNED = env_bool("BARK_S3_PRESIGNED", False)
+BARK_S3_URL_EXPIRE_S = env_int("BARK_S3_URL_EXPIRE_S", 300, minimum=10, maximum=7 * 24 * 3600)
+if BARK_S3_BUCKET:
+    _s3_key, _s3_secret = env_str("AWS_ACCESS_KEY_ID", ""), env_str("AWS_SECRET_ACCESS_KEY", "")
+    if bool(_s3_key) != bool(_s3_secret):
+        raise ImproperlyConfigured(
+            "Set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither (then boto3's own credential "
+            "chain applies, e.g. an instance role)."
+        )
+    _s3_endpoint = env_str("AWS_S3_ENDPOINT_URL", "")
+    if _s3_endpoint and not _s3_endpoint.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"AWS_S3_ENDPOINT_URL={_s3_endpoint!r} must start with http:// or https://.")
+    _DEFAULT_STORAGE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": BARK_S3_BUCKET,
+            "endpoint_url": _s3_endpoint or None,
+            "access_key": _s3_key or None,
+            "secret_key": _s3_secret or None,
+            "region_name": env_str("AWS_S3_REGION_NAME", "") or None,
+            "location": env_str("BARK_S3_PREFIX", "").strip("/"),
+            # MinIO and most self-hosted services want path-style URLs; AWS accepts both.
+            "addressing_style": "path" if _s3_endpoint else None,
+            "signature_version": "s3v4",
+            "file_overwrite": True,
+            "default_acl": None,
+            "querystring_expire": BARK_S3_URL_EXPIRE_S,
+        },
+    }
+else:
+    _DEFAULT_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _DEFAULT_STORAGE,
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
         if not DEBUG
@@ -195,6 +232,18 @@ BARK_LOG_HOOK = env_str("BARK_LOG_HOOK", "") or None
 BARK_METRICS_HOOK = env_str("BARK_METRICS_HOOK", "") or None
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = BARK_MAX_BODY_BYTES
+
+# /metrics (Prometheus): open to a bearer token equal to BARK_METRICS_TOKEN, or to direct connections from
+# the networks in BARK_METRICS_ALLOW (addresses or CIDRs; loopback by default, "" for none).
+BARK_METRICS_TOKEN = env_str("BARK_METRICS_TOKEN", "")
+BARK_METRICS_ALLOW = env_list("BARK_METRICS_ALLOW", ["127.0.0.0/8", "::1/128"])
+for _network in BARK_METRICS_ALLOW:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"BARK_METRICS_ALLOW holds {_network!r}, which is not an address or network; use e.g. 10.0.0.0/8,::1."
+        ) from None
 
 # --- django-q2 ---------------------------------------------------------------------------------------
 # The job row is the truth, not the queue: django-q2 may deliver a task twice, so tasks claim their job

@@ -1,5 +1,5 @@
-// barksite's only script: a character counter, live job progress, and play buttons. Every page works
-// without it; it only makes them livelier.
+// barksite's only script: a character counter, the new-job form's voices per engine, live job progress, and
+// play buttons. Every page works without it; it only makes them livelier (the server checks everything again).
 "use strict";
 
 function setUpCounters() {
@@ -15,6 +15,32 @@ function setUpCounters() {
     field.addEventListener("input", update);
     update();
   });
+}
+
+// The new-job form: offer only the voices of the engine that will run (the chosen one, or Automatic's pick)
+// and say when Piper ignores the temperatures.
+function setUpEngineVoices() {
+  const engine = document.getElementById("id_engine");
+  const voice = document.getElementById("id_voice");
+  const seed = document.getElementById("id_seed");
+  const note = document.querySelector("[data-temperature-ignored]");
+  if (!engine || !voice) return;
+  const update = () => {
+    const runs = engine.value === "auto" ? engine.dataset.autoEngine : engine.value;
+    voice.querySelectorAll("option[data-engine]").forEach((option) => {
+      const other = option.dataset.engine !== runs;
+      option.hidden = other;
+      option.disabled = other;
+      if (other && option.selected) voice.value = "";
+    });
+    voice.querySelectorAll("optgroup").forEach((group) => {
+      group.hidden = !group.querySelector("option:not([hidden])");
+    });
+    if (note && seed) note.hidden = !(runs === "piper" && seed.value.trim() !== "");
+  };
+  engine.addEventListener("change", update);
+  if (seed) seed.addEventListener("input", update);
+  update();
 }
 
 // Poll the job's status every second while it waits or runs; reload once it finishes, so the players,
@@ -94,6 +120,7 @@ function setUpPlayButtons() {
 
 document.addEventListener("DOMContentLoaded", () => {
   setUpCounters();
+  setUpEngineVoices();
   setUpJobPolling();
   setUpPlayButtons();
 });

@@ -8,8 +8,10 @@ a crash leaves either the old state or the whole file, and the job row only ever
 
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -83,15 +85,50 @@ def store_file(name: str, write: Callable[[Path], None]) -> tuple[str, int]:
         destination.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(destination, write)
         return name, destination.stat().st_size
-    # Object stores (django-storages' S3) publish an upload only once it is complete.
-    with tempfile.TemporaryDirectory() as scratch:
+    # An object store (django-storages' S3) publishes an object only once its upload completed, and a PUT
+    # over an existing name replaces it whole: the file is made in a local scratch directory, then sent once
+    # under its final name (`file_overwrite` keeps that name; a requeued job overwrites its earlier try).
+    with tempfile.TemporaryDirectory(prefix="bark-artifact-") as scratch:
         tmp = Path(scratch) / Path(name).name
         write(tmp)
-        if storage.exists(name):
-            storage.delete(name)
         with tmp.open("rb") as handle:
-            name = storage.save(name, File(handle))
+            saved = storage.save(name, File(handle))
+        if saved != name:
+            storage.delete(saved)
+            raise RuntimeError(f"The storage renamed {name} to {saved}; configure it to overwrite (file_overwrite).")
         return name, tmp.stat().st_size
+
+
+@contextmanager
+def local_copy(name: str) -> Iterator[Path]:
+    """A stored file as a local path for tools that need one (ffmpeg, Pillow), in a scratch directory that
+    goes away afterwards; the storage itself is never asked for a path."""
+    with tempfile.TemporaryDirectory(prefix="bark-input-") as scratch:
+        path = Path(scratch) / Path(name).name
+        with default_storage.open(name, "rb") as source, path.open("wb") as target:
+            shutil.copyfileobj(source, target)
+        yield path
+
+
+def delete_job_files(job_id: str, keep: Collection[str] = ()) -> None:
+    """Delete every stored file under `jobs/<job_id>/` (segments included) except the names in `keep`."""
+    storage = default_storage
+
+    def walk(directory: str) -> None:
+        try:
+            folders, files = storage.listdir(directory)
+        except FileNotFoundError:
+            return
+        for file in files:
+            if f"{directory}/{file}" not in keep:
+                storage.delete(f"{directory}/{file}")
+        for folder in folders:
+            walk(f"{directory}/{folder}")
+        if isinstance(storage, FileSystemStorage):  # object stores have no folders to leave behind
+            with suppress(OSError):  # not empty: it holds a kept file
+                Path(storage.path(directory)).rmdir()
+
+    walk(f"jobs/{job_id}")
 
 
 def write_atomically(destination: Path, write: Callable[[Path], None]) -> None:

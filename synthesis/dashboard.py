@@ -47,6 +47,10 @@ def engine_times() -> list[dict[str, Any]]:
     runs = _averages(completed, F("completed_at") - F("started_at"))
     submitted = Job.objects.exclude(status=Job.Status.PLANNED)
     totals = dict(submitted.values_list("engine").annotate(n=Count("pk")).order_by())
+    # The model each job recorded (the checkpoint it ran on, or would have), not the one configured now.
+    ran_on: dict[str, list[tuple[str, int]]] = {}
+    for engine, model, n in submitted.values_list("engine", "model").annotate(n=Count("pk")).order_by("engine", "-n"):
+        ran_on.setdefault(engine, []).append((model or "unknown", n))
     engines = list(ENGINE_NAMES) + sorted(set(totals) - set(ENGINE_NAMES))
     return [
         {
@@ -54,6 +58,7 @@ def engine_times() -> list[dict[str, Any]]:
             "health": health.get(name),
             "breaker": breaker.get(name) if name in ENGINE_NAMES else None,
             "jobs": totals.get(name, 0),
+            "models": ran_on.get(name, []),
             "avg_wait_s": waits.get(name, (None, 0))[0],
             "avg_run_s": runs.get(name, (None, 0))[0],
             "completed": runs.get(name, (None, 0))[1],

@@ -1,8 +1,12 @@
-"""The web UI's new-job form. It checks types and ranges only; the rules that need the database or the
-engines (voice exists, engine matches voice, queue admission) stay in `jobs.submit_job`, whose
-`InvalidRequest.field` names the form field to attach its message to."""
+"""The web UI's new-job form. It offers only engines that can run here and the voices of those engines
+(each option says its engine, so the page's script can show only the chosen engine's voices), and refuses a
+voice of another engine at the voice field. The rules that need more (an uploaded voice still exists, queue
+admission) stay in `jobs.submit_job`, whose `InvalidRequest.field` names the form field to attach its
+message to."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django import forms
 from django.conf import settings
@@ -10,10 +14,13 @@ from django.core.validators import MaxLengthValidator
 
 from synthesis.engines import ENGINE_NAMES, EngineHealth
 from synthesis.jobs import JobRequest
-from synthesis.media.video_options import PRESETS
+from synthesis.media.video_options import DEFAULT_PRESET, PRESETS, preset_label
 from synthesis.models import Voice
-from synthesis.voices import BARK_LANGUAGES, catalogue
+from synthesis.voices import BARK_LANGUAGES, catalogue, engine_for_voice
 
+# Which engines use the temperatures: Bark samples with both; Piper scales its noise with them, except for a
+# seeded request, which it runs noise-free so that it is reproducible (synthesis/engines/piper/engine.py).
+TEMPERATURE_NOTE = "Bark uses it. Piper uses it only without a seed (a seeded Piper run is noise-free)."
 TEMPERATURE_ERRORS = {
     "min_value": "Use a temperature from 0 to 1.5.",
     "max_value": "Use a temperature from 0 to 1.5.",
@@ -22,15 +29,18 @@ TEMPERATURE_ERRORS = {
 MAX_SEED = 2**32 - 1
 
 
-def voice_choices(user) -> list[tuple[str, object]]:
-    """Voices grouped by language (rendered as <optgroup>), the user's ready uploaded voices first."""
+def voice_choices(user, engines: set[str]) -> list[tuple[str, object]]:
+    """Voices of `engines` grouped by language (rendered as <optgroup>), the user's ready uploaded voices
+    (Bark prompts) first."""
     groups: dict[str, list[tuple[str, str]]] = {}
     for voice in catalogue():
+        if voice["engine"] not in engines:
+            continue
         engine = voice["engine"].capitalize()
         label = voice["name"] if engine in voice["name"] else f"{voice['name']} · {engine}"
         groups.setdefault(voice["language"], []).append((voice["id"], label))
     choices: list[tuple[str, object]] = [("", "Engine's default voice")]
-    if getattr(user, "is_authenticated", False):
+    if getattr(user, "is_authenticated", False) and "bark" in engines:
         ready = Voice.objects.filter(owner=user, status=Voice.Status.READY)
         own = [(v.voice_id, f"{v.name} · Bark") for v in ready]
         if own:
@@ -39,6 +49,40 @@ def voice_choices(user) -> list[tuple[str, object]]:
     for language in sorted(groups, key=lambda name: (name != BARK_LANGUAGES["en"], name)):
         choices.append((language, groups[language]))
     return choices
+
+
+class VoiceSelect(forms.Select):
+    """A <select> whose options carry `data-engine`, so the page can show only the chosen engine's voices."""
+
+    def create_option(
+        self,
+        name: str,
+        value: Any,
+        label: Any,
+        selected: bool,
+        index: int,
+        subindex: int | None = None,
+        attrs: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        if value:
+            option["attrs"]["data-engine"] = engine_for_voice(str(value)) or ""
+        return option
+
+
+class EngineField(forms.ChoiceField):
+    """The engine select. Engines that cannot run are not offered; one posted anyway (an old page, a script)
+    is refused with the reason it cannot run, as the API's 503 gives it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.unavailable: dict[str, str] = {}
+
+    def validate(self, value: Any) -> None:
+        if value in self.unavailable:
+            reason = self.unavailable[value].rstrip(".")
+            raise forms.ValidationError(f"The {value} engine cannot run here: {reason}.", code="unavailable")
+        super().validate(value)
 
 
 class PromptField(forms.CharField):
@@ -58,10 +102,11 @@ class JobForm(forms.Form):
             "max_length": "The text has %(show_value)d characters; the limit is %(limit_value)d.",
         },
     )
-    engine = forms.ChoiceField(label="Engine", initial="auto")
+    engine = EngineField(label="Engine", initial="auto")
     voice = forms.ChoiceField(
         label="Voice",
         required=False,
+        widget=VoiceSelect,
         error_messages={"invalid_choice": "There is no voice %(value)s; pick one from the list."},
     )
     text_temp = forms.FloatField(
@@ -71,7 +116,7 @@ class JobForm(forms.Form):
         initial=0.7,
         widget=forms.NumberInput(attrs={"step": "0.05"}),
         error_messages=TEMPERATURE_ERRORS,
-        help_text="Higher is more varied wording and intonation.",
+        help_text=f"Higher is more varied wording and intonation. {TEMPERATURE_NOTE}",
     )
     waveform_temp = forms.FloatField(
         label="Waveform temperature",
@@ -80,7 +125,7 @@ class JobForm(forms.Form):
         initial=0.7,
         widget=forms.NumberInput(attrs={"step": "0.05"}),
         error_messages=TEMPERATURE_ERRORS,
-        help_text="Higher is more varied sound.",
+        help_text=f"Higher is more varied sound. {TEMPERATURE_NOTE}",
     )
     seed = forms.IntegerField(
         label="Seed",
@@ -97,9 +142,11 @@ class JobForm(forms.Form):
     render_video = forms.BooleanField(label="Render a video with captions", required=False)
     video_preset = forms.ChoiceField(
         label="Video size",
-        choices=[(name, f"{name.upper()} ({p['width']}×{p['height']}, {p['fps']} fps)") for name, p in PRESETS.items()],
-        initial="1080p",
-        help_text="4K takes several times longer to render than 720p.",
+        choices=[
+            (name, f"{preset_label(name)} ({p['width']}×{p['height']}, {p['fps']} fps)") for name, p in PRESETS.items()
+        ],
+        initial=DEFAULT_PRESET,
+        help_text="4K takes about twice as long to render as 1080p.",
     )
     caption_text = forms.CharField(
         label="Caption text",
@@ -117,8 +164,28 @@ class JobForm(forms.Form):
         prompt = self.fields["prompt"]
         prompt.validators.append(MaxLengthValidator(limit))
         prompt.widget.attrs.update({"maxlength": str(limit), "data-max-chars": str(limit)})
-        self.fields["engine"].choices = engine_choices(health or [], auto)
-        self.fields["voice"].choices = voice_choices(user)
+        runnable = {h.name for h in health or [] if h.ok}
+        self.auto = auto
+        engine = self.fields["engine"]
+        assert isinstance(engine, EngineField)
+        engine.choices = engine_choices(health or [], auto)
+        engine.unavailable = {h.name: h.reason for h in health or [] if not h.ok}
+        engine.widget.attrs["data-auto-engine"] = auto or ""
+        self.fields["voice"].choices = voice_choices(user, runnable)
+
+    def clean(self) -> dict:
+        """A voice must belong to the engine that will run: the one chosen, or Automatic's pick."""
+        data = super().clean()
+        voice, engine = data.get("voice"), data.get("engine")
+        runs = self.auto if engine == "auto" else engine
+        owner = engine_for_voice(voice) if voice else None
+        if voice and runs and owner and owner != runs:
+            self.add_error(
+                "voice",
+                f"That is a {owner.capitalize()} voice, and the {runs.capitalize()} engine cannot speak with it: "
+                f"pick one of {runs.capitalize()}'s voices, or the {owner.capitalize()} engine.",
+            )
+        return data
 
     def to_request(self, *, dry_run: bool) -> JobRequest:
         data = self.cleaned_data
@@ -138,11 +205,8 @@ class JobForm(forms.Form):
 
 
 def engine_choices(health: list[EngineHealth], auto: str | None) -> list[tuple[str, str]]:
-    """auto/bark/piper, each labelled with whether it can run here; `auto` names the engine it picks."""
-    by_name = {h.name: h for h in health}
-    choices = [("auto", f"Automatic · {auto.capitalize() if auto else 'none can run'}")]
-    for name in ENGINE_NAMES:
-        state = by_name.get(name)
-        suffix = "" if state is None else (" · ready" if state.ok else " · cannot run here")
-        choices.append((name, f"{name.capitalize()}{suffix}"))
+    """Automatic (labelled with the engine it picks) and every engine that can run here; the page's side
+    panel says why the others cannot."""
+    choices = [("auto", f"Automatic · {auto.capitalize() if auto else 'none can run (plans only)'}")]
+    choices += [(h.name, h.name.capitalize()) for h in health if h.ok and h.name in ENGINE_NAMES]
     return choices

@@ -28,8 +28,10 @@ from synthesis.voices import CUSTOM_PREFIX, default_voice, engine_for_voice, own
 
 logger = logging.getLogger(__name__)
 
-# Speech pace used for plans' duration estimates (characters per second of audio).
-CHARS_PER_SECOND = 14.0
+# Speech pace (characters per second of audio) for plans' length estimates until an engine has finished
+# PACE_HISTORY jobs here; after that its recent jobs give the pace. Measured values: docs/speech-pace.md.
+DEFAULT_PACE = {"piper": 17.5, "bark": 14.0}
+PACE_HISTORY = 3
 
 
 class InvalidRequest(Exception):
@@ -75,9 +77,7 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
 
     `inline` is for callers that run the job themselves right away (`manage.py synthesize`): the job is
     returned already claimed (running), never handed to the workers, and queue admission does not apply."""
-    engine_name, can_run = _choose_engine(request)
-    voice = _check_voice(request.voice or default_voice(engine_name), engine_name, owner, api_key)
-    prefix = _check_output_path(request.output_path)
+    # Checks that need no engine come first: an engine's health check may import torch (seconds).
     segments = split_text(request.prompt)
     if not segments:
         raise InvalidRequest("prompt", "The prompt is blank: write some text to speak.")
@@ -85,9 +85,18 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
         raise InvalidRequest(
             "prompt", f"The prompt has {len(request.prompt)} characters; the limit is {settings.BARK_MAX_PROMPT_CHARS}."
         )
-    dry_run = (not can_run) if request.dry_run is None else request.dry_run
+    prefix = _check_output_path(request.output_path)
+    if request.voice and not request.voice.startswith(CUSTOM_PREFIX) and engine_for_voice(request.voice) is None:
+        raise InvalidRequest("voice", _unknown_voice(request.voice))
+    engine_name, can_run = _choose_engine(request)
+    voice = _check_voice(request.voice or default_voice(engine_name), engine_name, owner, api_key)
+    # An engine the caller chose (by name, or through one of its voices) must run unless this is a dry run;
+    # only a request that leaves the engine open becomes a dry run by itself when nothing can run.
+    chosen = bool(request.engine or request.voice)
+    dry_run = (not can_run and not chosen) if request.dry_run is None else request.dry_run
     if not dry_run and not can_run:
-        raise EngineUnavailable(f"The {engine_name} engine cannot run: {get_engine(engine_name).health().reason}")
+        reason = get_engine(engine_name).health().reason
+        raise EngineUnavailable(f"The {engine_name} engine cannot run here: {reason}")
     if not dry_run and (refused := breaker.refuses_new_jobs(engine_name)):
         raise EngineUnavailable(refused)
 
@@ -123,7 +132,7 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
         "segment_count": len(segments),
         "segment_voices": applied.segment_voices,
         "pauses_ms": {str(index): ms for index, ms in applied.pauses_ms.items()},  # JSON keys are strings
-        "estimated_duration_s": round(len(request.prompt) / CHARS_PER_SECOND, 1),
+        "estimated_duration_s": round(len(request.prompt) / speech_pace(engine_name), 1),
         "modalities": modalities,
         "render_video": render_video,
         "video": request.video or None,
@@ -172,6 +181,21 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
             enqueue(job)
     hooks.emit("submitted", job_id=str(job.id), engine=engine_name, segments=len(segments))
     return job
+
+
+def speech_pace(engine_name: str) -> float:
+    """Characters per second of audio: from the engine's recent completed jobs on this deployment once there
+    are a few (the real pace of its voices), else a measured default."""
+    recent = list(
+        Job.objects.filter(
+            engine=engine_name, status=Job.Status.COMPLETED, deduplicated_from__isnull=True, duration_s__gt=0
+        )
+        .order_by("-completed_at")
+        .values_list("prompt", "duration_s")[:20]
+    )
+    if len(recent) < PACE_HISTORY:
+        return DEFAULT_PACE.get(engine_name, 14.0)
+    return sum(len(prompt) for prompt, _ in recent) / sum(duration for _, duration in recent)
 
 
 def enqueue(job: Job) -> None:
@@ -250,12 +274,17 @@ def _check_voice(voice: str, engine_name: str, owner, api_key: ApiKey | None, fi
             raise InvalidRequest(field, f"The voice {voice!r} is {mine.status}, not ready. {mine.error}".strip())
     implied = engine_for_voice(voice)
     if implied is None:
-        raise InvalidRequest(
-            field, f"Unknown voice {voice!r}. Use a Bark preset such as 'v2/en_speaker_6' (see /api/voices)."
-        )
+        raise InvalidRequest(field, _unknown_voice(voice))
     if implied != engine_name:
         raise InvalidRequest(field, f"The voice {voice!r} belongs to the {implied} engine, not {engine_name}.")
     return voice
+
+
+def _unknown_voice(voice: str) -> str:
+    return (
+        f"Unknown voice {voice!r}. Use a Bark preset such as 'v2/en_speaker_6', Piper's "
+        f"'{default_voice('piper')}', or one of yours (see /api/voices)."
+    )
 
 
 def _uuid_or_none(value: str) -> uuid.UUID | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -14,12 +13,11 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import connection
 from django.utils import timezone
 
 from synthesis import breaker, hooks
-from synthesis.artifacts import store_artifact, store_segment, write_atomically
+from synthesis.artifacts import delete_job_files, local_copy, store_artifact, store_segment, write_atomically
 from synthesis.engines import (
     EngineFailed,
     EngineUnavailable,
@@ -121,7 +119,7 @@ def generate_multimedia(
 ) -> dict[str, Path]:
     """The Python API for video: speak `text` and write audio.wav, captions.srt, captions.vtt, video.mp4 and
     metadata.json into `out_dir`; returns their paths by artifact name. `video` takes the same options as
-    the REST API (default: the SRD's 4K/30 preset; {"preset": "720p"} renders several times faster)."""
+    the REST API (default: 1080p, as everywhere; {"preset": "720p"} renders faster, "4k" slower)."""
     options = validate_video_options(video)  # before minutes of synthesis, not after
     segments = split_text(text)
     if not segments:
@@ -228,6 +226,7 @@ def run_claimed_job(job: Job, on_progress: Callable[[int, int], None] | None = N
 
 
 def _run_claimed(job: Job, on_progress: Callable[[int, int], None] | None) -> None:
+    claimed_at = time.monotonic()
     segments = job.plan.get("segments") or split_text(job.prompt)
     Job.objects.filter(pk=job.pk).update(segments_total=len(segments))
     job.segments_total = len(segments)
@@ -268,7 +267,11 @@ def _run_claimed(job: Job, on_progress: Callable[[int, int], None] | None) -> No
     if not finished:  # cancelled at the last moment: the row says so, the files must go
         _discard_artifacts(job)
         return
-    hooks.emit("completed", job_id=str(job.id), engine=result.engine, duration_s=job.duration_s, **timings)
+    run_s = round(time.monotonic() - claimed_at, 3)
+    hooks.emit(
+        "completed", job_id=str(job.id), engine=result.engine, device=result.device, duration_s=job.duration_s,
+        run_s=run_s, **timings,
+    )  # fmt: skip
 
 
 def _render_job_video(job: Job, result: AudioResult, cues: list[Cue], timings: dict) -> float:
@@ -279,21 +282,21 @@ def _render_job_video(job: Job, result: AudioResult, cues: list[Cue], timings: d
     t0 = time.monotonic()
     try:
         options = validate_video_options(job.params.get("video"))
-        background = _background_path(job.params.get("video_background"))
-        store_artifact(
-            job,
-            "video",
-            "mp4",
-            lambda path: render_video(
-                result.waveform,
-                result.sample_rate,
-                cues,
-                options,
-                path,
-                background_image=background,
-                should_continue=job.record_progress,  # False once the job is cancelled
-            ),
-        )
+        with _background_image(job.params.get("video_background")) as background:
+            store_artifact(
+                job,
+                "video",
+                "mp4",
+                lambda path: render_video(
+                    result.waveform,
+                    result.sample_rate,
+                    cues,
+                    options,
+                    path,
+                    background_image=background,
+                    should_continue=job.record_progress,  # False once the job is cancelled
+                ),
+            )
     except SynthesisCancelled:
         raise
     except Exception as exc:
@@ -317,16 +320,17 @@ def _made(job: Job, result: AudioResult) -> dict:
     }
 
 
-def _background_path(name: str | None) -> Path | None:
-    """An uploaded background image's storage name (set by the server, never by a client) as a path that
-    stays inside BARK_OUTPUT_ROOT."""
+@contextmanager
+def _background_image(name: str | None) -> Iterator[Path | None]:
+    """An uploaded background image (a storage name set by the server, never by a client) as a local file
+    for the renderer, copied out of the storage into a scratch directory."""
     if not name:
-        return None
-    root = Path(settings.MEDIA_ROOT).resolve()
-    path = (root / name).resolve()
-    if not path.is_relative_to(root):
-        raise VideoRenderError("The background image lies outside BARK_OUTPUT_ROOT.")
-    return path
+        yield None
+        return
+    if name.startswith("/") or ".." in name.split("/"):
+        raise VideoRenderError("The background image lies outside the artifact storage.")
+    with local_copy(name) as path:
+        yield path
 
 
 def job_options(job: Job) -> SynthesisOptions:
@@ -365,22 +369,9 @@ def _fail(job: Job, error: str, started: float, keep: dict | None = None) -> Non
 
 
 def _discard_artifacts(job: Job, keep: Collection[str] = ()) -> None:
-    """Remove this job's files, except the storage names in `keep`, so a failed or cancelled job points at
-    nothing half-made."""
-    directory = Path(settings.MEDIA_ROOT) / "jobs" / str(job.id)
-    if hasattr(default_storage, "location"):
-        if not keep:
-            shutil.rmtree(directory, ignore_errors=True)
-            return
-        for path in sorted(directory.rglob("*"), reverse=True):  # children first, so emptied folders go too
-            if path.is_file() and path.relative_to(settings.MEDIA_ROOT).as_posix() not in keep:
-                path.unlink(missing_ok=True)
-            elif path.is_dir() and not any(path.iterdir()):
-                path.rmdir()
-    else:
-        for name in [f.name for f in job.artifacts().values()]:
-            if name not in keep:
-                default_storage.delete(name)
+    """Remove this job's files (its segments too), except the storage names in `keep`, so a failed or
+    cancelled job points at nothing half-made."""
+    delete_job_files(str(job.id), keep)
 
 
 @contextmanager

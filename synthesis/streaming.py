@@ -18,7 +18,6 @@ import numpy as np
 from django.conf import settings
 from django.http import StreamingHttpResponse
 from scipy.io import wavfile
-from scipy.signal import resample_poly
 
 from synthesis.media.audio import SEGMENT_PAUSE_S, to_pcm16
 from synthesis.models import Job
@@ -122,6 +121,10 @@ def _resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
     if rate == target:
         return samples
     ratio = Fraction(target, rate)
+    # Imported here: scipy.signal takes seconds to import, and this module is on every URL check's path
+    # (so every manage.py command would pay for it).
+    from scipy.signal import resample_poly
+
     floats = resample_poly(samples.astype(np.float32) / 32767, ratio.numerator, ratio.denominator)
     return to_pcm16(floats)
 

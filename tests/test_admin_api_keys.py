@@ -40,6 +40,7 @@ def test_the_list_shows_rate_limits_and_last_use(admin_client, settings):
     assert '<td class="field-rate_limit">120</td>' in body
     assert '<td class="field-rate_limit">default (30)</td>' in body
     assert body.count('<td class="field-last_used_at nowrap">-</td>') == 1
+    assert body.count('<td class="field-state"><span class="job-badge job-completed">active</span></td>') == 2
 
 
 def test_the_revoke_action_revokes_the_selected_keys(admin_client):

@@ -114,3 +114,27 @@ def test_the_dashboard_is_for_staff_only(client, user):
     response = client.get(URL)
 
     assert response.status_code == 302 and response["Location"].startswith(reverse("admin:login"))
+
+
+def test_jobs_count_against_the_model_they_ran_on_not_the_one_configured_now(admin_client, user, completed_job):
+    Job.objects.filter(pk=completed_job.pk).update(engine="bark", model="checkpoints/tiny")
+
+    bark = next(row for row in report()["engines"] if row["engine"] == "bark")
+    body = admin_client.get(URL).content.decode()
+
+    assert bark["models"] == [("checkpoints/tiny", 1)]
+    assert '<div class="dash-reason"><code>checkpoints/tiny</code>: 1</div>' in body
+
+
+def test_commands_in_a_health_reason_are_shown_as_code_not_backticks(admin_client, settings, tmp_path):
+    from synthesis.engines import reset_engines
+
+    settings.BARK_MODEL = str(tmp_path / "missing")
+    settings.BARK_MODELS_AVAILABLE = "auto"
+    reset_engines()
+
+    body = admin_client.get(URL).content.decode()
+
+    assert "<code>.venv/bin/python manage.py build_bark_checkpoint DIR --arch tiny</code>" in body
+    assert "`" not in body.split('id="engines-title"')[1].split("</section>")[0]
+    reset_engines()

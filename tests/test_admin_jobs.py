@@ -16,7 +16,7 @@ def act(client, action: str, *jobs: Job):
     return client.post(LIST, {"action": action, "_selected_action": [str(j.pk) for j in jobs]}, follow=True)
 
 
-def test_the_list_shows_status_engine_voice_requester_duration_and_attempts(admin_client, completed_job):
+def test_the_list_shows_status_text_engine_voice_requester_and_duration(admin_client, completed_job):
     key, _ = ApiKey.objects.create_key(name="podcast robot")
     by_key = submit_job(JobRequest(prompt="From the API.", engine="piper"), api_key=key)
 
@@ -29,8 +29,19 @@ def test_the_list_shows_status_engine_voice_requester_duration_and_attempts(admi
     assert '<span class="job-badge job-queued">Queued</span>' in body
     assert "user ada" in body and f"key podcast robot <code>{key.prefix}</code>" in body
     assert f"{completed_job.duration_s:.1f} s" in body and "piper/en_US-joe-medium" in body
-    assert 'class="field-attempts">1</td>' in body
+    assert f'<span class="job-text" title="{completed_job.prompt}">{completed_job.prompt}</span>' in body
+    assert "×" not in body  # attempts show only when a job needed more than one
     assert by_key.api_key == key
+
+
+def test_a_long_text_is_shortened_and_repeated_attempts_show_next_to_the_status(admin_client, user):
+    job = make_job(user, prompt="A rather long text. " * 10)
+    Job.objects.filter(pk=job.pk).update(attempts=2)
+
+    body = admin_client.get(LIST).content.decode()
+
+    assert "A rather long text. A rather long text. A rather long text.…</span>" in body
+    assert '<span class="job-attempts" title="attempts">×2</span>' in body
 
 
 def test_filters_by_status_and_engine_and_search_by_text_or_id(admin_client, user, completed_job, failed_job):

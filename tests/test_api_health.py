@@ -16,7 +16,7 @@ def test_health_is_ok_with_version_time_and_every_check(db):
     checks = body["checks"]
     assert checks["database"] == {"ok": True, "vendor": connection.vendor}  # sqlite, or postgresql in CI
     assert checks["queue"]["ok"] and checks["queue"]["queued_jobs"] == 0 and checks["queue"]["clusters"] == 0
-    assert "manage.py qcluster" in checks["queue"]["note"]
+    assert "manage.py runworkers" in checks["queue"]["note"]
     assert checks["cache"]["ok"]
     engines = {engine["name"]: engine for engine in checks["engines"]}
     assert engines["piper"]["ok"] and engines["piper"]["reason"] == "ready"

@@ -9,6 +9,9 @@ from scipy.io import wavfile
 
 from tests.api_helpers import SPEECH, client, error_of, keyed_client, run
 
+# Marked tests run with artifacts on the local disk and again in an S3 bucket (moto's server).
+ON_DISK_AND_S3 = pytest.mark.usefixtures("artifact_storage")
+
 
 @pytest.fixture
 def done(db):
@@ -21,6 +24,7 @@ def body_of(response) -> bytes:
     return b"".join(response.streaming_content)
 
 
+@ON_DISK_AND_S3
 def test_the_audio_artifact_is_a_valid_wav(done):
     api, job = done
 
@@ -42,6 +46,7 @@ def test_the_metadata_artifact_is_json(done):
     assert json.loads(body_of(response))["job_id"] == str(job.id)
 
 
+@ON_DISK_AND_S3
 def test_a_byte_range_is_honoured(done):
     api, job = done
 
@@ -60,6 +65,7 @@ def test_an_artifact_the_job_does_not_have_is_a_json_404(done, name):
     assert error_of(response)["code"] == "not_found"
 
 
+@ON_DISK_AND_S3
 def test_a_file_gone_from_storage_is_a_404_not_a_500(done):
     api, job = done
     job.audio.storage.delete(job.audio.name)

@@ -28,6 +28,12 @@ def parse_stream_wav(data: bytes) -> tuple[int, np.ndarray]:
     return rate, np.frombuffer(data[44:], dtype=np.int16)
 
 
+def stored_wav(job: Job) -> tuple[int, np.ndarray]:
+    with job.audio.storage.open(job.audio.name, "rb") as handle:
+        return wavfile.read(io.BytesIO(handle.read()))
+
+
+@pytest.mark.usefixtures("artifact_storage")  # segments are read through the storage, local or S3
 def test_the_first_chunk_arrives_when_the_first_segment_is_done_not_the_whole_job(db):
     api, key = keyed_client()
     job = submit_job(JobRequest(prompt=LONG_TEXT, engine="piper", seed=1), api_key=key)
@@ -48,10 +54,11 @@ def test_the_first_chunk_arrives_when_the_first_segment_is_done_not_the_whole_jo
     rest = b"".join(chunks)
     streamed = np.frombuffer(first[44:] + rest, dtype=np.int16)
     job.refresh_from_db()
-    _, final = wavfile.read(job.audio.path)
+    _, final = stored_wav(job)
     assert np.array_equal(streamed, final), "the stream is the final WAV, sample for sample"
 
 
+@pytest.mark.usefixtures("artifact_storage")
 def test_a_completed_job_streams_its_whole_audio_at_once(db):
     api, key = keyed_client()
     job = run(str(submit_job(JobRequest(prompt="Done already.", engine="piper"), api_key=key).id))
@@ -61,7 +68,7 @@ def test_a_completed_job_streams_its_whole_audio_at_once(db):
     assert response.status_code == 200 and response["Content-Type"] == "audio/wav"
     assert response["X-Job-Id"] == str(job.id)
     rate, samples = parse_stream_wav(b"".join(response.streaming_content))
-    assert rate == 22050 and np.array_equal(samples, wavfile.read(job.audio.path)[1])
+    assert rate == 22050 and np.array_equal(samples, stored_wav(job)[1])
 
 
 def test_pcm_streams_are_resampled_to_24_khz_and_mp3_streams_are_mp3_frames(db):

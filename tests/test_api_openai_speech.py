@@ -12,6 +12,7 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from scipy.io import wavfile
 
+from synthesis.engines import reset_engines
 from synthesis.models import Job
 from tests.api_helpers import client, keyed_client, new_key
 from tests.media_decode import decode, duration_s
@@ -197,19 +198,35 @@ def test_with_a_worker_running_the_request_waits_for_it_and_gives_up_after_the_t
     assert error["code"] == "timeout" and f"GET /api/bark/jobs/{job.id}" in error["message"]
 
 
-def test_models_lists_every_accepted_model_in_openais_format(api):
+def test_models_lists_every_model_that_can_run_in_openais_format(api, tiny_bark):
     response = api.get("/v1/models")
 
     assert response.status_code == 200
     body = response.json()
     assert body["object"] == "list"
     ids = {model["id"]: model["engine"] for model in body["data"]}
-    assert ids["tts-1"] == "piper" and ids["bark"] == "bark" and ids["suno/bark-small"] == "bark"
+    assert ids["tts-1"] == "bark" and ids["bark"] == "bark" and ids[str(tiny_bark)] == "bark"
     assert ids["piper"] == ids["en_US-joe-medium"] == "piper"
     assert all(model["object"] == "model" and model["owned_by"] == "barksite" for model in body["data"])
-    assert api.get("/v1/models/suno/bark-small").json()["engine"] == "bark"
+    assert api.get("/v1/models/bark").json()["engine"] == "bark"
     assert openai_error(api.get("/v1/models/nope"), 404)["code"] == "not_found"
     assert openai_error(api.get("/v1/nothing/here"), 404)["code"] == "not_found"
+
+
+def test_models_leaves_out_an_engine_that_cannot_run_and_asking_for_it_gets_503_with_the_reason(api, settings):
+    settings.BARK_MODELS_AVAILABLE = "false"
+    reset_engines()
+
+    ids = {model["id"] for model in api.get("/v1/models").json()["data"]}
+    detail = openai_error(api.get("/v1/models/bark"), 404)
+    speech = openai_error(speak(api, model="bark", voice="alloy"), 503)
+
+    assert ids == {"tts-1", "tts-1-hd", "gpt-4o-mini-tts", "piper", "en_US-joe-medium"}
+    assert detail["message"] == "The model 'bark' cannot run here: disabled by BARK_MODELS_AVAILABLE=false"
+    assert speech["code"] == "engine_unavailable"
+    assert speech["message"] == "The bark engine cannot run here: disabled by BARK_MODELS_AVAILABLE=false"
+    assert not Job.objects.exists()
+    reset_engines()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import pytest
 from django.core.exceptions import RequestDataTooBig
 
 from synthesis.api.errors import exception_handler
+from synthesis.engines import reset_engines
 from synthesis.models import Job
 from tests.api_helpers import SPEECH, error_of, keyed_client, run
 
@@ -51,9 +52,9 @@ def test_a_dry_run_returns_200_with_the_plan_and_records_a_planned_job(api):
     assert plan["model"] == "en_US-joe-medium" and plan["voice"] == "piper/en_US-joe-medium"
     assert plan["estimated_duration_s"] > 0 and plan["modalities"] == ["audio", "video"]
     expected = {
-        "preset": "4k",
-        "width": 3840,
-        "height": 2160,
+        "preset": "1080p",
+        "width": 1920,
+        "height": 1080,
         "fps": 24,
         "video_codec": "libx264",
         "audio_codec": "aac",
@@ -61,21 +62,49 @@ def test_a_dry_run_returns_200_with_the_plan_and_records_a_planned_job(api):
     assert plan["video"].items() >= expected.items()
 
 
-def test_without_a_runnable_engine_dry_run_defaults_to_true_and_a_real_run_gets_503(api, monkeypatch):
+def test_without_a_runnable_engine_dry_run_defaults_to_true_and_a_real_run_gets_503(api, monkeypatch, settings):
+    from synthesis.engines.piper.engine import PiperEngine
+
+    settings.BARK_MODELS_AVAILABLE = "false"
+    reset_engines()
+    monkeypatch.setattr(PiperEngine, "_missing", lambda self: "piper is switched off for this test")
+
+    planned = api.post(URL, {"prompt": SPEECH["prompt"]}, format="json")
+    refused = api.post(URL, {"prompt": SPEECH["prompt"], "dry_run": False}, format="json")
+
+    assert planned.status_code == 200 and planned.json()["status"] == "planned"
+    assert refused.status_code == 503 and error_of(refused)["code"] == "engine_unavailable"
+    assert list(Job.objects.values_list("status", flat=True)) == ["planned"]
+    reset_engines()
+
+
+def test_an_engine_asked_for_by_name_that_cannot_run_gets_503_with_the_reason_unless_dry_run(api, monkeypatch):
     from synthesis.engines.piper.engine import PiperEngine
 
     monkeypatch.setattr(PiperEngine, "_missing", lambda self: "piper is switched off for this test")
 
-    planned = api.post(URL, SPEECH, format="json")
-    refused = api.post(URL, {**SPEECH, "dry_run": False}, format="json")
+    refused = api.post(URL, SPEECH, format="json")
+    planned = api.post(URL, {**SPEECH, "dry_run": True}, format="json")
 
-    assert planned.status_code == 200 and planned.json()["status"] == "planned"
     assert refused.status_code == 503
     assert error_of(refused) == {
         "code": "engine_unavailable",
-        "message": "The piper engine cannot run: piper is switched off for this test",
+        "message": "The piper engine cannot run here: piper is switched off for this test",
     }
+    assert planned.status_code == 200 and planned.json()["status"] == "planned"
     assert list(Job.objects.values_list("status", flat=True)) == ["planned"]
+
+
+def test_a_voice_of_an_engine_that_cannot_run_gets_503_too(api, settings):
+    settings.BARK_MODELS_AVAILABLE = "false"
+    reset_engines()
+
+    refused = api.post(URL, {"prompt": "Hi.", "voice": "v2/en_speaker_6"}, format="json")
+
+    assert refused.status_code == 503
+    assert error_of(refused)["message"] == "The bark engine cannot run here: disabled by BARK_MODELS_AVAILABLE=false"
+    assert not Job.objects.exists()
+    reset_engines()
 
 
 def test_the_same_seeded_request_after_completion_reuses_the_job_with_200(api):
@@ -259,3 +288,14 @@ def test_get_is_not_allowed_on_synthesize(api):
 
     assert response.status_code == 405
     assert error_of(response) == {"code": "method_not_allowed", "message": 'Method "GET" not allowed.'}
+
+
+def test_the_estimated_length_follows_the_engines_recent_pace(api):
+    text = "x" * 175
+    first = api.post(URL, {**SPEECH, "prompt": text, "dry_run": True}, format="json").json()["plan"]
+    for _ in range(3):  # three finished Piper jobs here spoke 10 characters a second
+        Job.objects.create(prompt="y" * 100, engine="piper", status=Job.Status.COMPLETED, duration_s=10.0)
+    later = api.post(URL, {**SPEECH, "prompt": text, "dry_run": True}, format="json").json()["plan"]
+
+    assert first["estimated_duration_s"] == 10.0  # Piper's measured default: 17.5 characters a second
+    assert later["estimated_duration_s"] == 17.5

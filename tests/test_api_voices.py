@@ -179,6 +179,7 @@ def test_a_voice_can_be_deleted_by_its_owner(db):
     assert not stored.storage.exists(stored.name)
 
 
+@pytest.mark.usefixtures("artifact_storage")  # the prompt file on the local disk, and in an S3 bucket
 def test_save_prompt_round_trips_through_the_stored_file(db):
     prompt = {
         "semantic_prompt": np.arange(16),

@@ -3,8 +3,8 @@ check that the page's <audio> element loaded a playable file. The worker is the 
 run in the test thread once the job is queued (the in-memory test database is shared with the server
 thread, so a separate qcluster process could not see it).
 
-Set BARK_SCREENSHOT_DIR to also write the README's screenshots (docs/job-page.png and
-docs/admin-dashboard.png) from the same harness:  BARK_SCREENSHOT_DIR=docs pytest -m browser
+Set BARK_SCREENSHOT_DIR to also write the README's screenshots (docs/job-page.png,
+docs/admin-dashboard.png and docs/admin-jobs.png) from the same harness:  BARK_SCREENSHOT_DIR=docs pytest -m browser
 """
 
 import os
@@ -24,7 +24,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from synthesis.jobs import JobRequest, submit_job
-from synthesis.models import Job
+from synthesis.models import ApiKey, Job
 from synthesis.tasks import run_job_task
 from tests.fixtures_web import PASSWORD, finish, make_job
 
@@ -133,6 +133,49 @@ def test_a_person_signs_in_submits_text_and_hears_the_finished_job(browser, live
     assert (tmp_path / "job-page.png").stat().st_size > 10_000
 
 
+def visible_voices(browser: WebDriver) -> set[str]:
+    return set(
+        browser.execute_script(
+            "return [...document.querySelectorAll('#id_voice option')].filter(o => !o.hidden).map(o => o.value)"
+        )
+    )
+
+
+def test_the_voice_list_follows_the_engine_and_a_seeded_piper_run_says_it_ignores_temperatures(
+    browser, live_server, person, tiny_bark, settings
+):
+    settings.BARK_DEFAULT_ENGINE = "piper"
+    sign_in(browser, live_server.url)
+    engine = Select(browser.find_element(By.ID, "id_engine"))
+    note = browser.find_element(By.CSS_SELECTOR, "[data-temperature-ignored]")
+
+    automatic = visible_voices(browser)  # Automatic picks Piper here
+    engine.select_by_value("bark")
+    bark = visible_voices(browser)
+    engine.select_by_value("piper")
+    browser.find_element(By.ID, "id_seed").send_keys("7")
+
+    assert automatic == {"", "piper/en_US-joe-medium"}
+    assert "v2/ja_speaker_3" in bark and "piper/en_US-joe-medium" not in bark and len(bark) == 131
+    assert visible_voices(browser) == automatic and note.is_displayed()
+    engine.select_by_value("bark")
+    assert not note.is_displayed()
+
+
+def test_the_admin_lists_fit_a_1280_px_screen(browser, live_server, person):
+    for index in range(3):
+        finish(make_job(person, prompt=f"A fairly long text for the list, number {index}, to see that it wraps. " * 3))
+    ApiKey.objects.create_key(name="a podcast robot with a long name", rate_limit_per_min=120)
+    sign_in(browser, live_server.url)
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False}
+    )
+    for page in ("admin:synthesis_job_changelist", "admin:synthesis_apikey_changelist"):
+        browser.get(live_server.url + reverse(page))
+        width = browser.execute_script("return document.documentElement.scrollWidth")
+        assert width <= 1280, f"{page} is {width} px wide"
+
+
 @pytest.mark.skipif(not os.environ.get("BARK_SCREENSHOT_DIR"), reason="set BARK_SCREENSHOT_DIR to write screenshots")
 def test_the_readme_screenshots(browser, live_server, person):
     """A completed job's page and the admin dashboard with a little history, for the README."""
@@ -155,3 +198,5 @@ def test_the_readme_screenshots(browser, live_server, person):
     screenshot(browser, out / "job-page.png")
     browser.get(live_server.url + reverse("admin:synthesis_job_dashboard"))
     screenshot(browser, out / "admin-dashboard.png")
+    browser.get(live_server.url + reverse("admin:synthesis_job_changelist"))
+    screenshot(browser, out / "admin-jobs.png")

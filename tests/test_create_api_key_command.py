@@ -56,3 +56,20 @@ def test_bad_input_fails_with_a_clear_message_and_creates_nothing(db, args, mess
 def test_a_non_numeric_rate_limit_is_a_usage_error():
     with pytest.raises(CommandError, match="invalid int value"):
         call_command("create_api_key", "robot", "--rate-limit", "many")
+
+
+def test_quiet_prints_only_the_key_for_scripts(db, capsys):
+    call_command("create_api_key", "script", "--quiet")
+
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert client(out.strip()).get("/api/bark/jobs").status_code == 200
+
+
+def test_the_example_names_the_port_bin_serve_uses(db, capsys, monkeypatch):
+    monkeypatch.setenv("PORT", "8123")
+    call_command("create_api_key", "port")
+    assert "http://127.0.0.1:8123/api/bark/jobs" in capsys.readouterr().out
+
+    call_command("create_api_key", "url", "--url", "https://tts.example.org/")
+    assert "https://tts.example.org/api/bark/jobs" in capsys.readouterr().out

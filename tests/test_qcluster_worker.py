@@ -38,9 +38,16 @@ def test_a_running_cluster_completes_an_enqueued_job(tmp_path: Path):
             status, audio, error = db.execute(
                 "SELECT status, audio, error FROM synthesis_job WHERE id = ?", [job_id.replace("-", "")]
             ).fetchone()
+        # --wait follows a queued job to its end and then copies its audio like a local run.
+        waited = manage(
+            "synthesize", "Wait for me.", "--engine", "piper", "--enqueue", "--wait", "--out", str(tmp_path / "w.wav"),
+            env=env,
+        )  # fmt: skip
     finally:
         stop(worker)
 
     assert status == "completed", error or (tmp_path / "qcluster.log").read_text()[-3000:]
     rate, samples = wavfile.read(tmp_path / "outputs" / audio)
     assert rate == 22050 and len(samples) > rate
+    assert "Queued job " in waited and f"Wrote {tmp_path / 'w.wav'}" in waited
+    assert wavfile.read(tmp_path / "w.wav")[0] == 22050

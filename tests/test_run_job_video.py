@@ -126,14 +126,14 @@ def test_cancelling_a_job_while_it_renders_stops_the_render_and_leaves_no_files(
     assert job_files(job) == []
 
 
-def test_synthesize_video_writes_an_mp4_at_the_720p_cli_default(db, tmp_path, capsys):
+def test_synthesize_video_writes_an_mp4_at_the_1080p_default(db, tmp_path, capsys):
     (tmp_path / "cli").mkdir()
     out = tmp_path / "cli" / "hello.mp4"
 
     call_command("synthesize", "Hello there.", "--engine", "piper", "--video", str(out))
 
     facts = probe(out)
-    assert (facts.video_codec, facts.width, facts.height) == ("h264", 1280, 720)
+    assert (facts.video_codec, facts.width, facts.height) == ("h264", 1920, 1080)
     assert facts.duration_s == pytest.approx(Job.objects.get().duration_s, abs=0.1)
     assert f"Wrote {out}" in capsys.readouterr().out
     assert [p.name for p in out.parent.iterdir()] == ["hello.mp4"]

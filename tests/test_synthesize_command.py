@@ -6,6 +6,7 @@ from django.core.management import CommandError, call_command
 from django_q.models import OrmQ
 from scipy.io import wavfile
 
+from synthesis.engines import reset_engines
 from synthesis.models import Job
 
 
@@ -70,6 +71,23 @@ def test_synthesize_fails_cleanly_on_bad_input_and_records_nothing(db, args, mes
     assert Job.objects.count() == 0
 
 
-def test_synthesize_refuses_out_of_range_temperatures_with_a_usage_error():
-    with pytest.raises(CommandError, match="invalid temperature value"):
-        call_command("synthesize", "Hi.", "--text-temp", "2")
+@pytest.mark.parametrize("value", ["2", "5", "-0.1", "nan", "warm"])
+def test_synthesize_refuses_out_of_range_temperatures_with_the_allowed_range(value):
+    with pytest.raises(CommandError, match=r"--text-temp: use a temperature from 0.0 to 1.5 \(e.g. 0.7\), not"):
+        call_command("synthesize", "Hi.", "--text-temp", value)
+
+
+def test_wait_without_enqueue_is_refused(db):
+    with pytest.raises(CommandError, match="--wait goes with --enqueue"):
+        call_command("synthesize", "Hi.", "--wait")
+
+
+def test_an_engine_that_cannot_run_is_refused_with_the_reason(db, settings):
+    settings.BARK_MODELS_AVAILABLE = "false"
+    reset_engines()
+
+    with pytest.raises(CommandError, match="The bark engine cannot run here: disabled by BARK_MODELS_AVAILABLE=false"):
+        call_command("synthesize", "Hi.", "--engine", "bark")
+
+    assert Job.objects.count() == 0
+    reset_engines()

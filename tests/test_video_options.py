@@ -5,13 +5,13 @@ import pytest
 from synthesis.media.video_options import PRESETS, VideoOptionsError, capabilities, validate_video_options
 
 
-def test_no_options_give_the_srd_default_of_4k_at_30_fps_with_h264_and_aac():
+def test_no_options_give_the_one_default_of_1080p_at_30_fps_with_h264_and_aac():
     assert validate_video_options(None) == {
-        "preset": "4k",
-        "width": 3840,
-        "height": 2160,
+        "preset": "1080p",
+        "width": 1920,
+        "height": 1080,
         "fps": 30,
-        "video_bitrate": "20000k",
+        "video_bitrate": "8000k",
         "audio_bitrate": "192k",
         "video_codec": "libx264",
         "audio_codec": "aac",
@@ -89,7 +89,7 @@ def test_a_portrait_4k_frame_is_allowed_but_not_more_pixels_than_4k():
 
 def test_capabilities_come_from_the_same_table_the_validator_uses():
     caps = capabilities()
-    assert caps["video_presets"] == PRESETS and caps["default_video_preset"] == "4k"
+    assert caps["video_presets"] == PRESETS and caps["default_video_preset"] == "1080p"
     assert caps["codecs"] == {"video": ["libx264"], "audio": ["aac"]}
     for bitrate in caps["audio_bitrates"]:
         assert validate_video_options({"audio_bitrate": bitrate})["audio_bitrate"] == bitrate

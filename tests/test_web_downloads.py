@@ -1,10 +1,12 @@
 """Artifact downloads: only for the job's owner (and staff), with the right content type and byte ranges."""
 
-from pathlib import Path
-
+import pytest
 from django.urls import reverse
 
 from synthesis.models import Job
+
+# Marked tests run with artifacts on the local disk and again in an S3 bucket (moto's server).
+ON_DISK_AND_S3 = pytest.mark.usefixtures("artifact_storage")
 
 
 def file_url(job: Job, name: str) -> str:
@@ -15,6 +17,11 @@ def body_of(response) -> bytes:
     return b"".join(response.streaming_content)
 
 
+def stored_bytes(job: Job) -> bytes:
+    with job.audio.storage.open(job.audio.name, "rb") as handle:
+        return handle.read()
+
+
 def test_the_owner_downloads_the_wav_inline_with_its_content_type(signed_in, completed_job):
     response = signed_in.get(file_url(completed_job, "audio"))
 
@@ -23,7 +30,7 @@ def test_the_owner_downloads_the_wav_inline_with_its_content_type(signed_in, com
     assert response["Content-Type"] == "audio/wav"
     assert response["Accept-Ranges"] == "bytes"
     assert response["Content-Disposition"] == 'inline; filename="audio.wav"'
-    assert data == Path(completed_job.audio.path).read_bytes() and data[:4] == b"RIFF"
+    assert data == stored_bytes(completed_job) and data[:4] == b"RIFF"
     assert int(response["Content-Length"]) == completed_job.artifact_sizes["audio"]
 
 
@@ -35,8 +42,9 @@ def test_download_1_asks_the_browser_to_save_the_file(signed_in, completed_job):
     assert b'"engine": "piper"' in body_of(response)
 
 
+@ON_DISK_AND_S3
 def test_a_byte_range_is_answered_with_206_and_just_those_bytes(signed_in, completed_job):
-    whole = Path(completed_job.audio.path).read_bytes()
+    whole = stored_bytes(completed_job)
 
     first = signed_in.get(file_url(completed_job, "audio"), headers={"Range": "bytes=0-43"})
     tail = signed_in.get(file_url(completed_job, "audio"), headers={"Range": "bytes=-100"})
@@ -58,10 +66,11 @@ def test_a_range_past_the_end_is_416_and_a_malformed_one_gets_the_whole_file(sig
     assert several.status_code == 200 and len(body_of(several)) == size
 
 
+@ON_DISK_AND_S3
 def test_unknown_or_missing_artifacts_are_not_found(signed_in, completed_job):
     assert signed_in.get(file_url(completed_job, "video")).status_code == 404
     assert signed_in.get(file_url(completed_job, "passwd")).status_code == 404
-    Path(completed_job.audio.path).unlink()
+    completed_job.audio.storage.delete(completed_job.audio.name)
     assert signed_in.get(file_url(completed_job, "audio")).status_code == 404
 
 

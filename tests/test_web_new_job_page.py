@@ -35,8 +35,9 @@ def test_the_new_job_page_is_the_home_page_and_needs_a_signed_in_user(client, db
     assert response["Location"] == f"{reverse('login')}?next=/"
 
 
-def test_the_page_shows_the_form_with_the_limit_engines_and_voices_by_language(signed_in, settings):
+def test_the_page_shows_the_form_with_the_limit_engines_and_voices_by_language(signed_in, settings, tiny_bark):
     settings.BARK_MAX_PROMPT_CHARS = 1234
+    settings.BARK_DEFAULT_ENGINE = "piper"
 
     response = signed_in.get(URL)
 
@@ -45,16 +46,36 @@ def test_the_page_shows_the_form_with_the_limit_engines_and_voices_by_language(s
     assert 'maxlength="1234"' in body and "/ 1234 characters" in body and "data-counter-for" in body
     assert '<optgroup label="English">' in body and '<optgroup label="Japanese">' in body
     assert body.index('<optgroup label="English">') < body.index('<optgroup label="Chinese">')
-    assert '<option value="v2/ja_speaker_3">Speaker 3 · Bark</option>' in body
-    assert '<option value="piper/en_US-joe-medium">Joe (Piper, US)</option>' in body
+    assert '<option value="v2/ja_speaker_3" data-engine="bark">Speaker 3 · Bark</option>' in body
+    assert '<option value="piper/en_US-joe-medium" data-engine="piper">Joe (Piper, US)</option>' in body
+    assert 'data-auto-engine="piper"' in body
     assert '<option value="auto" selected>Automatic · Piper</option>' in body
-    assert '<option value="piper">Piper · ready</option>' in body
+    assert '<option value="piper">Piper</option>' in body and '<option value="bark">Bark</option>' in body
     assert "Plan (dry run)" in body and ">Submit</button>" in body
     for label in ("Text temperature", "Waveform temperature", "Seed", "Render a video with captions", "Video size"):
         assert f">{label}</label>" in body or f"> {label}</label>" in body
 
 
-def test_the_users_own_ready_voices_are_offered_and_nobody_elses(signed_in, user, other_user):
+def test_an_engine_that_cannot_run_and_its_voices_are_not_offered(signed_in, settings):
+    settings.BARK_MODELS_AVAILABLE = "false"
+    reset_engines()
+
+    body = signed_in.get(URL).content.decode()
+
+    assert '<option value="bark"' not in body and "v2/en_speaker_6" not in body
+    assert '<option value="piper">Piper</option>' in body and "Joe (Piper, US)" in body
+    assert "<summary>Cannot run here</summary>disabled by BARK_MODELS_AVAILABLE=false</details>" in body
+    reset_engines()
+
+
+def test_the_temperatures_say_when_the_engine_ignores_them(signed_in):
+    body = signed_in.get(URL).content.decode()
+
+    assert body.count("Piper uses it only without a seed (a seeded Piper run is noise-free).") == 2
+    assert "data-temperature-ignored hidden>Piper ignores both temperatures for a seeded request" in body
+
+
+def test_the_users_own_ready_voices_are_offered_and_nobody_elses(signed_in, user, other_user, tiny_bark):
     mine = Voice.objects.create(name="Narrator", source="npz", prompt_file="voices/n.npz", owner=user)
     pending = Voice.objects.create(name="Still encoding", source="clip", status="pending", owner=user)
     theirs = Voice.objects.create(name="Stranger", source="npz", prompt_file="voices/s.npz", owner=other_user)
@@ -95,14 +116,29 @@ def test_invalid_input_is_shown_next_to_its_field_and_nothing_is_recorded(
     assert Job.objects.count() == 0 and OrmQ.objects.count() == 0
 
 
-def test_a_voice_of_another_engine_is_refused_at_the_voice_field(signed_in):
-    response = signed_in.post(URL, form_data(engine="piper", voice="v2/en_speaker_6"))
+@pytest.mark.parametrize("engine", ["piper", "auto"])
+def test_a_bark_voice_with_piper_is_refused_at_the_voice_field(signed_in, settings, tiny_bark, engine):
+    settings.BARK_DEFAULT_ENGINE = "piper"
+
+    response = signed_in.post(URL, form_data(engine=engine, voice="v2/en_speaker_6"))
 
     assert response.status_code == 200
     assert response.context["form"].errors["voice"] == [
-        "The voice 'v2/en_speaker_6' belongs to the bark engine, not piper."
+        "That is a Bark voice, and the Piper engine cannot speak with it: "
+        "pick one of Piper's voices, or the Bark engine."
     ]
     assert Job.objects.count() == 0
+
+
+def test_a_voice_of_an_engine_that_cannot_run_is_not_a_choice(signed_in, settings):
+    settings.BARK_MODELS_AVAILABLE = "false"
+    reset_engines()
+
+    response = signed_in.post(URL, form_data(engine="piper", voice="v2/en_speaker_6"))
+
+    assert response.context["form"].errors["voice"] == ["There is no voice v2/en_speaker_6; pick one from the list."]
+    assert Job.objects.count() == 0
+    reset_engines()
 
 
 def test_windows_line_breaks_count_as_one_character_like_the_counter_does(signed_in, settings):
@@ -159,24 +195,38 @@ def test_automatic_engine_picks_one_that_can_run(signed_in, settings):
     reset_engines()
 
 
-def test_an_engine_that_cannot_run_is_a_form_error_in_plain_words(signed_in, settings):
+def test_an_engine_that_cannot_run_is_refused_at_the_engine_field_plans_included(signed_in, settings):
     settings.BARK_MODELS_AVAILABLE = "false"
     reset_engines()
 
-    body = signed_in.get(URL).content.decode()
-    response = signed_in.post(URL, form_data(engine="bark"))
+    submitted = signed_in.post(URL, form_data(engine="bark"))
+    planned = signed_in.post(URL, form_data(engine="bark", plan="1"))
 
-    assert '<option value="bark">Bark · cannot run here</option>' in body
-    assert "<summary>Cannot run here</summary>disabled by BARK_MODELS_AVAILABLE=false</details>" in body
-    assert response.status_code == 200
-    assert response.context["form"].non_field_errors() == [
-        "The bark engine cannot run: disabled by BARK_MODELS_AVAILABLE=false. "
+    message = "The bark engine cannot run here: disabled by BARK_MODELS_AVAILABLE=false."
+    assert submitted.context["form"].errors["engine"] == [message] == planned.context["form"].errors["engine"]
+    assert Job.objects.count() == 0
+    reset_engines()
+
+
+def test_when_no_engine_can_run_a_submit_says_why_and_a_plan_still_works(signed_in, settings, monkeypatch):
+    from synthesis.engines.piper.engine import PiperEngine
+
+    settings.BARK_MODELS_AVAILABLE = "false"
+    reset_engines()
+    monkeypatch.setattr(PiperEngine, "_missing", lambda self: "piper is switched off for this test")
+
+    body = signed_in.get(URL).content.decode()
+    submitted = signed_in.post(URL, form_data(engine="auto"))
+    planned = signed_in.post(URL, form_data(engine="auto", plan="1"))
+
+    assert '<option value="auto" selected>Automatic · none can run (plans only)</option>' in body
+    assert submitted.context["form"].non_field_errors() == [
+        "The bark engine cannot run here: disabled by BARK_MODELS_AVAILABLE=false. "
         "Choose another engine, or make a plan (dry run) instead."
     ]
-    assert 'class="alert alert-error" role="alert"' in response.content.decode()
-    assert Job.objects.count() == 0
-    # A plan still works: it runs nothing.
-    assert signed_in.post(URL, form_data(engine="bark", plan="1")).context["planned"].engine == "bark"
+    assert 'class="alert alert-error" role="alert"' in submitted.content.decode()
+    assert planned.context["planned"].status == Job.Status.PLANNED
+    assert Job.objects.count() == 1
     reset_engines()
 
 

@@ -67,7 +67,7 @@ def check_queue() -> dict[str, Any]:
         "broker": "redis" if settings.BARK_BROKER_URL else "database",
     }
     if not workers:
-        result["note"] = "No qcluster is running: queued jobs wait until `manage.py qcluster` starts."
+        result["note"] = "No worker is running: queued jobs wait until `bin/serve` (or `manage.py runworkers`) runs."
     return result
 
 

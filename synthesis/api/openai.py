@@ -131,11 +131,15 @@ class SpeechRequestSerializer(serializers.Serializer):
         return within_prompt_limit(value, "input")
 
 
-def models() -> list[dict[str, Any]]:
-    """Every model name the speech endpoint accepts, in OpenAI's model-object shape."""
+def models(runnable_only: bool = True) -> list[dict[str, Any]]:
+    """The model names the speech endpoint accepts, in OpenAI's model-object shape. By default only those that
+    can run here (what GET /v1/models lists); OpenAI's generic names run the default engine, so they are listed
+    when any engine can run."""
     default = default_engine_name()
-    entries = [(name, default) for name in GENERIC_MODELS]
+    entries = [(name, default) for name in GENERIC_MODELS if default or not runnable_only]
     for engine in ENGINE_NAMES:
+        if runnable_only and not get_engine(engine).health().ok:
+            continue
         entries += [(engine, engine), (get_engine(engine).model_id, engine)]
     return [
         {"id": model_id, "object": "model", "created": 0, "owned_by": "barksite", "engine": engine}
@@ -144,8 +148,9 @@ def models() -> list[dict[str, Any]]:
 
 
 def resolve(model: str, voice: str) -> tuple[str | None, str]:
-    """The engine and voice id for an OpenAI (model, voice) pair; ValidationError names the bad one."""
-    named = {entry["id"]: entry["engine"] for entry in models() if entry["id"] not in GENERIC_MODELS}
+    """The engine and voice id for an OpenAI (model, voice) pair; ValidationError names the bad one. A model
+    whose engine cannot run resolves too: submit_job then answers 503 engine_unavailable with the reason."""
+    named = {entry["id"]: entry["engine"] for entry in models(runnable_only=False) if entry["id"] not in GENERIC_MODELS}
     if model not in named and model not in GENERIC_MODELS:
         raise serializers.ValidationError({"model": [f"Unknown model {model!r}; GET /v1/models lists them."]})
     engine = named.get(model)
@@ -199,7 +204,7 @@ class SpeechView(APIView):
             415: OpenApiResponse(OpenApiTypes.OBJECT, description="The body is not JSON."),
             429: OpenApiResponse(OpenApiTypes.OBJECT, description="Rate limit or full queue; see Retry-After."),
             500: OpenApiResponse(OpenApiTypes.OBJECT, description="The job failed; the message says why."),
-            503: OpenApiResponse(OpenApiTypes.OBJECT, description="No engine can run."),
+            503: OpenApiResponse(OpenApiTypes.OBJECT, description="The model's engine cannot run here (the reason)."),
             504: OpenApiResponse(OpenApiTypes.OBJECT, description="Not finished within BARK_SPEECH_TIMEOUT."),
         },
     )
@@ -263,6 +268,10 @@ class ModelDetailView(ModelListView):
         for entry in models():
             if entry["id"] == model_id:
                 return Response(entry)
+        for entry in models(runnable_only=False):
+            if entry["id"] == model_id:
+                reason = get_engine(entry["engine"]).health().reason
+                raise NotFound(f"The model {model_id!r} cannot run here: {reason}")
         raise NotFound(f"There is no model {model_id!r}.")
 
 

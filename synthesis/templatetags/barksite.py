@@ -1,8 +1,26 @@
 """Small formatting filters for the web UI and the admin dashboard."""
 
+import re
+
 from django import template
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
+
+
+@register.filter
+def code_spans(text: str) -> SafeString:
+    """Messages written for terminals and logs mark commands with `backticks`; on a page they become <code>."""
+    return mark_safe(re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(text)))  # escaped first, so this is safe
+
+
+@register.filter
+def video_size(preset: str | None) -> str:
+    """A video preset as people write it: "1080p", "4K"."""
+    from synthesis.media.video_options import preset_label
+
+    return preset_label(preset) if preset else "video"
 
 
 @register.filter

@@ -184,9 +184,9 @@ class BarkEngine(Engine):
         repo = self._model_id if self._is_hub_id() else DEFAULT_HUB_MODEL
         download = " Set BARK_MODELS_AVAILABLE=true to let Bark download it on first use." if self._is_hub_id() else ""
         return (
-            f"Bark weights not found: {where}. Download them with `hf download {repo}` (and set BARK_MODEL={repo}), "
-            "point BARK_MODEL at a checkpoint directory, or build a random-weight test checkpoint with "
-            f"`python manage.py build_bark_checkpoint DIR --arch tiny`.{download}"
+            f"Bark weights not found: {where}. Download them with `.venv/bin/hf download {repo}` (and set "
+            f"BARK_MODEL={repo}), point BARK_MODEL at a checkpoint directory, or build a random-weight test checkpoint "
+            f"with `.venv/bin/python manage.py build_bark_checkpoint DIR --arch tiny`.{download}"
         )
 
     def _device_problem(self) -> str | None:

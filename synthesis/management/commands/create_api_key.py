@@ -1,7 +1,9 @@
-"""`manage.py create_api_key NAME [--rate-limit N] [--expires-days D]`: create an API key and print it once."""
+"""`manage.py create_api_key NAME [--rate-limit N] [--expires-days D] [--url URL] [--quiet]`: create an API key
+and print it once."""
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +28,12 @@ class Command(BaseCommand):
             help="Requests per minute (default: BARK_RATE_LIMIT_PER_MIN).",
         )
         parser.add_argument("--expires-days", type=int, default=None, metavar="D", help="Expire the key after D days.")
+        parser.add_argument(
+            "--url",
+            default=None,
+            help="Where the service is, for the printed example (default: http://127.0.0.1:$PORT, as bin/serve).",
+        )
+        parser.add_argument("--quiet", action="store_true", help="Print only the key (for scripts: KEY=$(...)).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         name = options["name"].strip()
@@ -42,6 +50,9 @@ class Command(BaseCommand):
         expiry = timezone.now() + timedelta(days=days) if days else None
 
         api_key, key = ApiKey.objects.create_key(name=name, rate_limit_per_min=rate, expiry_date=expiry)
+        if options["quiet"]:
+            self.stdout.write(key)
+            return
 
         limit = f"{rate} requests/min" if rate else "the default rate limit (BARK_RATE_LIMIT_PER_MIN)"
         expires = f", expires {expiry:%Y-%m-%d %H:%M} UTC" if expiry else ""
@@ -49,4 +60,5 @@ class Command(BaseCommand):
         self.stdout.write("Store it now; it is not shown again:\n")
         self.stdout.write(f"    {key}\n")
         self.stdout.write("Use it as a header:  X-API-Key: <key>   or   Authorization: Bearer <key>")
-        self.stdout.write(f"e.g. curl -H 'X-API-Key: {key}' http://localhost:8000/api/bark/jobs")
+        url = (options["url"] or f"http://127.0.0.1:{os.environ.get('PORT') or 8000}").rstrip("/")
+        self.stdout.write(f"e.g. curl -H 'X-API-Key: {key}' {url}/api/bark/jobs")

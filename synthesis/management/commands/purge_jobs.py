@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db.models import Q
 from django.utils import timezone
 
+from synthesis.artifacts import delete_job_files
 from synthesis.models import Job
 
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -46,6 +47,8 @@ class Command(BaseCommand):
         if not dry_run:
             for name in to_delete:
                 default_storage.delete(name)
+            for job in doomed:  # what is left in each job's folder: segments, files of an interrupted run
+                delete_job_files(str(job.id), keep=still_used)
             finished.delete()
         self.stdout.write(
             f"{verb} {len(doomed)} job(s) and {len(to_delete)} file(s) older than {cutoff:%Y-%m-%d %H:%M} UTC."

@@ -2,6 +2,7 @@
 
 import ipaddress
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -99,7 +100,7 @@ TEMPLATES = [
 
 # --- Database ----------------------------------------------------------------------------------------
 # SQLite in WAL mode with IMMEDIATE transactions: the web process and the django-q2 workers (which use
-# the same database as their broker) write concurrently without "database is locked" (NOTES.md).
+# the same database as their broker) write concurrently without "database is locked".
 
 _SQLITE_PATH = env_str("BARK_SQLITE_PATH", str(BASE_DIR / "db.sqlite3"))
 _database_url = env_str("DATABASE_URL", "")
@@ -197,6 +198,7 @@ STORAGES = {
 # transactions every process of the machine shares.
 
 REDIS_URL = env_str("REDIS_URL", "")
+CACHES: dict[str, dict[str, Any]]
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
@@ -214,6 +216,11 @@ RATELIMIT_VIEW = "synthesis.api.errors.ratelimited"
 BARK_MODELS_AVAILABLE = env_tristate("BARK_MODELS_AVAILABLE", "auto")
 BARK_MODEL = env_str("BARK_MODEL", "suno/bark-small")
 BARK_DEVICE = env_choice("BARK_DEVICE", "auto", {"auto", "cpu", "cuda", "mps"})
+# Bark's weights: auto = float16 on CUDA, bfloat16 on CPUs with AMX/AVX512-BF16, else float32 (docs/precision.md).
+BARK_DTYPE = env_choice("BARK_DTYPE", "auto", {"auto", "float32", "bfloat16", "float16", "int8"})
+# A benchmarking knob, not for production: every Bark segment gets exactly this many semantic tokens (random-weight
+# checkpoints never stop by themselves). 0 (the default) leaves the checkpoint's own limits; 768 is Bark's cap.
+BARK_FORCE_SEMANTIC_TOKENS = env_int("BARK_FORCE_SEMANTIC_TOKENS", 0, minimum=0, maximum=768)
 BARK_DEFAULT_ENGINE = env_choice("BARK_DEFAULT_ENGINE", "auto", {"auto", "bark", "piper"})
 BARK_MAX_QUEUE_SIZE = env_int("BARK_MAX_QUEUE_SIZE", 8, minimum=1)
 BARK_MAX_CONCURRENCY = env_int("BARK_MAX_CONCURRENCY", 2, minimum=1, maximum=64)

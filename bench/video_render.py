@@ -2,7 +2,7 @@
 
     python bench/video_render.py [--seconds 5] [--naive-seconds 1]
 
-Ours is synthesis.media.video.render_video. The naive way is moviepy's usual path, as NOTES.md measured it: a
+Ours is synthesis.media.video.render_video. The naive way is moviepy's usual path: a
 background clip, TextClip captions and a bars clip composited by moviepy into a full RGB frame for every
 frame in Python, then write_videofile with its defaults. Both render the same synthetic speech-like audio
 (3 segments, 22.05 kHz mono), so the numbers need no TTS engine; the naive run is shorter, since its cost
@@ -83,7 +83,7 @@ def naive(audio: np.ndarray, spans: list, preset: str, out: Path, scratch: str) 
             color="white",
             method="caption",
             size=(width * 8 // 10, None),
-            margin=(None, height // 40),  # TextClip clips descenders without a bottom margin (NOTES.md)
+            margin=(None, height // 40),  # TextClip clips descenders without a bottom margin
         )
         .with_start(start)
         .with_duration(end - start)

@@ -27,7 +27,6 @@ from synthesis import dashboard
 from synthesis.jobs import cancel_job, retry_job
 from synthesis.models import ApiKey, Job, Voice
 from synthesis.templatetags.barksite import seconds
-from synthesis.views import ARTIFACT_LABELS
 
 # The library registers its own concrete APIKey model; barksite's keys are `synthesis.ApiKey`.
 if admin.site.is_registered(APIKey):
@@ -69,7 +68,7 @@ class JobAdmin(admin.ModelAdmin):
         ("Request", {"fields": ("prompt", "caption_text", "voice", "params_display", "priority", "deduplicated_from")}),
         ("Plan", {"fields": ("plan_display",)}),
         ("Timings", {"fields": ("submitted_at", "started_at", "completed_at", "failed_at", "cancelled_at")}),
-        (None, {"fields": ("device", "heartbeat_at", "timings_display")}),
+        (None, {"fields": ("device", "dtype", "heartbeat_at", "timings_display")}),
     )
 
     # Jobs are records of what happened: operators act on them (retry, cancel), never edit them, and
@@ -134,11 +133,9 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Key or user")
     def requested_by(self, job: Job) -> str:
-        if job.api_key_id:
+        if job.api_key is not None:
             return format_html("key {} <code>{}</code>", job.api_key.name, job.api_key.prefix)
-        if job.owner_id:
-            return format_html("user {}", job.owner.get_username())
-        return "terminal"
+        return job.origin
 
     @admin.display(description="Submitted", ordering="submitted_at")
     def submitted(self, job: Job) -> str:
@@ -173,7 +170,8 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="Artifacts")
     def artifact_links(self, job: Job) -> str:
         rows = [
-            (_file_url(job, name), ARTIFACT_LABELS.get(name, name), file.name) for name, file in job.artifacts().items()
+            (_file_url(job, name), Job.ARTIFACT_LABELS.get(name, name), file.name)
+            for name, file in job.artifacts().items()
         ]
         if not rows:
             return "—"
@@ -238,15 +236,19 @@ def _file_url(job: Job, name: str) -> str:
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(APIKeyModelAdmin):
-    list_display = ("name", "prefix", "state", "created_on", "last_used_at", "rate_limit", "expiry_date")
-    list_filter = ("revoked", "created")
-    fields = ("name", "prefix", "rate_limit_per_min", "expiry_date", "revoked", "created", "last_used_at")
+    list_display = (  # type: ignore[assignment]  # the library's stub fixes its own tuple's length
+        "name", "prefix", "owner", "state", "created_on", "last_used_at", "rate_limit", "expiry_date",
+    )  # fmt: skip
+    list_filter = ("revoked", "created")  # type: ignore[assignment]  # as above
+    list_select_related = ("owner",)
+    fields = ("name", "prefix", "owner", "rate_limit_per_min", "expiry_date", "revoked", "created", "last_used_at")
+    autocomplete_fields = ("owner",)
     actions = ("revoke_keys",)
 
-    def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple[str, ...]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         return (*super().get_readonly_fields(request, obj), "created", "last_used_at")
 
-    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any = None, change: bool = False) -> None:
+    def save_model(self, request: HttpRequest, obj: Any, form: Any = None, change: bool = False) -> None:
         """Show a new key once, in full; only its prefix and hash are stored."""
         if change:
             obj.save()

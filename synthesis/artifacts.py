@@ -58,7 +58,7 @@ def artifact_name(job: "Job", ext: str) -> str:
     return f"jobs/{job.id}/{job.output_prefix}.{ext}"
 
 
-def store_artifact(job: "Job", field: str, ext: str, write: Callable[[Path], None]) -> int:
+def store_artifact(job: "Job", field: str, ext: str, write: Callable[[Path], object]) -> int:
     """Write one artifact via `write(path)` to a temporary file, move it into place, point `job.<field>`
     at it (unsaved) and return its size in bytes."""
     name, size = store_file(artifact_name(job, ext), write)
@@ -67,12 +67,12 @@ def store_artifact(job: "Job", field: str, ext: str, write: Callable[[Path], Non
     return size
 
 
-def store_segment(job: "Job", index: int, write: Callable[[Path], None]) -> None:
+def store_segment(job: "Job", index: int, write: Callable[[Path], object]) -> None:
     """Store one finished segment's WAV while the job still runs (what streams and players read early)."""
     store_file(job.segment_name(index), write)
 
 
-def store_file(name: str, write: Callable[[Path], None]) -> tuple[str, int]:
+def store_file(name: str, write: Callable[[Path], object]) -> tuple[str, int]:
     """Write `name` in the default storage via `write(path)`, atomically; return its final name and size."""
     storage = default_storage
     if isinstance(storage, FileSystemStorage):
@@ -131,7 +131,7 @@ def delete_job_files(job_id: str, keep: Collection[str] = ()) -> None:
     walk(f"jobs/{job_id}")
 
 
-def write_atomically(destination: Path, write: Callable[[Path], None]) -> None:
+def write_atomically(destination: Path, write: Callable[[Path], object]) -> None:
     """`write(path)` to a temporary name beside `destination`, then rename: never a half-written file."""
     fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
     os.close(fd)

@@ -5,7 +5,7 @@ Events are applied at submission, so the plan shows exactly what will run:
 - `{"type": "pause", "segment": i, "ms": 800}`: silence after segment i (instead of the default gap);
 - `{"type": "voice", "segment": i, "voice": "v2/en_speaker_9"}`: segment i and those after it use that
   voice, until the next voice event (dialogue);
-- `{"type": "cue", "segment": i, "cue": "[laughs]"}`: a Bark cue spoken at the start of segment i.
+- `{"type": "cue", "segment": i, "cue": "[laughs]"}`: an engine's cue (`Engine.cues`) at the start of segment i.
 
 Routing priorities weigh modalities (0-10, default 1); the job's priority is 100 x the mean weight of
 the modalities it asks for, and workers take the highest-priority queued job first.
@@ -14,7 +14,9 @@ the modalities it asks for, and workers take the highest-priority queued job fir
 from dataclasses import dataclass
 from typing import Any
 
-BARK_CUES = ("[laughter]", "[laughs]", "[sighs]", "[music]", "[gasps]", "[clears throat]", "[MAN]", "[WOMAN]", "♪")
+from synthesis import engines
+
+CUES = engines.cues()
 EVENT_TYPES = ("pause", "voice", "cue")
 MAX_PAUSE_MS = 10_000
 MAX_EVENTS = 200
@@ -56,8 +58,8 @@ def apply_events(events: list[dict[str, Any]], segments: list[str], voice: str) 
             voices[index:] = [new_voice] * (len(voices) - index)
         elif kind == "cue":
             cue = event.get("cue")
-            if cue not in BARK_CUES:
-                raise ControlError(f"Event {number}: unknown cue {cue!r}; use one of {', '.join(BARK_CUES)}.")
+            if cue not in CUES:
+                raise ControlError(f"Event {number}: unknown cue {cue!r}; use one of {', '.join(CUES)}.")
             texts[index] = f"{cue} {texts[index]}"
         else:
             raise ControlError(f"Event {number}: 'type' must be one of {', '.join(EVENT_TYPES)}; got {kind!r}.")

@@ -6,27 +6,28 @@ message to."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
 
-from synthesis.engines import ENGINE_NAMES, EngineHealth
-from synthesis.jobs import JobRequest
+from synthesis.engines import ENGINE_NAMES, EngineHealth, cloning_engine, engine_for_voice
+from synthesis.jobs import MAX_SEED, TEMPERATURE_RANGE, JobRequest
 from synthesis.media.video_options import DEFAULT_PRESET, PRESETS, preset_label
 from synthesis.models import Voice
-from synthesis.voices import BARK_LANGUAGES, catalogue, engine_for_voice
+from synthesis.selectors import Caller, usable_voices
+from synthesis.voices import catalogue
 
+LOWEST, HIGHEST = TEMPERATURE_RANGE
 # Which engines use the temperatures: Bark samples with both; Piper scales its noise with them, except for a
 # seeded request, which it runs noise-free so that it is reproducible (synthesis/engines/piper/engine.py).
 TEMPERATURE_NOTE = "Bark uses it. Piper uses it only without a seed (a seeded Piper run is noise-free)."
 TEMPERATURE_ERRORS = {
-    "min_value": "Use a temperature from 0 to 1.5.",
-    "max_value": "Use a temperature from 0 to 1.5.",
+    "min_value": f"Use a temperature from {LOWEST:g} to {HIGHEST:g}.",
+    "max_value": f"Use a temperature from {LOWEST:g} to {HIGHEST:g}.",
     "invalid": "Enter a number such as 0.7.",
 }
-MAX_SEED = 2**32 - 1
 
 
 def voice_choices(user, engines: set[str]) -> list[tuple[str, object]]:
@@ -40,13 +41,14 @@ def voice_choices(user, engines: set[str]) -> list[tuple[str, object]]:
         label = voice["name"] if engine in voice["name"] else f"{voice['name']} · {engine}"
         groups.setdefault(voice["language"], []).append((voice["id"], label))
     choices: list[tuple[str, object]] = [("", "Engine's default voice")]
-    if getattr(user, "is_authenticated", False) and "bark" in engines:
-        ready = Voice.objects.filter(owner=user, status=Voice.Status.READY)
-        own = [(v.voice_id, f"{v.name} · Bark") for v in ready]
+    if getattr(user, "is_authenticated", False) and cloning_engine().name in engines:
+        ready = usable_voices(Caller.of(user)).filter(status=Voice.Status.READY)
+        engine = cloning_engine().name.capitalize()
+        own = [(v.voice_id, f"{v.name} · {engine}") for v in ready]
         if own:
             choices.append(("Your voices", own))
-    # English first: it is the only language both engines speak.
-    for language in sorted(groups, key=lambda name: (name != BARK_LANGUAGES["en"], name)):
+    # English first: it is the only language every engine speaks.
+    for language in sorted(groups, key=lambda name: (name != "English", name)):
         choices.append((language, groups[language]))
     return choices
 
@@ -90,7 +92,7 @@ class PromptField(forms.CharField):
     textarea's maxlength count them."""
 
     def to_python(self, value: object) -> str:
-        return super().to_python(value).replace("\r\n", "\n")
+        return (super().to_python(value) or "").replace("\r\n", "\n")
 
 
 class JobForm(forms.Form):
@@ -111,8 +113,8 @@ class JobForm(forms.Form):
     )
     text_temp = forms.FloatField(
         label="Text temperature",
-        min_value=0,
-        max_value=1.5,
+        min_value=LOWEST,
+        max_value=HIGHEST,
         initial=0.7,
         widget=forms.NumberInput(attrs={"step": "0.05"}),
         error_messages=TEMPERATURE_ERRORS,
@@ -120,8 +122,8 @@ class JobForm(forms.Form):
     )
     waveform_temp = forms.FloatField(
         label="Waveform temperature",
-        min_value=0,
-        max_value=1.5,
+        min_value=LOWEST,
+        max_value=HIGHEST,
         initial=0.7,
         widget=forms.NumberInput(attrs={"step": "0.05"}),
         error_messages=TEMPERATURE_ERRORS,
@@ -171,11 +173,11 @@ class JobForm(forms.Form):
         engine.choices = engine_choices(health or [], auto)
         engine.unavailable = {h.name: h.reason for h in health or [] if not h.ok}
         engine.widget.attrs["data-auto-engine"] = auto or ""
-        self.fields["voice"].choices = voice_choices(user, runnable)
+        cast(forms.ChoiceField, self.fields["voice"]).choices = voice_choices(user, runnable)
 
-    def clean(self) -> dict:
+    def clean(self) -> dict[str, Any]:
         """A voice must belong to the engine that will run: the one chosen, or Automatic's pick."""
-        data = super().clean()
+        data = super().clean() or {}
         voice, engine = data.get("voice"), data.get("engine")
         runs = self.auto if engine == "auto" else engine
         owner = engine_for_voice(voice) if voice else None

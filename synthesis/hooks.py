@@ -14,18 +14,6 @@ from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
 
-EVENTS = (
-    "submitted",
-    "rejected",
-    "started",
-    "completed",
-    "failed",
-    "cancelled",
-    "breaker_opened",
-    "breaker_half_opened",
-    "breaker_closed",
-)
-
 
 @cache
 def _load(path: str) -> Callable[[str, dict[str, Any]], None]:

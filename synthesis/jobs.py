@@ -10,7 +10,6 @@ import hashlib
 import json
 import logging
 import math
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,13 +20,24 @@ from django.utils import timezone
 from synthesis import breaker, hooks
 from synthesis.artifacts import UnsafeOutputPath, safe_prefix
 from synthesis.control import ControlError, apply_events, priority
-from synthesis.engines import EngineUnavailable, default_engine_name, get_engine
+from synthesis.engines import (
+    CUSTOM_PREFIX,
+    ENGINE_NAMES,
+    EngineUnavailable,
+    engine_for_voice,
+    get_engine,
+    planning_engine_name,
+)
 from synthesis.models import ApiKey, Job, Voice
+from synthesis.plans import JobPlan
 from synthesis.segments import split_text
-from synthesis.voices import CUSTOM_PREFIX, default_voice, engine_for_voice, owned_voices
+from synthesis.selectors import Caller, NotVisible, get_voice
 
 logger = logging.getLogger(__name__)
 
+# What a request may ask for; the forms, serializers and the command line offer these same bounds.
+TEMPERATURE_RANGE = (0.0, 1.5)
+MAX_SEED = 2**32 - 1
 # Speech pace (characters per second of audio) for plans' length estimates until an engine has finished
 # PACE_HISTORY jobs here; after that its recent jobs give the pace. Measured values: docs/speech-pace.md.
 DEFAULT_PACE = {"piper": 17.5, "bark": 14.0}
@@ -78,18 +88,12 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
     `inline` is for callers that run the job themselves right away (`manage.py synthesize`): the job is
     returned already claimed (running), never handed to the workers, and queue admission does not apply."""
     # Checks that need no engine come first: an engine's health check may import torch (seconds).
-    segments = split_text(request.prompt)
-    if not segments:
-        raise InvalidRequest("prompt", "The prompt is blank: write some text to speak.")
-    if len(request.prompt) > settings.BARK_MAX_PROMPT_CHARS:
-        raise InvalidRequest(
-            "prompt", f"The prompt has {len(request.prompt)} characters; the limit is {settings.BARK_MAX_PROMPT_CHARS}."
-        )
-    prefix = _check_output_path(request.output_path)
-    if request.voice and not request.voice.startswith(CUSTOM_PREFIX) and engine_for_voice(request.voice) is None:
+    _check_limits(request)
+    _check_output_path(request.output_path)
+    if request.voice and engine_for_voice(request.voice) is None:
         raise InvalidRequest("voice", _unknown_voice(request.voice))
     engine_name, can_run = _choose_engine(request)
-    voice = _check_voice(request.voice or default_voice(engine_name), engine_name, owner, api_key)
+    plan = make_plan(request, engine_name, owner, api_key)
     # An engine the caller chose (by name, or through one of its voices) must run unless this is a dry run;
     # only a request that leaves the engine open becomes a dry run by itself when nothing can run.
     chosen = bool(request.engine or request.voice)
@@ -99,8 +103,33 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
         raise EngineUnavailable(f"The {engine_name} engine cannot run here: {reason}")
     if not dry_run and (refused := breaker.refuses_new_jobs(engine_name)):
         raise EngineUnavailable(refused)
+    job = Job(
+        prompt=request.prompt,
+        caption_text=request.caption_text,
+        voice=plan.voice,
+        engine=plan.engine,
+        model=plan.model,
+        params=plan.params_json(),
+        plan=plan.plan_json(),
+        priority=plan.priority,
+        output_prefix=plan.output_prefix,
+        owner=owner if getattr(owner, "is_authenticated", False) else None,
+        api_key=api_key,
+        input_hash=_input_hash(request, plan),
+    )
+    if dry_run:
+        job.status = Job.Status.PLANNED
+        job.save()
+        return job
+    return _admit(job, fresh=request.fresh, inline=inline)
 
+
+def make_plan(request: JobRequest, engine_name: str, owner, api_key: ApiKey | None) -> JobPlan:
+    """What `request` will do on `engine_name`: its voices checked, its text split, its events applied."""
     engine = get_engine(engine_name)
+    voice = _check_voice(request.voice or engine.default_voice(), engine_name, owner, api_key)
+    prefix = _check_output_path(request.output_path)
+    segments = split_text(request.prompt)
     render_video = request.render_video or "video" in request.modalities
     modalities = sorted(set(request.modalities) | ({"video"} if render_video else set()))
     try:
@@ -113,60 +142,37 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
         job_priority = priority(request.routing_priorities, modalities)
     except ControlError as exc:
         raise InvalidRequest("routing_priorities", str(exc)) from None
-    params = {
-        "text_temp": request.text_temp,
-        "waveform_temp": request.waveform_temp,
-        "seed": request.seed,
-        "modalities": modalities,
-        "render_video": render_video,
-        "video": request.video,
-        "control_events": request.control_events,
-        "routing_priorities": request.routing_priorities,
-        "fresh": request.fresh,
-    }
-    plan = {
-        "engine": engine_name,
-        "model": engine.model_id,
-        "voice": voice,
-        "segments": applied.segments,
-        "segment_count": len(segments),
-        "segment_voices": applied.segment_voices,
-        "pauses_ms": {str(index): ms for index, ms in applied.pauses_ms.items()},  # JSON keys are strings
-        "estimated_duration_s": round(len(request.prompt) / speech_pace(engine_name), 1),
-        "modalities": modalities,
-        "render_video": render_video,
-        "video": request.video or None,
-        "control_events": request.control_events,
-        "routing_priorities": request.routing_priorities,
-        "priority": job_priority,
-        "output_prefix": prefix,
-    }
-    job = Job(
-        prompt=request.prompt,
-        caption_text=request.caption_text,
-        voice=voice,
+    return JobPlan(
         engine=engine_name,
         model=engine.model_id,
-        params=params,
-        plan=plan,
-        priority=job_priority,
+        voice=voice,
+        segments=applied.segments,
+        segment_voices=applied.segment_voices,
+        pauses_ms=applied.pauses_ms,
+        text_temp=request.text_temp,
+        waveform_temp=request.waveform_temp,
+        seed=request.seed,
+        modalities=modalities,
+        render_video=render_video,
+        video=request.video,
         output_prefix=prefix,
-        owner=owner if getattr(owner, "is_authenticated", False) else None,
-        api_key=api_key,
-        input_hash=_input_hash(request, engine_name, engine.model_id, voice),
+        priority=job_priority,
+        estimated_duration_s=round(len(request.prompt) / speech_pace(engine_name), 1),
+        control_events=request.control_events,
+        routing_priorities=request.routing_priorities,
+        fresh=request.fresh,
     )
-    if dry_run:
-        job.status = Job.Status.PLANNED
-        job.save()
-        return job
 
+
+def _admit(job: Job, *, fresh: bool, inline: bool) -> Job:
+    """Record a real submission: reuse an identical completed job's files, or queue it if there is room."""
     with transaction.atomic():
         _lock_queue()
-        original = _find_duplicate(job) if not request.fresh else None
+        original = _find_duplicate(job) if not fresh else None
         if original is not None:
             _copy_results(job, original)
             job.save()
-            hooks.emit("submitted", job_id=str(job.id), engine=engine_name, deduplicated_from=str(original.id))
+            hooks.emit("submitted", job_id=str(job.id), engine=job.engine, deduplicated_from=str(original.id))
             return job
         waiting = Job.objects.filter(status=Job.Status.QUEUED).count()
         if waiting >= settings.BARK_MAX_QUEUE_SIZE and not inline:
@@ -179,7 +185,7 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
             job.claim()  # in this transaction: no worker ever sees it queued
         else:
             enqueue(job)
-    hooks.emit("submitted", job_id=str(job.id), engine=engine_name, segments=len(segments))
+    hooks.emit("submitted", job_id=str(job.id), engine=job.engine, segments=len(job.get_plan().segments))
     return job
 
 
@@ -195,7 +201,7 @@ def speech_pace(engine_name: str) -> float:
     )
     if len(recent) < PACE_HISTORY:
         return DEFAULT_PACE.get(engine_name, 14.0)
-    return sum(len(prompt) for prompt, _ in recent) / sum(duration for _, duration in recent)
+    return sum(len(prompt) for prompt, _ in recent) / sum(duration or 0.0 for _, duration in recent)
 
 
 def enqueue(job: Job) -> None:
@@ -241,7 +247,7 @@ def estimate_wait_s(waiting: int) -> int:
         .order_by("-completed_at")
         .values_list("started_at", "completed_at")[:20]
     )
-    runs = [(done - start).total_seconds() for start, done in recent]
+    runs = [(done - start).total_seconds() for start, done in recent if start and done]
     per_job = sum(runs) / len(runs) if runs else 30.0
     return max(1, min(3600, math.ceil(per_job / settings.BARK_MAX_CONCURRENCY)))
 
@@ -249,10 +255,28 @@ def estimate_wait_s(waiting: int) -> int:
 # --- validation helpers ----------------------------------------------------------------------------------
 
 
+def _check_limits(request: JobRequest) -> None:
+    """The bounds every surface shares (each also offers them in its own form, serializer or arguments)."""
+    limit = settings.BARK_MAX_PROMPT_CHARS
+    if not split_text(request.prompt):
+        raise InvalidRequest("prompt", "The prompt is blank: write some text to speak.")
+    if len(request.prompt) > limit:
+        raise InvalidRequest("prompt", f"The prompt has {len(request.prompt)} characters; the limit is {limit}.")
+    if len(request.caption_text) > limit:
+        raise InvalidRequest("caption_text", f"caption_text is limited to {limit} characters.")
+    low, high = TEMPERATURE_RANGE
+    for name in ("text_temp", "waveform_temp"):
+        value = getattr(request, name)
+        if not low <= value <= high:
+            raise InvalidRequest(name, f"Use a temperature from {low:g} to {high:g}; got {value:g}.")
+    if request.seed is not None and not 0 <= request.seed <= MAX_SEED:
+        raise InvalidRequest("seed", f"Use a seed from 0 to {MAX_SEED}; got {request.seed}.")
+
+
 def _choose_engine(request: JobRequest) -> tuple[str, bool]:
     """The engine that would run and whether it can run now."""
     implied = engine_for_voice(request.voice) if request.voice else None
-    name = request.engine or implied or default_engine_name() or "bark"
+    name = request.engine or implied or planning_engine_name()
     if request.engine and implied and request.engine != implied:
         raise InvalidRequest(
             "voice", f"The voice {request.voice!r} belongs to the {implied} engine, not {request.engine}."
@@ -267,9 +291,10 @@ def _choose_engine(request: JobRequest) -> tuple[str, bool]:
 def _check_voice(voice: str, engine_name: str, owner, api_key: ApiKey | None, field: str = "voice") -> str:
     """`voice` if it exists for `engine_name` and the caller may use it, else InvalidRequest."""
     if voice.startswith(CUSTOM_PREFIX):
-        mine = owned_voices(owner, api_key).filter(pk=_uuid_or_none(voice[len(CUSTOM_PREFIX) :])).first()
-        if mine is None:
-            raise InvalidRequest(field, f"There is no voice {voice!r} of yours; list yours at /api/voices.")
+        try:
+            mine = get_voice(Caller.of(owner, api_key), voice)
+        except NotVisible:
+            raise InvalidRequest(field, f"There is no voice {voice!r} of yours; list yours at /api/voices.") from None
         if mine.status != Voice.Status.READY:
             raise InvalidRequest(field, f"The voice {voice!r} is {mine.status}, not ready. {mine.error}".strip())
     implied = engine_for_voice(voice)
@@ -281,17 +306,8 @@ def _check_voice(voice: str, engine_name: str, owner, api_key: ApiKey | None, fi
 
 
 def _unknown_voice(voice: str) -> str:
-    return (
-        f"Unknown voice {voice!r}. Use a Bark preset such as 'v2/en_speaker_6', Piper's "
-        f"'{default_voice('piper')}', or one of yours (see /api/voices)."
-    )
-
-
-def _uuid_or_none(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
+    examples = ", ".join(f"{get_engine(name).default_voice()!r}" for name in ENGINE_NAMES)
+    return f"Unknown voice {voice!r}. Use a voice such as {examples}, or one of yours (see /api/voices)."
 
 
 def _check_output_path(output_path: str | None) -> str:
@@ -301,22 +317,21 @@ def _check_output_path(output_path: str | None) -> str:
         raise InvalidRequest("output_path", str(exc)) from None
 
 
-def _input_hash(request: JobRequest, engine: str, model: str, voice: str) -> str:
+def _input_hash(request: JobRequest, plan: JobPlan) -> str:
     """Hash of the inputs that decide the output; empty without a seed (unseeded runs differ)."""
     if request.seed is None:
         return ""
-    render_video = request.render_video or "video" in request.modalities
     decisive = {
         "prompt": request.prompt,
-        "caption_text": request.caption_text if render_video else "",
-        "engine": engine,
-        "model": model,
-        "voice": voice,
+        "caption_text": request.caption_text if plan.render_video else "",
+        "engine": plan.engine,
+        "model": plan.model,
+        "voice": plan.voice,
         "text_temp": request.text_temp,
         "waveform_temp": request.waveform_temp,
         "seed": request.seed,
-        "render_video": render_video,
-        "video": request.video if render_video else {},
+        "render_video": plan.render_video,
+        "video": request.video if plan.render_video else {},
         "control_events": request.control_events,
     }
     return hashlib.sha256(json.dumps(decisive, sort_keys=True, default=str).encode()).hexdigest()
@@ -328,7 +343,7 @@ def _find_duplicate(job: Job) -> Job | None:
     for original in Job.objects.filter(
         input_hash=job.input_hash, status=Job.Status.COMPLETED, deduplicated_from__isnull=True
     ).order_by("-completed_at")[:5]:
-        if original.audio and original.audio.storage.exists(original.audio.name):
+        if original.audio.name and original.audio.storage.exists(original.audio.name):
             return original
     return None
 
@@ -338,7 +353,7 @@ def _copy_results(job: Job, original: Job) -> None:
     job.status = Job.Status.COMPLETED
     job.deduplicated_from = original
     for name in (
-        "model", "device", "duration_s", "sample_rate", "audio", "video", "captions_srt", "captions_vtt",
+        "model", "device", "dtype", "duration_s", "sample_rate", "audio", "video", "captions_srt", "captions_vtt",
         "metadata", "artifact_sizes", "segments_total", "segments_done",
     ):  # fmt: skip
         setattr(job, name, getattr(original, name))

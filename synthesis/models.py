@@ -14,6 +14,9 @@ from django.db.models import F
 from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey
 
+from synthesis import engines
+from synthesis.plans import JobPlan
+
 
 class IllegalTransition(Exception):
     """A status change the job lifecycle does not allow (e.g. completed -> running)."""
@@ -26,6 +29,14 @@ class ApiKey(AbstractAPIKey):
         null=True, blank=True, help_text="Requests per minute for this key. Empty: BARK_RATE_LIMIT_PER_MIN."
     )
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="api_keys",
+        help_text="The user who sees this key's jobs and voices in the web UI. Empty: nobody but staff.",
+    )
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "API key"
@@ -77,6 +88,7 @@ class Job(models.Model):
     engine = models.CharField(max_length=32)
     model = models.CharField(max_length=300, blank=True)
     device = models.CharField(max_length=32, blank=True)
+    dtype = models.CharField(max_length=16, blank=True, help_text="Number format of the weights (Bark: BARK_DTYPE).")
 
     # When, and how far.
     submitted_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -109,6 +121,13 @@ class Job(models.Model):
         "vtt": "captions_vtt",
         "metadata": "metadata",
     }
+    ARTIFACT_LABELS = {
+        "audio": "Audio",
+        "video": "Video",
+        "srt": "Captions (SRT)",
+        "vtt": "Captions (WebVTT)",
+        "metadata": "Metadata (JSON)",
+    }
 
     class Meta:
         ordering = ["-submitted_at"]
@@ -129,7 +148,7 @@ class Job(models.Model):
             raise IllegalTransition(f"A {self.status} job cannot become {to}.")
         now = timezone.now()
         stamp = {
-            self.Status.RUNNING: "started_at",
+            str(self.Status.RUNNING): "started_at",
             self.Status.COMPLETED: "completed_at",
             self.Status.FAILED: "failed_at",
             self.Status.CANCELLED: "cancelled_at",
@@ -161,6 +180,15 @@ class Job(models.Model):
         return updated == 1
 
     @property
+    def origin(self) -> str:
+        """Who asked, in words: the key, the user, or neither (the CLI, the open API or the shared key)."""
+        if self.api_key_id is not None and self.api_key is not None:
+            return f"key {self.api_key.name}"
+        if self.owner_id is not None and self.owner is not None:
+            return f"user {self.owner.get_username()}"
+        return "no key (CLI, open API or BARK_API_KEY)"
+
+    @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.COMPLETED, self.Status.FAILED, self.Status.CANCELLED, self.Status.PLANNED)
 
@@ -169,12 +197,14 @@ class Job(models.Model):
         """0..1 across all stages; the video stage, when asked for, is counted as one more segment."""
         if self.status == self.Status.COMPLETED:
             return 1.0
-        total = self.segments_total + (1 if self.params.get("render_video") else 0)
+        total = self.segments_total + (1 if self.get_plan().render_video else 0)
         return min(self.segments_done / total, 1.0) if total else 0.0
 
-    def pauses_ms(self) -> dict[int, int]:
-        """Silences set by pause events, by segment index (JSON stores the keys as strings)."""
-        return {int(index): ms for index, ms in self.plan.get("pauses_ms", {}).items()}
+    def get_plan(self) -> JobPlan:
+        """What this job will do, read back typed from the JSON `submit_job` stored."""
+        return JobPlan.from_json(
+            self.plan, self.params, engine=self.engine, model=self.model, voice=self.voice, prompt=self.prompt
+        )
 
     def segment_name(self, index: int) -> str:
         """Storage name of finished segment `index`, written while the job runs (for streaming)."""
@@ -222,14 +252,12 @@ class Voice(models.Model):
     @property
     def voice_id(self) -> str:
         """How requests name this voice."""
-        return f"custom/{self.id}"
+        return f"{engines.CUSTOM_PREFIX}{self.id}"
 
     def prompt_arrays(self) -> dict[str, Any]:
-        """The (semantic, coarse, fine) prompt arrays Bark takes as a history prompt."""
-        from synthesis.engines.bark.prompts import load_prompt
-
+        """The prompt arrays the cloning engine takes as this voice (checked again, like an upload)."""
         with self.prompt_file.open("rb") as handle:
-            return load_prompt(handle.read())
+            return engines.cloning_engine().read_voice_file(handle.read())
 
 
 class EngineBreaker(models.Model):

@@ -19,6 +19,7 @@ from django.utils import timezone
 from synthesis import breaker, hooks
 from synthesis.artifacts import delete_job_files, local_copy, store_artifact, store_segment, write_atomically
 from synthesis.engines import (
+    CUSTOM_PREFIX,
     EngineFailed,
     EngineUnavailable,
     SynthesisCancelled,
@@ -32,7 +33,6 @@ from synthesis.media.video import VideoRenderError, render_video
 from synthesis.media.video_options import VideoOptionsError, validate_video_options
 from synthesis.models import Job, Voice
 from synthesis.segments import split_text
-from synthesis.voices import CUSTOM_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class AudioResult:
     engine: str
     model: str
     device: str
+    dtype: str = ""
 
     @property
     def duration_s(self) -> float:
@@ -77,7 +78,9 @@ def synthesize_segments(
     engine.load()
     waveforms = engine.synthesize(segments, options, on_segment)
     joined, spans = join_segments(waveforms, engine.sample_rate, pauses_s)
-    return AudioResult(engine.sample_rate, joined, segments, spans, engine.name, engine.model_id, engine.device)
+    return AudioResult(
+        engine.sample_rate, joined, segments, spans, engine.name, engine.model_id, engine.device, engine.dtype
+    )
 
 
 def _unavailable_reasons() -> list[str]:
@@ -155,6 +158,7 @@ def _metadata(result: AudioResult, params: dict, timings: dict, **extra) -> dict
         "engine": result.engine,
         "model": result.model,
         "device": result.device,
+        "dtype": result.dtype,
         "sample_rate": result.sample_rate,
         "duration_s": round(result.duration_s, 3),
         "segments": [
@@ -227,7 +231,8 @@ def run_claimed_job(job: Job, on_progress: Callable[[int, int], None] | None = N
 
 def _run_claimed(job: Job, on_progress: Callable[[int, int], None] | None) -> None:
     claimed_at = time.monotonic()
-    segments = job.plan.get("segments") or split_text(job.prompt)
+    plan = job.get_plan()
+    segments = plan.segments
     Job.objects.filter(pk=job.pk).update(segments_total=len(segments))
     job.segments_total = len(segments)
 
@@ -242,19 +247,18 @@ def _run_claimed(job: Job, on_progress: Callable[[int, int], None] | None) -> No
         return still_running
 
     t0 = time.monotonic()
-    pauses_s = {index: ms / 1000 for index, ms in job.pauses_ms().items()}
+    pauses_s = {index: ms / 1000 for index, ms in plan.pauses_ms.items()}
     result = synthesize_segments(segments, job.engine, job_options(job), on_segment, pauses_s)
     timings = {"audio_s": round(time.monotonic() - t0, 3)}
 
     store_artifact(job, "audio", "wav", lambda path: write_wav(path, result.sample_rate, result.waveform))
-    render = bool(job.params.get("render_video"))
-    if render or "captions" in job.params.get("modalities", []):
+    if plan.wants_captions:
         cues = build_cues(caption_parts(result.segments, result.spans, job.caption_text), result.spans)
         store_artifact(job, "captions_srt", "srt", lambda path: path.write_text(to_srt(cues), encoding="utf-8"))
         store_artifact(job, "captions_vtt", "vtt", lambda path: path.write_text(to_vtt(cues), encoding="utf-8"))
-    if render:
+    if plan.render_video:
         timings["video_s"] = _render_job_video(job, result, cues, timings)
-    metadata = _metadata(result, job.params, timings, job_id=str(job.id), voice=job.voice)
+    metadata = _metadata(result, plan.params_json(), timings, job_id=str(job.id), voice=job.voice)
     store_artifact(job, "metadata", "json", lambda path: path.write_text(json.dumps(metadata, indent=2)))
 
     finished = job.transition(
@@ -281,7 +285,7 @@ def _render_job_video(job: Job, result: AudioResult, cues: list[Cue], timings: d
         raise SynthesisCancelled("The job was cancelled before its video was rendered.")
     t0 = time.monotonic()
     try:
-        options = validate_video_options(job.params.get("video"))
+        options = validate_video_options(job.get_plan().video)
         with _background_image(job.params.get("video_background")) as background:
             store_artifact(
                 job,
@@ -315,6 +319,7 @@ def _made(job: Job, result: AudioResult) -> dict:
         "artifact_sizes": job.artifact_sizes,
         "model": result.model,
         "device": result.device,
+        "dtype": result.dtype,
         "sample_rate": result.sample_rate,
         "duration_s": round(result.duration_s, 3),
     }
@@ -334,14 +339,14 @@ def _background_image(name: str | None) -> Iterator[Path | None]:
 
 
 def job_options(job: Job) -> SynthesisOptions:
-    params = job.params
-    segment_voices = job.plan.get("segment_voices") or None
+    plan = job.get_plan()
+    segment_voices = plan.segment_voices or None
     custom = {voice for voice in [job.voice, *(segment_voices or [])] if voice and voice.startswith(CUSTOM_PREFIX)}
     return SynthesisOptions(
         voice=job.voice or None,
-        text_temp=params.get("text_temp", 0.7),
-        waveform_temp=params.get("waveform_temp", 0.7),
-        seed=params.get("seed"),
+        text_temp=plan.text_temp,
+        waveform_temp=plan.waveform_temp,
+        seed=plan.seed,
         segment_voices=segment_voices,
         voice_prompts={voice: _voice_prompt(voice) for voice in custom},
     )

@@ -8,7 +8,7 @@ bound, since every Bark generation has a fixed cost. Bark cues such as `[laughs]
 
 import re
 
-# About 13 s of speech at Bark's pace; one generation is capped near 15 s (NOTES.md).
+# About 13 s of speech at Bark's pace; one generation is capped near 15 s (docs/bark-tokens.md).
 MAX_SEGMENT_CHARS = 200
 
 # A sentence ends at . ! ? … (or their CJK/Devanagari forms) followed by space or end of text, but not

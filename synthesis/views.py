@@ -1,5 +1,6 @@
-"""The web UI: plain function views over `synthesis.jobs`. Every job view looks the job up through the
-signed-in user, so another user's job is a 404, never a 403 that confirms it exists."""
+"""The web UI: plain function views over `synthesis.jobs`. Every job view looks the job up through
+`synthesis.selectors` (the user's own jobs, their keys' jobs, every job for staff), so any other job is a 404,
+never a 403 that confirms it exists."""
 
 from __future__ import annotations
 
@@ -9,30 +10,25 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from synthesis.downloads import serve_artifact
+from synthesis import selectors
 from synthesis.engines import EngineUnavailable, all_health, default_engine_name
 from synthesis.forms import JobForm
+from synthesis.http.downloads import serve_artifact
 from synthesis.jobs import InvalidRequest, QueueFull, cancel_job, retry_job, submit_job
 from synthesis.models import Job
 
 JOBS_PER_PAGE = 20
 # Domain errors name request fields; these are the form fields that show them.
 FORM_FIELD_FOR = {"video": "video_preset"}
-ARTIFACT_LABELS = {
-    "audio": "Audio",
-    "video": "Video",
-    "srt": "Captions (SRT)",
-    "vtt": "Captions (WebVTT)",
-    "metadata": "Metadata (JSON)",
-}
 
 
 @login_required
@@ -69,8 +65,8 @@ def job_new(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def job_list(request: HttpRequest) -> HttpResponse:
-    """The user's jobs, newest first. Dry runs are left out: their plan was shown when they were made."""
-    jobs = Job.objects.filter(owner=request.user).exclude(status=Job.Status.PLANNED)
+    """The jobs the user may see, newest first, without dry runs (their plan was shown when they were made)."""
+    jobs = selectors.job_list(_caller(request)).select_related("owner", "api_key")
     page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "synthesis/job_list.html", {"page": page})
 
@@ -81,7 +77,7 @@ def job_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     job = _own_job(request, pk)
     context = {
         "job": job,
-        "plan": plan_of(job),
+        "plan": job.get_plan(),
         "state": describe(job),
         "artifacts": artifact_links(job),
         "timeline": timeline(job),
@@ -99,22 +95,18 @@ def job_status(request: HttpRequest, pk: uuid.UUID) -> JsonResponse:
 @login_required
 @require_GET
 def job_file(request: HttpRequest, pk: uuid.UUID, name: str) -> HttpResponseBase:
-    """One artifact, for its owner and for staff (the admin's player and links use this view too)."""
-    job = get_object_or_404(Job, pk=pk) if request.user.is_staff else _own_job(request, pk)
-    field = Job.ARTIFACT_FIELDS.get(name)
-    file = getattr(job, field) if field else None
-    if not file:
-        raise Http404("This job has no such file.")
+    """One artifact of a job the user may see (staff see all: the admin's player and links use this view too)."""
     try:
-        return serve_artifact(request, file, as_attachment="download" in request.GET)
-    except FileNotFoundError:
-        raise Http404("The file is gone (purged, or its storage is unavailable).") from None
+        file = selectors.get_artifact(_own_job(request, pk), name)
+    except selectors.NotVisible as exc:
+        raise Http404(str(exc)) from None
+    return serve_artifact(request, file, as_attachment="download" in request.GET)
 
 
 @login_required
 @require_POST
 def job_cancel(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
-    job = _own_job(request, pk)
+    job = _operable_job(request, pk)
     if cancel_job(job):
         messages.success(request, "The job was cancelled.")
     else:
@@ -125,7 +117,7 @@ def job_cancel(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
 @login_required
 @require_POST
 def job_retry(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
-    job = _own_job(request, pk)
+    job = _operable_job(request, pk)
     if retry_job(job):
         messages.success(request, "The job is queued again.")
     else:
@@ -133,8 +125,25 @@ def job_retry(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     return redirect("job-detail", pk=job.pk)
 
 
+def _caller(request: HttpRequest) -> selectors.Caller:
+    return selectors.Caller.of(request.user)
+
+
 def _own_job(request: HttpRequest, pk: uuid.UUID) -> Job:
-    return get_object_or_404(Job, pk=pk, owner=request.user)
+    try:
+        return selectors.get_job(_caller(request), pk)
+    except selectors.NotVisible as exc:
+        raise Http404(str(exc)) from None
+
+
+def _operable_job(request: HttpRequest, pk: uuid.UUID) -> Job:
+    """A job the user may cancel or retry: one of theirs (or their keys'), or any, for staff who may operate
+    jobs in the admin too."""
+    job = _own_job(request, pk)
+    theirs = job.owner_id == request.user.pk or (job.api_key is not None and job.api_key.owner_id == request.user.pk)
+    if not theirs and not request.user.has_perm("synthesis.change_job"):
+        raise PermissionDenied("Only the job's owner, or an operator, may cancel or retry it.")
+    return job
 
 
 # --- what the pages show about a job ---------------------------------------------------------------------
@@ -143,7 +152,7 @@ def _own_job(request: HttpRequest, pk: uuid.UUID) -> Job:
 def describe(job: Job) -> dict[str, Any]:
     """The job's state in words and numbers: the status JSON, and the job page's first render."""
     # Before a worker starts, the plan knows how many segments there will be.
-    done, total = job.segments_done, job.segments_total or len(job.plan.get("segments", []))
+    done, total = job.segments_done, job.segments_total or len(job.get_plan().segments)
     if job.status == Job.Status.QUEUED:
         ahead = (
             Job.objects.filter(status=Job.Status.QUEUED)
@@ -160,7 +169,7 @@ def describe(job: Job) -> dict[str, Any]:
             summary = "Starting"
     else:
         summary = {
-            Job.Status.PLANNED: "Planned only (dry run); nothing was run",
+            str(Job.Status.PLANNED): "Planned only (dry run); nothing was run",
             Job.Status.COMPLETED: "Done",
             Job.Status.FAILED: "Failed",
             Job.Status.CANCELLED: "Cancelled",
@@ -181,12 +190,6 @@ def describe(job: Job) -> dict[str, Any]:
     }
 
 
-def plan_of(job: Job) -> dict[str, Any]:
-    """The job's plan, completed from the job's own fields for rows recorded without one."""
-    known = {"engine": job.engine, "model": job.model, "voice": job.voice, "segments": [job.prompt]}
-    return {**known, **job.plan}
-
-
 def artifact_links(job: Job) -> list[dict[str, Any]]:
     """One entry per stored artifact: its name, label, URL and size."""
     links = []
@@ -195,7 +198,7 @@ def artifact_links(job: Job) -> list[dict[str, Any]]:
         links.append(
             {
                 "name": name,
-                "label": ARTIFACT_LABELS.get(name, name),
+                "label": Job.ARTIFACT_LABELS.get(name, name),
                 "filename": file.name.rsplit("/", 1)[-1],
                 "url": reverse("job-file", args=[job.pk, name]),
                 "size": job.artifact_sizes.get(field, job.artifact_sizes.get(name)),

@@ -1,66 +1,22 @@
-"""The voice catalogue: Bark's v2 speaker presets by language, Piper's voice, and uploaded voices."""
+"""The voice catalogue (every engine's built-in voices) and uploaded voices (`custom/<uuid>`), which the
+cloning engine (`synthesis.engines.cloning_engine`) checks, stores the format of, and builds from clips."""
 
 import logging
 
 from django.db import transaction
 from django_q.tasks import async_task
 
+from synthesis import engines
 from synthesis.artifacts import store_file
-from synthesis.engines import EngineFailed, EngineUnavailable, get_engine
-from synthesis.engines.bark.prompts import (
-    VoicePromptError,
-    check_clip,
-    check_transcript,
-    prompt_from_clip,
-    prompt_from_npz,
-    save_prompt,
-)
-from synthesis.engines.piper.engine import VOICE_ID as PIPER_VOICE
+from synthesis.engines import EngineFailed, EngineUnavailable, InvalidVoiceUpload
 from synthesis.models import Voice
 
 logger = logging.getLogger(__name__)
 
-BARK_LANGUAGES = {
-    "en": "English",
-    "de": "German",
-    "es": "Spanish",
-    "fr": "French",
-    "hi": "Hindi",
-    "it": "Italian",
-    "ja": "Japanese",
-    "ko": "Korean",
-    "pl": "Polish",
-    "pt": "Portuguese",
-    "ru": "Russian",
-    "tr": "Turkish",
-    "zh": "Chinese",
-}
-BARK_DEFAULT_VOICE = "v2/en_speaker_6"
-BARK_PRESETS = [f"v2/{lang}_speaker_{i}" for lang in BARK_LANGUAGES for i in range(10)]
-CUSTOM_PREFIX = "custom/"
 
-
-def engine_for_voice(voice: str) -> str | None:
-    """The engine a voice id belongs to (uploaded voices are Bark prompts)."""
-    if voice in BARK_PRESETS or voice.startswith(CUSTOM_PREFIX):
-        return "bark"
-    if voice == PIPER_VOICE:
-        return "piper"
-    return None
-
-
-def default_voice(engine: str) -> str:
-    return BARK_DEFAULT_VOICE if engine == "bark" else PIPER_VOICE
-
-
-def catalogue() -> list[dict]:
-    """Every built-in voice, grouped by language for pickers."""
-    voices = [
-        {"id": preset, "engine": "bark", "language": BARK_LANGUAGES[preset[3:5]], "name": f"Speaker {preset[-1]}"}
-        for preset in BARK_PRESETS
-    ]
-    voices.append({"id": PIPER_VOICE, "engine": "piper", "language": "English", "name": "Joe (Piper, US)"})
-    return voices
+def catalogue() -> list[dict[str, str]]:
+    """Every built-in voice ({id, engine, language, name}), grouped by language for pickers."""
+    return [voice.as_dict() for voice in engines.catalogue()]
 
 
 # --- uploaded voices -------------------------------------------------------------------------------------
@@ -70,16 +26,16 @@ def catalogue() -> list[dict]:
 
 
 def create_voice_from_npz(name: str, data: bytes, *, owner=None, api_key=None) -> Voice:
-    prompt = prompt_from_npz(data)  # VoicePromptError says what is wrong with the file
+    engine = engines.cloning_engine()
+    prompt = engine.read_voice_file(data)  # InvalidVoiceUpload says what is wrong with the file
     voice = Voice(name=name, source=Voice.Source.NPZ, status=Voice.Status.READY, **_belongs_to(owner, api_key))
-    voice.prompt_file.name = _store_bytes(f"voices/{voice.id}/prompt.npz", save_prompt(prompt))
+    voice.prompt_file.name = _store_bytes(f"voices/{voice.id}/prompt.npz", engine.write_voice_file(prompt))
     voice.save()
     return voice
 
 
 def create_voice_from_clip(name: str, data: bytes, transcript: str, *, owner=None, api_key=None) -> Voice:
-    check_transcript(transcript)
-    extension = check_clip(data)
+    extension = engines.cloning_engine().check_clip(data, transcript)
     voice = Voice(
         name=name,
         source=Voice.Source.CLIP,
@@ -109,28 +65,19 @@ def build_clip_voice(voice_id: str) -> None:
     try:
         with voice.clip.open("rb") as handle:
             data = handle.read()
-        engine = get_engine("bark")
-        prompt = prompt_from_clip(data, voice.transcript, engine)
-    except (VoicePromptError, EngineUnavailable, EngineFailed) as exc:
+        engine = engines.cloning_engine()
+        prompt = engine.clone_voice(data, voice.transcript)
+    except (InvalidVoiceUpload, EngineUnavailable, EngineFailed) as exc:
         pending.update(status=Voice.Status.FAILED, error=str(exc))
         return
     except Exception as exc:
         logger.exception("voice %s: encoding the clip crashed", voice_id)
         pending.update(status=Voice.Status.FAILED, error=f"Encoding the clip failed ({type(exc).__name__}: {exc}).")
         return
-    name = _store_bytes(f"voices/{voice.id}/prompt.npz", save_prompt(prompt))
+    name = _store_bytes(f"voices/{voice.id}/prompt.npz", engine.write_voice_file(prompt))
     if pending.update(status=Voice.Status.READY, prompt_file=name, error=""):
         voice.clip.delete(save=False)  # the prompt is what we keep
         Voice.objects.filter(pk=voice.pk).update(clip="")
-
-
-def owned_voices(owner, api_key):
-    """The voices a caller made: a key's, a signed-in user's, or (open API, shared key) nobody's."""
-    if api_key is not None:
-        return Voice.objects.filter(api_key=api_key)
-    if getattr(owner, "is_authenticated", False):
-        return Voice.objects.filter(owner=owner)
-    return Voice.objects.filter(owner__isnull=True, api_key__isnull=True)
 
 
 def delete_voice(voice: Voice) -> None:

@@ -72,3 +72,17 @@ def test_the_librarys_own_key_model_is_hidden_from_the_admin(admin_client):
     assert not admin.site.is_registered(APIKey)
     assert admin.site.is_registered(ApiKey)
     assert "rest_framework_api_key" not in admin_client.get(reverse("admin:index")).content.decode()
+
+
+def test_an_operator_gives_a_key_to_a_user_who_then_sees_its_jobs(admin_client, django_user_model):
+    owner = django_user_model.objects.create_user("lin", password="x")
+    key, _ = ApiKey.objects.create_key(name="lin's laptop")
+
+    response = admin_client.post(
+        reverse("admin:synthesis_apikey_change", args=[key.pk]), {"name": key.name, "owner": owner.pk}, follow=True
+    )
+
+    assert response.status_code == 200
+    key.refresh_from_db()
+    assert key.owner == owner and list(owner.api_keys.all()) == [key]
+    assert '<td class="field-owner nowrap">lin</td>' in admin_client.get(LIST).content.decode()

@@ -1,4 +1,4 @@
-"""BARK_LOG_HOOK / BARK_METRICS_HOOK see every queue lifecycle event of API jobs (SPEC section 10)."""
+"""BARK_LOG_HOOK / BARK_METRICS_HOOK see every queue lifecycle event of API jobs."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""GET /api/bark/jobs: the caller's jobs, newest first, paginated, filtered by status."""
+"""GET /api/bark/jobs: the caller's jobs, newest first, paginated, filtered by status; dry runs only when asked."""
 
 from datetime import timedelta
 
@@ -27,7 +27,7 @@ def ids(response) -> list[str]:
     return [job["job_id"] for job in response.json()["results"]]
 
 
-def test_lists_only_the_callers_jobs_newest_first(mine):
+def test_lists_only_the_callers_jobs_newest_first_without_dry_runs(mine):
     api, jobs = mine
     _, other_key = keyed_client("other")
     Job.objects.create(prompt="not mine", engine="piper", api_key=other_key)
@@ -35,8 +35,14 @@ def test_lists_only_the_callers_jobs_newest_first(mine):
     response = api.get("/api/bark/jobs")
 
     assert response.status_code == 200
-    assert response.json()["count"] == 5
-    assert ids(response) == [str(job.id) for job in jobs]
+    assert response.json()["count"] == 4
+    assert ids(response) == [str(job.id) for job in jobs[1:]]
+
+
+def test_dry_runs_are_listed_when_asked_for(mine):
+    api, jobs = mine
+
+    assert ids(api.get("/api/bark/jobs?status=planned")) == [str(jobs[0].id)]
 
 
 def test_pages_with_limit_and_offset(mine):
@@ -45,10 +51,10 @@ def test_pages_with_limit_and_offset(mine):
     first = api.get("/api/bark/jobs?limit=2").json()
     second = api.get(first["next"]).json()
 
-    assert [j["job_id"] for j in first["results"]] == [str(jobs[0].id), str(jobs[1].id)]
-    assert [j["job_id"] for j in second["results"]] == [str(jobs[2].id), str(jobs[3].id)]
+    assert [j["job_id"] for j in first["results"]] == [str(jobs[1].id), str(jobs[2].id)]
+    assert [j["job_id"] for j in second["results"]] == [str(jobs[3].id), str(jobs[4].id)]
     assert first["previous"] is None and second["previous"].endswith("limit=2")
-    assert api.get("/api/bark/jobs?limit=1000").json()["results"].__len__() == 5  # capped at 100, not refused
+    assert api.get("/api/bark/jobs?limit=1000").json()["results"].__len__() == 4  # capped at 100, not refused
 
 
 def test_filters_by_status(mine):

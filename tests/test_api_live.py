@@ -1,4 +1,4 @@
-"""The API as it is deployed: gunicorn + a django-q2 cluster on a temporary SQLite file. Runs the SRD's
+"""The API as it is deployed: gunicorn + a django-q2 cluster on a temporary SQLite file. Runs the first
 bring-up commands (health, capabilities, dry run), then what a program does: create a key, submit text,
 poll the job, download a valid WAV; and OpenAI's client fetches speech as mp3."""
 
@@ -72,7 +72,7 @@ def server(tmp_path: Path):
 def test_bring_up_then_key_submit_poll_download_and_openai_mp3(server, tmp_path):
     base, env = server
 
-    # The SRD's bring-up: health, capabilities, a dry run (the API is open: no key exists yet).
+    # The first bring-up: health, capabilities, a dry run (the API is open: no key exists yet).
     status, health = call("GET", f"{base}/api/health")
     assert status == 200 and health["status"] == "ok" and health["checks"]["database"]["ok"]
     status, capabilities = call("GET", f"{base}/api/capabilities")

@@ -82,7 +82,7 @@ def test_a_planned_dialogue_echoes_voices_pauses_cues_and_priority(db):
 
     assert job.status == job.Status.PLANNED
     assert job.plan["segment_voices"] == ["v2/en_speaker_9"]
-    assert job.plan["pauses_ms"] == {"0": 500} and job.pauses_ms() == {0: 500}
+    assert job.plan["pauses_ms"] == {"0": 500} and job.get_plan().pauses_ms == {0: 500}
     assert job.plan["segments"][0].startswith("[gasps] ")
     assert job.priority == job.plan["priority"] == 300
 

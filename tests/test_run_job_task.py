@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
+from synthesis.engines import get_engine
 from synthesis.jobs import JobRequest, cancel_job, submit_job
 from synthesis.models import Job
 from synthesis.tasks import run_job_task
@@ -44,6 +45,8 @@ def test_a_queued_bark_job_runs_to_completed_with_a_24khz_wav(db, tiny_bark):
     job.refresh_from_db()
     assert job.status == Job.Status.COMPLETED, job.error
     assert (job.engine, job.model, job.device) == ("bark", str(tiny_bark), "cpu")
+    # BARK_DTYPE=auto, resolved for this machine's CPU (bfloat16 with bf16 units, float32 without).
+    assert job.dtype == get_engine("bark").dtype and job.dtype in ("float32", "bfloat16")
     rate, samples = read_wav(job)
     assert rate == 24000 and len(samples) > 0
 

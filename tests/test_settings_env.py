@@ -29,6 +29,7 @@ def run_check(**env: str) -> subprocess.CompletedProcess:
         ("BARK_MAX_CONCURRENCY", "0", "BARK_MAX_CONCURRENCY=0 is out of range"),
         ("DJANGO_DEBUG", "maybe", "DJANGO_DEBUG='maybe' is not a boolean"),
         ("BARK_DEVICE", "tpu", "BARK_DEVICE='tpu' is not one of auto, cpu, cuda, mps"),
+        ("BARK_DTYPE", "fp8", "BARK_DTYPE='fp8' is not one of auto, bfloat16, float16, float32, int8"),
         ("BARK_MODELS_AVAILABLE", "sometimes", "BARK_MODELS_AVAILABLE='sometimes' must be auto"),
         ("DATABASE_URL", "nonsense://x", "DATABASE_URL is not a valid database URL"),
         ("BARK_BROKER_URL", "amqp://127.0.0.1", "BARK_BROKER_URL='amqp://127.0.0.1' is not a Redis URL"),

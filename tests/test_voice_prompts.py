@@ -17,7 +17,6 @@ from synthesis.engines.bark.prompts import (
     PROMPT_KEYS,
     VoicePromptError,
     load_prompt,
-    prompt_from_clip,
     prompt_from_npz,
     save_prompt,
 )
@@ -185,7 +184,7 @@ def test_a_pickle_in_an_npz_is_never_unpickled(preset, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("fmt", ["wav", "mp3", "flac"])
 def test_a_spoken_clip_becomes_a_prompt_of_its_own_length(engine, speech, fmt):
-    prompt = prompt_from_clip(speech[fmt], SPOKEN, engine)
+    prompt = engine.clone_voice(speech[fmt], SPOKEN)
 
     tokens, frames = len(prompt["semantic_prompt"]), prompt["fine_prompt"].shape[1]
     assert 2.0 < tokens / 49.9 < 6.0  # Piper says this in about 3-4 s
@@ -197,7 +196,7 @@ def test_a_spoken_clip_becomes_a_prompt_of_its_own_length(engine, speech, fmt):
 def test_the_clips_codes_are_bark_codecs_codes_of_the_clips_end(engine, speech):
     from synthesis.engines.bark.prompts import decode_clip
 
-    prompt = prompt_from_clip(speech["wav"], SPOKEN, engine)
+    prompt = engine.clone_voice(speech["wav"], SPOKEN)
     codes = engine.encode_clip(decode_clip(speech["wav"]))
 
     assert codes.shape[0] == 8
@@ -205,7 +204,7 @@ def test_the_clips_codes_are_bark_codecs_codes_of_the_clips_end(engine, speech):
 
 
 def test_a_cloned_voice_is_usable_for_synthesis_and_survives_storage(engine, speech):
-    prompt = load_prompt(save_prompt(prompt_from_clip(speech["mp3"], SPOKEN, engine)))
+    prompt = load_prompt(save_prompt(engine.clone_voice(speech["mp3"], SPOKEN)))
     options = SynthesisOptions(voice="custom/mine", voice_prompts={"custom/mine": prompt}, seed=3)
 
     cloned = engine.synthesize(["Now I say something new.", "And more."], options)
@@ -225,7 +224,7 @@ def test_a_clip_longer_than_the_semantic_model_can_match_keeps_its_end(engine, m
     monkeypatch.setattr(voice_prompts, "MAX_CLIP_SEMANTIC_TOKENS", 100)  # the same rule at 2 s, cheaply
     clip = tone(3.0)
 
-    prompt = prompt_from_clip(clip, "A steady tone.", engine)
+    prompt = engine.clone_voice(clip, "A steady tone.")
 
     codes = engine.encode_clip(decode_clip(clip))
     assert len(prompt["semantic_prompt"]) == 100
@@ -237,7 +236,7 @@ def test_a_wav_streamed_without_its_length_in_the_header_is_not_mistaken_for_a_t
     streamed = subprocess.run(command, input=speech["wav"], capture_output=True, check=True, timeout=60).stdout
     assert streamed[4:8] == b"\xff\xff\xff\xff"  # ffmpeg cannot seek back on a pipe to fill in the size
 
-    assert len(prompt_from_clip(streamed, SPOKEN, engine)["semantic_prompt"]) > 100
+    assert len(engine.clone_voice(streamed, SPOKEN)["semantic_prompt"]) > 100
 
 
 def _bad_clip_cases() -> list[tuple[str, object, str, str]]:
@@ -275,7 +274,7 @@ def _bad_clip_cases() -> list[tuple[str, object, str, str]]:
 )
 def test_a_bad_clip_is_refused_with_a_reason(engine, speech, upload, transcript, reason):
     with pytest.raises(VoicePromptError, match=reason):
-        prompt_from_clip(upload(speech), transcript, engine)
+        engine.clone_voice(upload(speech), transcript)
 
 
 def test_a_video_container_is_refused_even_with_an_audio_track(engine, tmp_path):
@@ -284,12 +283,12 @@ def test_a_video_container_is_refused_even_with_an_audio_track(engine, tmp_path)
     subprocess.run(command, check=True, timeout=60)
 
     with pytest.raises(VoicePromptError, match="WAV, MP3 or FLAC"):
-        prompt_from_clip(path.read_bytes(), SPOKEN, engine)
+        engine.clone_voice(path.read_bytes(), SPOKEN)
 
 
 def test_a_zip_disguised_as_audio_is_refused(engine, preset):
     with pytest.raises(VoicePromptError, match="could not be read as audio"):
-        prompt_from_clip(npz(**preset), SPOKEN, engine)
+        engine.clone_voice(npz(**preset), SPOKEN)
 
 
 def test_an_npz_member_whose_header_claims_more_data_than_it_has_is_refused(preset):

@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from synthesis.jobs import JobRequest, submit_job
-from synthesis.models import Job
+from synthesis.models import ApiKey, Job
 from synthesis.views import JOBS_PER_PAGE
 from tests.fixtures_web import make_job
 
@@ -64,3 +64,35 @@ def test_the_list_is_paginated_newest_first(signed_in, user):
     assert [j.prompt for j in second.context["page"]] == ["Job number 2.", "Job number 1.", "Job number 0."]
     assert 'href="?page=1" rel="prev"' in second.content.decode()
     assert beyond.status_code == 200 and beyond.context["page"].number == 2
+
+
+def test_a_user_also_sees_the_jobs_of_the_api_keys_they_own_with_their_origin(signed_in, user, other_user):
+    own_key, _ = ApiKey.objects.create_key(name="laptop", owner=user)
+    their_key, _ = ApiKey.objects.create_key(name="theirs", owner=other_user)
+    by_key = submit_job(JobRequest(prompt="Sent with my key.", engine="piper"), api_key=own_key)
+    submit_job(JobRequest(prompt="Sent with their key.", engine="piper"), api_key=their_key)
+    submit_job(JobRequest(prompt="Sent from the terminal.", engine="piper"))
+
+    response = signed_in.get(URL)
+
+    body = response.content.decode()
+    assert [job.pk for job in response.context["page"]] == [by_key.pk]
+    assert '<span class="origin">key laptop</span>' in body
+    assert signed_in.get(reverse("job-detail", args=[by_key.pk])).status_code == 200
+
+
+def test_staff_see_every_job_with_its_origin(admin_client, user):
+    key, _ = ApiKey.objects.create_key(name="ci")
+    jobs = [
+        make_job(user, prompt="A user's job."),
+        submit_job(JobRequest(prompt="A key's job.", engine="piper"), api_key=key),
+        submit_job(JobRequest(prompt="A terminal job.", engine="piper")),
+    ]
+
+    response = admin_client.get(URL)
+
+    body = response.content.decode()
+    assert {job.pk for job in response.context["page"]} == {job.pk for job in jobs}
+    assert '<span class="origin">user ada</span>' in body
+    assert '<span class="origin">key ci</span>' in body
+    assert '<span class="origin">no key (CLI, open API or BARK_API_KEY)</span>' in body

@@ -1,4 +1,4 @@
-"""The REST API (SPEC section 5) and the OpenAI-compatible speech endpoint, on Django REST framework.
+"""The REST API and the OpenAI-compatible speech endpoint, on Django REST framework.
 
 Views stay thin: an input serializer, one call into `synthesis.jobs`, an output serializer. Who may call
 what lives in `auth`, how often in `limits`, and how every failure becomes JSON in `errors`.

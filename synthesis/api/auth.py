@@ -4,9 +4,7 @@ A caller is one of: a database API key (`request.auth` is the `ApiKey`), the sha
 (`request.auth is SHARED_KEY`), a signed-in session user (`request.user`, for the web UI's JSON calls,
 via DRF's SessionAuthentication with its CSRF check), or nobody while the API is open.
 
-Visibility: a key sees the jobs it submitted; a session user sees the jobs they own; the shared key and
-open mode see the jobs that belong to no key and no user (their own, and those of `manage.py synthesize`).
-Anything else is a 404, never a 403, so job ids of others cannot be probed.
+Which jobs and voices each caller sees is decided in `synthesis.selectors`, for every surface.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
@@ -24,7 +21,8 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from synthesis.models import ApiKey, Job
+from synthesis.models import ApiKey
+from synthesis.selectors import Caller
 
 # last_used_at is written at most this often per key, so authentication stays a read on busy keys.
 TOUCH_EVERY = timedelta(minutes=1)
@@ -109,14 +107,10 @@ class HasApiAccess(BasePermission):
         return request.auth is not None or session_user(request) is not None or api_is_open()
 
 
-def visible_jobs(request: Request) -> QuerySet[Job]:
-    """The jobs this caller may see (module docstring)."""
-    if isinstance(request.auth, ApiKey):
-        return Job.objects.filter(api_key=request.auth)
-    user = session_user(request)
-    if user is not None:
-        return Job.objects.filter(owner=user)
-    return Job.objects.filter(api_key__isnull=True, owner__isnull=True)
+def caller(request: Request) -> Caller:
+    """Who is calling, for `synthesis.selectors`: a database key, else the signed-in user, else nobody."""
+    api_key = request.auth if isinstance(request.auth, ApiKey) else None
+    return Caller(user=None if api_key is not None else session_user(request), api_key=api_key)
 
 
 def submitter(request: Request) -> dict[str, Any]:

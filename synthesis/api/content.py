@@ -9,6 +9,7 @@ levels, and deep structures would reach the serializers' recursive validation ot
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -19,10 +20,10 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 
 from synthesis.api.exceptions import PayloadTooLarge
-from synthesis.engines.bark.prompts import MAX_CLIP_BYTES
+from synthesis.engines import cloning_engine
 
 
-def check_declared_length(parser_context: dict | None, limit: int, setting: str) -> None:
+def check_declared_length(parser_context: Mapping[str, Any] | None, limit: int, setting: str) -> None:
     request = (parser_context or {}).get("request")
     declared = request.META.get("CONTENT_LENGTH") if request is not None else None
     if declared and declared.isdigit() and int(declared) > limit:
@@ -34,7 +35,7 @@ MAX_JSON_DEPTH = 32
 
 
 class BoundedJSONParser(JSONParser):
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         check_declared_length(parser_context, settings.BARK_MAX_BODY_BYTES, "BARK_MAX_BODY_BYTES")
         too_deep = ParseError(f"JSON parse error - the body is nested deeper than {MAX_JSON_DEPTH} levels.")
         try:
@@ -61,8 +62,8 @@ def json_depth(value: Any) -> int:
 class VoiceUploadParser(MultiPartParser):
     """Multipart uploads of voices: a reference clip may be larger than a JSON body."""
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
-        check_declared_length(parser_context, MAX_CLIP_BYTES + 64 * 1024, "the reference clip limit")
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
+        check_declared_length(parser_context, cloning_engine().max_upload_bytes + 64 * 1024, "the voice upload limit")
         return super().parse(stream, media_type, parser_context)
 
 
@@ -74,8 +75,9 @@ class LenientContentNegotiation(DefaultContentNegotiation):
     still reach the client as JSON."""
 
     def select_renderer(
-        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
     ) -> tuple[BaseRenderer, str]:
+        renderers = list(renderers)
         try:
             return super().select_renderer(request, renderers, format_suffix)
         except NotAcceptable:

@@ -1,4 +1,4 @@
-"""Every API failure as JSON `{"error": {"code", "message", "fields"?}}` with SPEC section 5's status.
+"""Every API failure as JSON `{"error": {"code", "message", "fields"?}}` with the status the README documents.
 
 DRF's own handler still runs first, so its headers (WWW-Authenticate on 401, Retry-After on 429) stay;
 this module maps the domain's exceptions onto DRF's and rewrites the body. Anything it does not know is
@@ -20,16 +20,17 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from synthesis.api.exceptions import EngineUnavailableError, PayloadTooLarge, QueueFullError
 from synthesis.engines import EngineUnavailable
 from synthesis.jobs import InvalidRequest, QueueFull
+from synthesis.selectors import NotVisible
 
 # A Ratelimited raised by a plain django-ratelimit decorator does not say when its window ends; a
 # whole window is the longest the client can have to wait.
 RATELIMIT_WINDOW_S = 60
 
 
-# DRF's codes, renamed where the SPEC's words are clearer for clients.
+# DRF's codes, renamed where other words are clearer for clients.
 _CODES = {"parse_error": "malformed_json", "throttled": "rate_limited"}
 
-_MESSAGES = {
+_MESSAGES: dict[type[exceptions.APIException], str] = {
     exceptions.NotAuthenticated: (
         "An API key is required: send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'."
     ),
@@ -39,8 +40,8 @@ _MESSAGES = {
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     exc = as_api_exception(exc)
     response = drf_exception_handler(exc, context)
-    if response is None:
-        return None
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response
     response.data = {"error": describe(exc)}
     return response
 
@@ -49,6 +50,8 @@ def as_api_exception(exc: Exception) -> Exception:
     """Domain and Django exceptions as the DRF exceptions that carry their status and headers."""
     if isinstance(exc, InvalidRequest):
         return exceptions.ValidationError({exc.field: [exc.message]})
+    if isinstance(exc, NotVisible):
+        return exceptions.NotFound(str(exc))
     if isinstance(exc, QueueFull):
         return QueueFullError(exc)
     if isinstance(exc, EngineUnavailable):
@@ -76,7 +79,7 @@ def describe(exc: exceptions.APIException) -> dict[str, Any]:
     if isinstance(exc, QueueFullError):
         message = exc.message
     elif isinstance(exc, exceptions.Throttled):
-        message = f"Rate limit exceeded; retry in {exc.wait:.0f} s."
+        message = f"Rate limit exceeded; retry in {getattr(exc, 'wait', None) or RATELIMIT_WINDOW_S:.0f} s."
     return {"code": code, "message": message}
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse
+from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -33,32 +34,19 @@ from synthesis.api.exceptions import Conflict
 from synthesis.api.health import live_clusters
 from synthesis.api.limits import ReadRateThrottle, SubmitRateThrottle
 from synthesis.api.serializers import StrictCharField, StrictFloatField, within_prompt_limit
-from synthesis.engines import ENGINE_NAMES, default_engine_name, get_engine
+from synthesis.engines import ENGINE_NAMES, default_engine_name, engine_for_voice, get_engine, planning_engine_name
+from synthesis.http.streaming import STREAM_FORMATS, streaming_response
 from synthesis.jobs import JobRequest, submit_job
-from synthesis.media.transcode import FORMATS, TranscodeFailed, transcode
+from synthesis.media.ffmpeg import FfmpegFailed
+from synthesis.media.transcode import FORMATS, transcode
 from synthesis.models import Job
-from synthesis.streaming import STREAM_FORMATS, streaming_response
-from synthesis.voices import CUSTOM_PREFIX, default_voice, engine_for_voice
 
 # OpenAI's model names run whichever engine the server would pick by default.
 GENERIC_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
-# OpenAI's voices as Bark speakers (v2/en_speaker_9 is the English set's one female voice). Piper has
-# one voice, which every name maps to.
-OPENAI_VOICES = {
-    "alloy": "v2/en_speaker_6",
-    "ash": "v2/en_speaker_4",
-    "ballad": "v2/en_speaker_5",
-    "cedar": "v2/en_speaker_0",
-    "coral": "v2/en_speaker_9",
-    "echo": "v2/en_speaker_1",
-    "fable": "v2/en_speaker_3",
-    "marin": "v2/en_speaker_9",
-    "nova": "v2/en_speaker_9",
-    "onyx": "v2/en_speaker_2",
-    "sage": "v2/en_speaker_7",
-    "shimmer": "v2/en_speaker_9",
-    "verse": "v2/en_speaker_8",
-}
+# OpenAI's voice names; each engine picks its own voice for each (`Engine.voice_for_alias`).
+OPENAI_VOICES = (
+    "alloy", "ash", "ballad", "cedar", "coral", "echo", "fable", "marin", "nova", "onyx", "sage", "shimmer", "verse",
+)  # fmt: skip
 _TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
 
 
@@ -155,9 +143,9 @@ def resolve(model: str, voice: str) -> tuple[str | None, str]:
         raise serializers.ValidationError({"model": [f"Unknown model {model!r}; GET /v1/models lists them."]})
     engine = named.get(model)
     if voice in OPENAI_VOICES:
-        engine = engine or default_engine_name() or "bark"  # no runnable engine: submit_job answers 503
-        return engine, OPENAI_VOICES[voice] if engine == "bark" else default_voice(engine)
-    if not voice.startswith(CUSTOM_PREFIX) and engine_for_voice(voice) is None:
+        engine = engine or planning_engine_name()  # no runnable engine: submit_job answers 503
+        return engine, get_engine(engine).voice_for_alias(voice)
+    if engine_for_voice(voice) is None:
         names = ", ".join(OPENAI_VOICES)
         raise serializers.ValidationError({"voice": [f"Unknown voice {voice!r}; use {names} or a voice id."]})
     return engine, voice  # an engine that does not own the voice is refused by submit_job
@@ -208,7 +196,7 @@ class SpeechView(APIView):
             504: OpenApiResponse(OpenApiTypes.OBJECT, description="Not finished within BARK_SPEECH_TIMEOUT."),
         },
     )
-    def post(self, request: Request) -> HttpResponse:
+    def post(self, request: Request) -> HttpResponseBase:
         serializer = SpeechRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -234,7 +222,7 @@ class SpeechView(APIView):
             wav = handle.read()
         try:
             audio = transcode(wav, data["response_format"], data["speed"])
-        except TranscodeFailed as exc:
+        except FfmpegFailed as exc:
             raise SynthesisFailed(f"Job {job.id} completed but its audio could not be converted: {exc}") from None
         response = HttpResponse(audio, content_type=FORMATS[data["response_format"]][0])
         response["X-Job-Id"] = str(job.id)
@@ -257,7 +245,12 @@ class ModelListView(APIView):
         return Response({"object": "list", "data": models()})
 
 
-class ModelDetailView(ModelListView):
+class ModelDetailView(APIView):
+    throttle_classes = [ReadRateThrottle]
+
+    def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
+        return openai_exception_handler
+
     @extend_schema(
         tags=["openai"],
         operation_id="openai_model_retrieve",

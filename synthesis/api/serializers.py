@@ -13,18 +13,15 @@ from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
-from synthesis.control import BARK_CUES, MAX_EVENTS, MAX_PAUSE_MS, MAX_PRIORITY_WEIGHT, MODALITIES
-from synthesis.engines import ENGINE_NAMES
-from synthesis.jobs import JobRequest
+from synthesis.control import CUES, MAX_EVENTS, MAX_PAUSE_MS, MAX_PRIORITY_WEIGHT, MODALITIES
+from synthesis.engines import ENGINE_NAMES, engine_for_voice
+from synthesis.jobs import MAX_SEED, TEMPERATURE_RANGE, JobRequest
 from synthesis.media.video_options import VideoOptionsError, validate_video_options
 from synthesis.models import Job
 from synthesis.segments import split_text
-from synthesis.voices import CUSTOM_PREFIX, engine_for_voice
-
-MAX_SEED = 2**32 - 1
 
 
 def within_prompt_limit(value: str, name: str) -> str:
@@ -34,6 +31,9 @@ def within_prompt_limit(value: str, name: str) -> str:
             f"The {name} has {len(value)} characters; the limit is {settings.BARK_MAX_PROMPT_CHARS}."
         )
     return value
+
+
+LOWEST, HIGHEST = TEMPERATURE_RANGE
 
 
 class StrictCharField(serializers.CharField):
@@ -100,7 +100,7 @@ class ControlEventSerializer(serializers.Serializer):
     segment = StrictIntegerField(min_value=0, help_text="Segment index (0-based).")
     ms = StrictIntegerField(min_value=0, max_value=MAX_PAUSE_MS, required=False, help_text="Pause length.")
     voice = StrictCharField(max_length=200, required=False, help_text="Voice from here on.")
-    cue = serializers.ChoiceField(choices=BARK_CUES, required=False, help_text="Bark cue to insert.")
+    cue = serializers.ChoiceField(choices=CUES, required=False, help_text="Cue to insert, e.g. [laughs].")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         needed = self.REQUIRES[attrs["type"]]
@@ -110,7 +110,7 @@ class ControlEventSerializer(serializers.Serializer):
         if stray:
             raise serializers.ValidationError({stray[0]: [f"'{stray[0]}' does not belong in a {attrs['type']} event."]})
         voice = attrs.get("voice")
-        if voice is not None and not voice.startswith(CUSTOM_PREFIX) and engine_for_voice(voice) is None:
+        if voice is not None and engine_for_voice(voice) is None:
             raise serializers.ValidationError({"voice": [f"Unknown voice {voice!r}."]})
         return {"type": attrs["type"], "segment": attrs["segment"], needed: attrs[needed]}
 
@@ -129,15 +129,19 @@ class SynthesisRequestSerializer(serializers.Serializer):
         required=False, allow_null=True, allow_blank=True, trim_whitespace=False, max_length=300,
         help_text="Artifact file prefix, relative, below the job's own directory ('chapter1/intro').",
     )  # fmt: skip
-    text_temp = StrictFloatField(required=False, default=0.7, min_value=0.0, max_value=1.5)
-    waveform_temp = StrictFloatField(required=False, default=0.7, min_value=0.0, max_value=1.5)
+    text_temp = StrictFloatField(
+        required=False, default=0.7, min_value=TEMPERATURE_RANGE[0], max_value=TEMPERATURE_RANGE[1]
+    )
+    waveform_temp = StrictFloatField(
+        required=False, default=0.7, min_value=TEMPERATURE_RANGE[0], max_value=TEMPERATURE_RANGE[1]
+    )
     voice = StrictCharField(
         required=False, allow_null=True, allow_blank=True, max_length=200, help_text="e.g. v2/en_speaker_6"
     )
     engine = serializers.ChoiceField(choices=(*ENGINE_NAMES, "auto"), required=False, allow_null=True)
     seed = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=MAX_SEED)
     fresh = StrictBooleanField(required=False, default=False, help_text="Run again even if an identical job exists.")
-    control_events = ControlEventSerializer(many=True, required=False, max_length=MAX_EVENTS)
+    control_events = ControlEventSerializer(many=True, required=False, max_length=MAX_EVENTS)  # type: ignore[call-arg]  # passed on to the ListSerializer that many=True makes
     routing_priorities = serializers.DictField(
         child=StrictFloatField(min_value=0.0, max_value=MAX_PRIORITY_WEIGHT),
         required=False,
@@ -163,7 +167,7 @@ class SynthesisRequestSerializer(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         segments = len(split_text(attrs["prompt"]))
-        errors = {
+        errors: dict[Any, Any] = {
             index: {"segment": [f"The prompt has {segments} segment(s); segment {event['segment']} does not exist."]}
             for index, event in enumerate(attrs.get("control_events") or [])
             if event["segment"] >= segments
@@ -211,6 +215,7 @@ class JobSerializer(serializers.Serializer):
     model = serializers.CharField()
     voice = serializers.CharField()
     device = serializers.CharField()
+    dtype = serializers.CharField(help_text="Number format of the weights that ran (Bark: BARK_DTYPE), if any.")
     duration_s = serializers.FloatField(allow_null=True)
     sample_rate = serializers.IntegerField(allow_null=True)
     attempts = serializers.IntegerField()
@@ -256,10 +261,26 @@ class JobPageSerializer(serializers.Serializer):
 class ErrorBodySerializer(serializers.Serializer):
     code = serializers.CharField(help_text="invalid, malformed_json, not_authenticated, not_found, rate_limited, …")
     message = serializers.CharField()
-    fields = serializers.DictField(
+    fields = serializers.DictField(  # type: ignore[assignment]  # DRF's metaclass takes declared fields off the class
         child=serializers.ListField(child=serializers.CharField()), required=False, help_text="Field -> messages."
     )
 
 
 class ErrorSerializer(serializers.Serializer):
     error = ErrorBodySerializer()
+
+
+_ERRORS = {
+    400: "Invalid request: field messages under error.fields; malformed JSON is code malformed_json.",
+    401: "Missing, unknown, revoked or expired API key.",
+    404: "No such job visible to this caller (unknown id, not a UUID, or another key's job).",
+    409: "The job is finished and cannot be cancelled.",
+    413: "The request body exceeds BARK_MAX_BODY_BYTES.",
+    415: "The body is not in the format this route takes (JSON; multipart for voice uploads).",
+    429: "Rate limit exceeded (code rate_limited) or queue full (code queue_full); see the Retry-After header.",
+    503: "No engine can run the job (the message says why); dry runs still work.",
+}
+
+
+def errors(*codes: int) -> dict[int, OpenApiResponse]:
+    return {code: OpenApiResponse(ErrorSerializer, description=_ERRORS[code]) for code in codes}

@@ -1,4 +1,4 @@
-"""/api/: SPEC section 5's routes, the OpenAPI schema and its browsable docs (assets served locally by
+"""/api/: the REST routes, the OpenAPI schema and its browsable docs (assets served locally by
 drf-spectacular-sidecar, so the docs work offline). Anything else under /api/ is the JSON 404 of
 barksite.handlers."""
 

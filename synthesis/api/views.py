@@ -1,9 +1,7 @@
-"""SPEC section 5's routes. Each view: an input serializer, one call into `synthesis.jobs`, an output
+"""The REST API's routes. Each view: an input serializer, one call into `synthesis.jobs`, an output
 serializer. Health and capabilities are public; the rest need a key, a session or an open API."""
 
 from __future__ import annotations
-
-import uuid
 
 from django.conf import settings
 from django.http.response import HttpResponseBase
@@ -13,14 +11,15 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view, authentication_classes, permission_classes, throttle_classes
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from synthesis import selectors
 from synthesis.api import health as checks
-from synthesis.api.auth import api_is_open, submitter, visible_jobs
+from synthesis.api.auth import api_is_open, caller, submitter
 from synthesis.api.exceptions import Conflict
 from synthesis.api.limits import ReadRateThrottle, SubmitRateThrottle
 from synthesis.api.serializers import (
@@ -29,31 +28,16 @@ from synthesis.api.serializers import (
     JobSerializer,
     SubmissionSerializer,
     SynthesisRequestSerializer,
+    errors,
 )
 from synthesis.control import MODALITIES
-from synthesis.downloads import serve_artifact
-from synthesis.engines import default_engine_name
-from synthesis.jobs import cancel_job, submit_job
+from synthesis.engines import ENGINE_NAMES, default_engine_name
+from synthesis.http.downloads import serve_artifact
+from synthesis.http.streaming import STREAM_FORMATS, streaming_response
+from synthesis.jobs import MAX_SEED, TEMPERATURE_RANGE, cancel_job, submit_job
 from synthesis.media import video_options
 from synthesis.models import Job
-from synthesis.streaming import STREAM_FORMATS, streaming_response
-from synthesis.voices import BARK_LANGUAGES, catalogue
-
-_ERRORS = {
-    400: "Invalid request: field messages under error.fields; malformed JSON is code malformed_json.",
-    401: "Missing, unknown, revoked or expired API key.",
-    404: "No such job visible to this caller (unknown id, not a UUID, or another key's job).",
-    409: "The job is finished and cannot be cancelled.",
-    413: "The request body exceeds BARK_MAX_BODY_BYTES.",
-    415: "The body is not in the format this route takes (JSON; multipart for voice uploads).",
-    429: "Rate limit exceeded (code rate_limited) or queue full (code queue_full); see the Retry-After header.",
-    503: "No engine can run the job (the message says why); dry runs still work.",
-}
-
-
-def errors(*codes: int) -> dict[int, OpenApiResponse]:
-    return {code: OpenApiResponse(ErrorSerializer, description=_ERRORS[code]) for code in codes}
-
+from synthesis.voices import catalogue
 
 # What each artifact is served as (synthesis.downloads.content_type_for): audio, video, srt, vtt, metadata.
 ARTIFACT_TYPES = ("audio/wav", "video/mp4", "application/x-subrip", "text/vtt", "application/json")
@@ -146,8 +130,8 @@ def capabilities(request: Request) -> Response:
             "engines": engines,
             "voices": {
                 "count": len(voices),
-                "by_engine": {name: sum(v["engine"] == name for v in voices) for name in ("bark", "piper")},
-                "languages": sorted(BARK_LANGUAGES.values()),
+                "by_engine": {name: sum(v["engine"] == name for v in voices) for name in ENGINE_NAMES},
+                "languages": sorted({v["language"] for v in voices}),
                 "examples": [voices[0]["id"], voices[-1]["id"]],
             },
             "video": {"default_preset": video["default_video_preset"], "bounds": video["video_bounds"]},
@@ -157,8 +141,8 @@ def capabilities(request: Request) -> Response:
                 "rate_limit_per_min": settings.BARK_RATE_LIMIT_PER_MIN,
                 "max_queue_size": settings.BARK_MAX_QUEUE_SIZE,
                 "max_concurrency": settings.BARK_MAX_CONCURRENCY,
-                "temperature": [0.0, 1.5],
-                "seed": [0, 2**32 - 1],
+                "temperature": list(TEMPERATURE_RANGE),
+                "seed": [0, MAX_SEED],
             },
             "auth": {
                 "mode": "open" if api_is_open() else "key",
@@ -209,18 +193,14 @@ def synthesize(request: Request) -> Response:
 @api_view(["GET"])
 @throttle_classes([ReadRateThrottle])
 def job_list(request: Request) -> Response:
-    jobs = visible_jobs(request).order_by("-submitted_at")
     wanted = request.query_params.get("status")
-    if wanted is not None:
-        if wanted not in Job.Status.values:
-            raise ValidationError(
-                {"status": [f"Unknown status {wanted!r}; use one of {', '.join(Job.Status.values)}."]}
-            )
-        jobs = jobs.filter(status=wanted)
+    if wanted is not None and wanted not in Job.Status.values:
+        raise ValidationError({"status": [f"Unknown status {wanted!r}; use one of {', '.join(Job.Status.values)}."]})
     for name, least in (("limit", 1), ("offset", 0)):  # LimitOffsetPagination would quietly ignore a bad value
         value = request.query_params.get(name)
         if value is not None and not (value.isdigit() and int(value) >= least):
             raise ValidationError({name: [f"{name} must be a whole number of {least} or more, not {value!r}."]})
+    jobs = selectors.job_list(caller(request), wanted)
     paginator = JobPagination()
     page = paginator.paginate_queryset(jobs, request)
     return paginator.get_paginated_response(JobSerializer(page, many=True, context={"request": request}).data)
@@ -266,15 +246,8 @@ def job_detail(request: Request, job_id: str) -> Response:
 @api_view(["GET"])
 @throttle_classes([ReadRateThrottle])
 def job_artifact(request: Request, job_id: str, name: str) -> HttpResponseBase:
-    job = _visible_job(request, job_id)
-    artifacts = job.artifacts()
-    if name not in artifacts:
-        available = ", ".join(artifacts) or "none yet"
-        raise NotFound(f"Job {job.id} has no {name!r} artifact (available: {available}).")
-    try:  # no separate existence check: with S3 it would cost one more round trip per download
-        return serve_artifact(request._request, artifacts[name])
-    except FileNotFoundError:
-        raise NotFound(f"The {name} file of job {job.id} is gone from storage (purged?).") from None
+    file = selectors.get_artifact(_visible_job(request, job_id), name)
+    return serve_artifact(request._request, file)
 
 
 @extend_schema(
@@ -325,11 +298,4 @@ def job_stream(request: Request, job_id: str) -> HttpResponseBase:
 
 def _visible_job(request: Request, job_id: str) -> Job:
     """The job, or the same 404 whether it does not exist or belongs to someone else."""
-    try:
-        pk = uuid.UUID(job_id)
-    except ValueError:
-        raise NotFound(f"There is no job {job_id!r}: job ids are UUIDs.") from None
-    job = visible_jobs(request).filter(pk=pk).first()
-    if job is None:
-        raise NotFound(f"There is no job {pk} visible to this caller.")
-    return job
+    return selectors.get_job(caller(request), job_id)

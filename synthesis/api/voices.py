@@ -3,23 +3,22 @@ uploading a voice from a Bark `.npz` preset or a reference clip with its transcr
 
 from __future__ import annotations
 
-import uuid
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view, parser_classes, throttle_classes
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from synthesis.api.auth import submitter
+from synthesis.api.auth import caller, submitter
 from synthesis.api.content import VoiceUploadParser
 from synthesis.api.limits import ReadRateThrottle, UploadRateThrottle
-from synthesis.api.views import errors
-from synthesis.engines.bark.prompts import VoicePromptError
+from synthesis.api.serializers import errors
+from synthesis.engines import InvalidVoiceUpload, cloning_engine
 from synthesis.models import Voice
-from synthesis.voices import catalogue, create_voice_from_clip, create_voice_from_npz, delete_voice, owned_voices
+from synthesis.selectors import get_voice, usable_voices
+from synthesis.voices import catalogue, create_voice_from_clip, create_voice_from_npz, delete_voice
 
 VOICE_ID = OpenApiParameter("voice_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 
@@ -33,7 +32,7 @@ class VoiceSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "engine", "source", "status", "error", "transcript", "created_at"]
 
     def get_engine(self, voice: Voice) -> str:
-        return "bark"
+        return cloning_engine().name
 
 
 class VoiceUploadSerializer(serializers.Serializer):
@@ -74,7 +73,7 @@ class VoiceUploadSerializer(serializers.Serializer):
 @throttle_classes([UploadRateThrottle])
 def voices(request: Request) -> Response:
     if request.method == "GET":
-        mine = VoiceSerializer(owned_voices(**submitter(request)).order_by("name"), many=True).data
+        mine = VoiceSerializer(usable_voices(caller(request)).order_by("name"), many=True).data
         return Response({"voices": catalogue(), "yours": mine})
     serializer = VoiceUploadSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
@@ -84,7 +83,7 @@ def voices(request: Request) -> Response:
             voice = create_voice_from_npz(data["name"], data["npz"].read(), **submitter(request))
         else:
             voice = create_voice_from_clip(data["name"], data["clip"].read(), data["transcript"], **submitter(request))
-    except VoicePromptError as exc:
+    except InvalidVoiceUpload as exc:
         raise ValidationError({"npz" if data.get("npz") else "clip": [str(exc)]}) from None
     code = status.HTTP_201_CREATED if voice.status == Voice.Status.READY else status.HTTP_202_ACCEPTED
     return Response(VoiceSerializer(voice).data, status=code)
@@ -109,13 +108,7 @@ def voices(request: Request) -> Response:
 @api_view(["GET", "DELETE"])
 @throttle_classes([ReadRateThrottle])
 def voice_detail(request: Request, voice_id: str) -> Response:
-    try:
-        pk = uuid.UUID(voice_id.removeprefix("custom/"))
-    except ValueError:
-        raise NotFound(f"There is no voice {voice_id!r}: voice ids are custom/<uuid>.") from None
-    voice = owned_voices(**submitter(request)).filter(pk=pk).first()
-    if voice is None:
-        raise NotFound(f"There is no voice custom/{pk} of yours.")
+    voice = get_voice(caller(request), voice_id)
     if request.method == "DELETE":
         delete_voice(voice)
         return Response(status=status.HTTP_204_NO_CONTENT)

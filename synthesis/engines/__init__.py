@@ -1,19 +1,25 @@
 """Speech engines behind one small interface, and the per-process registry that keeps them loaded.
 
-An engine is loaded once per process (a worker keeps its model for every job it runs) and reports its
-health with a reason, so an engine that cannot load (weights missing, package missing) never takes
-the others down with it.
+Each engine is a package here that owns everything about it (its voices, their format, its constants);
+`ENGINES` names them, and nothing outside this package names an engine. An engine is loaded once per
+process (a worker keeps its model for every job it runs) and reports its health with a reason, so an
+engine that cannot load (weights missing, package missing) never takes the others down with it.
 """
 
 from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
+from django.utils.module_loading import import_string
+
+# Uploaded voices are named `custom/<uuid>` in requests; the caller loads their prompt arrays (engines do not
+# read the database) and the engine whose `clones_voices` is true speaks them.
+CUSTOM_PREFIX = "custom/"
 
 
 class EngineUnavailable(Exception):
@@ -24,6 +30,24 @@ class EngineFailed(Exception):
     """The engine was running and failed on this input."""
 
 
+class InvalidVoiceUpload(ValueError):
+    """An uploaded voice (preset file or reference clip) cannot become a voice; the message says why, for the
+    person who uploaded it."""
+
+
+@dataclass(frozen=True)
+class CatalogueVoice:
+    """A built-in voice as pickers and /api/voices list it."""
+
+    id: str
+    engine: str
+    language: str
+    name: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"id": self.id, "engine": self.engine, "language": self.language, "name": self.name}
+
+
 @dataclass(frozen=True)
 class EngineHealth:
     name: str
@@ -32,6 +56,7 @@ class EngineHealth:
     model: str
     device: str
     loaded: bool
+    dtype: str = ""  # the weights' number format (Bark: BARK_DTYPE resolved for the device); "" when not applicable
 
     def as_dict(self) -> dict:
         return {
@@ -41,6 +66,7 @@ class EngineHealth:
             "model": self.model,
             "device": self.device,
             "loaded": self.loaded,
+            "dtype": self.dtype,
         }
 
 
@@ -57,7 +83,7 @@ class SynthesisOptions:
     text_temp: float = 0.7
     waveform_temp: float = 0.7
     seed: int | None = None
-    segment_voices: list[str | None] | None = None
+    segment_voices: Sequence[str | None] | None = None
     voice_prompts: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def voice_for(self, index: int) -> str | None:
@@ -78,6 +104,17 @@ class SynthesisCancelled(Exception):
 class Engine(ABC):
     name: str
     sample_rate: int
+    # Whether this engine speaks uploaded voices (`custom/<uuid>`) and builds them from uploads, and how large an
+    # upload (a prompt file or a reference clip) may be.
+    clones_voices: bool = False
+    max_upload_bytes: int = 0
+    # Bracketed cues ("[laughs]") the engine performs rather than reads out.
+    cues: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls) -> Engine:
+        """The instance the registry keeps, configured from Django settings."""
+        return cls()
 
     @property
     @abstractmethod
@@ -88,6 +125,11 @@ class Engine(ABC):
     @abstractmethod
     def device(self) -> str: ...
 
+    @property
+    def dtype(self) -> str:
+        """The number format the model runs in, for engines that have a choice; "" otherwise."""
+        return ""
+
     @abstractmethod
     def load(self) -> None:
         """Load weights once; idempotent. Raises EngineUnavailable with a reason."""
@@ -97,10 +139,45 @@ class Engine(ABC):
         """Whether the engine can run, without loading it when that would be slow."""
 
     @abstractmethod
-    def voices(self) -> list[str]: ...
+    def voices(self) -> list[str]:
+        """The voice ids the installed model can speak (may need its files; empty when they are missing)."""
 
     @abstractmethod
     def default_voice(self) -> str: ...
+
+    @abstractmethod
+    def catalogue(self) -> list[CatalogueVoice]:
+        """The built-in voices to offer, known without loading anything."""
+
+    def owns_voice(self, voice: str) -> bool:
+        """Whether `voice` is one of this engine's voice ids (an uploaded voice belongs to the cloning engine)."""
+        if voice.startswith(CUSTOM_PREFIX):
+            return self.clones_voices
+        return any(entry.id == voice for entry in self.catalogue())
+
+    def voice_for_alias(self, alias: str) -> str:
+        """This engine's voice for a generic voice name (OpenAI's `alloy`, `nova`, ...); the default voice
+        unless the engine maps it."""
+        return self.default_voice()
+
+    # --- uploaded voices (engines with clones_voices) ---------------------------------------------------
+
+    def read_voice_file(self, data: bytes) -> dict[str, np.ndarray]:
+        """A voice uploaded as the engine's own prompt file, checked; InvalidVoiceUpload says what is wrong."""
+        raise InvalidVoiceUpload(f"The {self.name} engine takes no uploaded voices.")
+
+    def write_voice_file(self, prompt: dict[str, np.ndarray]) -> bytes:
+        """A prompt as file bytes, readable by `read_voice_file`."""
+        raise InvalidVoiceUpload(f"The {self.name} engine takes no uploaded voices.")
+
+    def check_clip(self, clip: bytes, transcript: str) -> str:
+        """Check a reference clip and its transcript without any model (fast, for the web process); return the
+        clip's file extension."""
+        raise InvalidVoiceUpload(f"The {self.name} engine cannot clone a voice.")
+
+    def clone_voice(self, clip: bytes, transcript: str) -> dict[str, np.ndarray]:
+        """A prompt cloned from a reference clip and the words spoken in it (loads the model)."""
+        raise InvalidVoiceUpload(f"The {self.name} engine cannot clone a voice.")
 
     @abstractmethod
     def synthesize(
@@ -113,7 +190,13 @@ class Engine(ABC):
             raise SynthesisCancelled()
 
 
-ENGINE_NAMES = ("bark", "piper")
+# The registry: engine name -> its class, imported on first use (so a missing package only disables its engine).
+# Adding an engine is one package under synthesis/engines/ and one line here.
+ENGINES: dict[str, str] = {
+    "bark": "synthesis.engines.bark.engine.BarkEngine",
+    "piper": "synthesis.engines.piper.engine.PiperEngine",
+}
+ENGINE_NAMES = tuple(ENGINES)
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -121,21 +204,34 @@ _lock = threading.Lock()
 
 def get_engine(name: str) -> Engine:
     """The process-wide instance of engine `name` (not loaded yet; call `load()` or `synthesize()`)."""
-    if name not in ENGINE_NAMES:
+    if name not in ENGINES:
         raise EngineUnavailable(f"Unknown engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}.")
     with _lock:
         if name not in _engines:
-            if name == "bark":
-                from synthesis.engines.bark.engine import BarkEngine
-
-                _engines[name] = BarkEngine(
-                    model=settings.BARK_MODEL, device=settings.BARK_DEVICE, mode=settings.BARK_MODELS_AVAILABLE
-                )
-            else:
-                from synthesis.engines.piper.engine import PiperEngine
-
-                _engines[name] = PiperEngine()
+            engine_class: type[Engine] = import_string(ENGINES[name])
+            _engines[name] = engine_class.from_settings()
         return _engines[name]
+
+
+def cues() -> tuple[str, ...]:
+    """Every engine's cues, read from the engine classes (nothing is configured or loaded)."""
+    classes: list[type[Engine]] = [import_string(path) for path in ENGINES.values()]
+    return tuple(dict.fromkeys(cue for engine_class in classes for cue in engine_class.cues))
+
+
+def engine_for_voice(voice: str) -> str | None:
+    """The name of the engine `voice` belongs to, or None when no engine knows it."""
+    return next((name for name in ENGINE_NAMES if get_engine(name).owns_voice(voice)), None)
+
+
+def cloning_engine() -> Engine:
+    """The engine that speaks and builds uploaded voices."""
+    return next(get_engine(name) for name in ENGINE_NAMES if get_engine(name).clones_voices)
+
+
+def catalogue() -> list[CatalogueVoice]:
+    """Every engine's built-in voices, in registry order."""
+    return [voice for name in ENGINE_NAMES for voice in get_engine(name).catalogue()]
 
 
 def reset_engines() -> None:
@@ -161,3 +257,10 @@ def default_engine_name() -> str | None:
     except Exception:  # no database here (the Python API in a bare script): every breaker counts as closed
         blocked = set()
     return next((name for name in healthy if name not in blocked), healthy[0] if healthy else None)
+
+
+def planning_engine_name() -> str:
+    """The engine a request without one is planned for: the default engine, or when none can run (a dry run, or a
+    503 that says why) the preferred one."""
+    preferred = settings.BARK_DEFAULT_ENGINE
+    return default_engine_name() or (preferred if preferred in ENGINES else ENGINE_NAMES[0])

@@ -91,14 +91,6 @@ def to_vtt(cues: Sequence[Cue]) -> str:
     return "\n".join(["WEBVTT\n", *blocks])
 
 
-def cue_at(cues: Sequence[Cue], time_ms: int) -> Cue | None:
-    """The cue showing at `time_ms` (cues are in time order and do not overlap)."""
-    for cue in cues:
-        if cue.start_ms <= time_ms < cue.end_ms:
-            return cue
-    return None
-
-
 def _clean(text: str) -> str:
     # "-->" would end a cue's timing line early in SRT and VTT parsers; whitespace runs become one space.
     return " ".join(text.replace("-->", "->").split())

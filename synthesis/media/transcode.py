@@ -1,29 +1,23 @@
-"""WAV to the formats OpenAI's speech endpoint returns, with the static ffmpeg that imageio-ffmpeg ships
-(moviepy's dependency, so nothing extra to install)."""
+"""WAV to the formats OpenAI's speech endpoint returns, through `synthesis.media.ffmpeg`."""
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 from pathlib import Path
 
-import imageio_ffmpeg
+from synthesis.media import ffmpeg
 
-# response_format -> (content type, ffmpeg output arguments). pcm is OpenAI's raw 24 kHz 16-bit mono.
+PCM_SAMPLE_RATE = 24_000  # OpenAI's `pcm` is raw 16-bit mono at 24 kHz
+# response_format -> (content type, ffmpeg output arguments).
 FORMATS: dict[str, tuple[str, list[str]]] = {
     "mp3": ("audio/mpeg", ["-c:a", "libmp3lame", "-b:a", "128k", "-f", "mp3"]),
     "opus": ("audio/ogg", ["-c:a", "libopus", "-b:a", "64k", "-ar", "48000", "-f", "ogg"]),
     "aac": ("audio/aac", ["-c:a", "aac", "-b:a", "128k", "-f", "adts"]),
     "flac": ("audio/flac", ["-c:a", "flac", "-f", "flac"]),
     "wav": ("audio/wav", ["-c:a", "pcm_s16le", "-f", "wav"]),
-    "pcm": ("audio/pcm", ["-c:a", "pcm_s16le", "-ar", "24000", "-f", "s16le"]),
+    "pcm": ("audio/pcm", ["-c:a", "pcm_s16le", "-ar", str(PCM_SAMPLE_RATE), "-f", "s16le"]),
 }
-PCM_SAMPLE_RATE = 24000
 TIMEOUT_S = 300
-
-
-class TranscodeFailed(Exception):
-    """ffmpeg could not convert the audio; the message carries its last words."""
 
 
 def atempo_chain(speed: float) -> str:
@@ -49,15 +43,10 @@ def transcode(wav: bytes, response_format: str, speed: float = 1.0) -> bytes:
     # sample count), which a pipe cannot do.
     with tempfile.TemporaryDirectory(prefix="barksite-transcode-") as scratch:
         out = Path(scratch) / f"speech.{response_format}"
-        command = [
-            imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin",
-            "-f", "wav", "-i", "pipe:0", "-vn", "-ac", "1", *tempo, *output_args, "-y", str(out),
+        args = [
+            "-loglevel", "error", "-f", "wav", "-i", "pipe:0", "-vn", "-ac", "1", *tempo, *output_args, "-y", str(out),
         ]  # fmt: skip
-        try:
-            result = subprocess.run(command, input=wav, capture_output=True, timeout=TIMEOUT_S, check=False)
-        except subprocess.TimeoutExpired:
-            raise TranscodeFailed(f"ffmpeg took more than {TIMEOUT_S} s to write {response_format}.") from None
-        if result.returncode != 0 or not out.exists():
-            tail = result.stderr.decode(errors="replace").strip().splitlines()[-3:]
-            raise TranscodeFailed(f"ffmpeg could not write {response_format}: {' '.join(tail) or 'no output'}")
+        ffmpeg.run(args, what=f"write {response_format}", timeout_s=TIMEOUT_S, input=wav)  # raises FfmpegFailed
+        if not out.exists():
+            raise ffmpeg.FfmpegFailed(f"ffmpeg could not write {response_format}: no output")
         return out.read_bytes()

@@ -1,9 +1,9 @@
 """Render a captioned MP4 (H.264 + AAC): a background, the current caption cue burned in, and spectrum bars.
 
-Cost is what decides the design. Building every frame as a full RGB picture in Python (moviepy's usual
-path) costs about 2/5/20 s per video second at 720p/1080p/4K here (NOTES.md). Instead the frame is kept
-in the encoder's own format, YUV 4:2:0, so ffmpeg does no colour conversion: the background is drawn and
-converted once, each cue's caption once (only its box is converted), and per frame only the bars' rows
+Cost is what decides the design. Building every frame as a full RGB picture in Python (moviepy's usual path) costs
+about 2/5/20 s per video second at 720p/1080p/4K on 2 CPU cores (`bench/video_render.py` measures both ways).
+Instead the frame is kept in the encoder's own format, YUV 4:2:0, so ffmpeg does no colour conversion: the background
+is drawn and converted once, each cue's caption once (only its box is converted), and per frame only the bars' rows
 are restored and redrawn before the buffer is piped to ffmpeg. The audio is muxed from a WAV by ffmpeg
 directly, which keeps its sample rate and exact length (moviepy's audio clips resample and mis-time it).
 """
@@ -12,21 +12,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import font_source_sans_pro
-import imageio_ffmpeg
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from synthesis.engines import SynthesisCancelled
+from synthesis.media import ffmpeg
 from synthesis.media.audio import write_wav
 from synthesis.media.captions import Cue
 
@@ -68,6 +67,9 @@ def render_video(
 
     Raises VideoRenderError on a bad background image or an encoder failure, and SynthesisCancelled
     when `should_continue()` returns False; either way no temporary file is left behind.
+
+    One function on purpose (about 70 lines): the encoder process, its stderr reader and the temporary WAV are
+    owned by one try/finally, so every way out (done, cancelled, crashed) cleans up the same three things.
     """
     width, height, fps = options["width"], options["height"], options["fps"]
     audio = np.asarray(waveform, dtype=np.float32).reshape(-1)
@@ -79,19 +81,16 @@ def render_video(
     fd, wav_name = tempfile.mkstemp(dir=out_path.parent, prefix=".render-", suffix=".wav")
     os.close(fd)
     wav = Path(wav_name)
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    stdin: IO[bytes] | None = None
+    stderr: IO[bytes] | None = None
     reader: threading.Thread | None = None
     errors = bytearray()
     try:
         write_wav(wav, sample_rate, audio)
-        proc = subprocess.Popen(
-            _ffmpeg_command(options, wav, out_path),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        proc, stdin, stderr = ffmpeg.start(_ffmpeg_args(options, wav, out_path))
         # Drain stderr on the side: a chatty ffmpeg must never block on a full pipe while we write frames.
-        reader = threading.Thread(target=lambda: errors.extend(proc.stderr.read()), daemon=True)
+        reader = threading.Thread(target=lambda pipe=stderr: errors.extend(pipe.read()), daemon=True)
         reader.start()
         next_check = time.monotonic() + CHECK_EVERY_S
         upcoming, showing = 0, -1  # the first cue not yet over, and the cue on screen (-1: none)
@@ -108,10 +107,10 @@ def render_video(
             showing = now
             bars.draw(picture, frame, index)
             try:
-                proc.stdin.write(frame.data)
+                stdin.write(frame.data)  # type: ignore[call-overload]  # a numpy buffer, written without a copy
             except BrokenPipeError:
                 break  # ffmpeg gave up; its exit status and message are reported below
-        _finish(proc, reader, errors)
+        _finish(proc, stdin, reader, errors)
     except BaseException:
         if proc is not None and proc.poll() is None:
             proc.kill()  # cancelled or crashed mid-render: stop the encoder, then drop its partial file
@@ -119,12 +118,12 @@ def render_video(
         out_path.unlink(missing_ok=True)
         raise
     finally:
-        if proc is not None:
+        if stdin is not None and stderr is not None:
             with contextlib.suppress(OSError):
-                proc.stdin.close()
+                stdin.close()
             if reader is not None:
                 reader.join(timeout=5)
-            proc.stderr.close()
+            stderr.close()
         wav.unlink(missing_ok=True)
 
 
@@ -183,7 +182,7 @@ class _Frame:
 
     def __init__(self, width: int, height: int, source: _Frame | None = None):
         luma = width * height
-        self.data = source.data.copy() if source is not None else np.empty(luma * 3 // 2, dtype=np.uint8)
+        self.data: np.ndarray = source.data.copy() if source is not None else np.empty(luma * 3 // 2, dtype=np.uint8)
         self.y = self.data[:luma].reshape(height, width)
         self.u = self.data[luma : luma * 5 // 4].reshape(height // 2, width // 2)
         self.v = self.data[luma * 5 // 4 :].reshape(height // 2, width // 2)
@@ -309,7 +308,8 @@ class _Bars:
 
 
 def _mix(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> tuple[int, int, int]:
-    return tuple(round(x + (y - x) * t) for x, y in zip(a, b, strict=True))
+    r, g, blue = (round(x + (y - x) * t) for x, y in zip(a, b, strict=True))
+    return r, g, blue
 
 
 def _yuv_of(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -320,12 +320,11 @@ def _yuv_of(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
 # --- encoding --------------------------------------------------------------------------------------------
 
 
-def _ffmpeg_command(options: dict[str, Any], wav: Path, out_path: Path) -> list[str]:
+def _ffmpeg_args(options: dict[str, Any], wav: Path, out_path: Path) -> list[str]:
     width, height, fps = options["width"], options["height"], options["fps"]
     video_kbps = int(options["video_bitrate"].removesuffix("k"))
     return [
-        imageio_ffmpeg.get_ffmpeg_exe(),
-        *("-hide_banner", "-loglevel", "error", "-y"),
+        *("-loglevel", "error", "-y"),
         *("-f", "rawvideo", "-pix_fmt", "yuv420p", "-video_size", f"{width}x{height}", "-framerate", str(fps)),
         *("-i", "pipe:0", "-i", str(wav), "-map", "0:v:0", "-map", "1:a:0"),
         *("-c:v", options["video_codec"], "-preset", x264_preset(width, height), "-pix_fmt", "yuv420p"),
@@ -341,15 +340,10 @@ def _ffmpeg_command(options: dict[str, Any], wav: Path, out_path: Path) -> list[
     ]
 
 
-def _finish(proc: subprocess.Popen, reader: threading.Thread, errors: bytearray) -> None:
+def _finish(proc: subprocess.Popen[bytes], stdin: IO[bytes], reader: threading.Thread, errors: bytearray) -> None:
     with contextlib.suppress(BrokenPipeError):  # ffmpeg exited early; its status says why
-        proc.stdin.close()
+        stdin.close()
     code = proc.wait()
     reader.join()
     if code != 0:
-        # ffmpeg's first error is the cause ("Unknown encoder 'x'"); its "[vost#0:0 @ 0x...]" tags are noise.
-        lines = [
-            re.sub(r"^\[[^\]]*@ 0x[0-9a-f]+\] ", "", line) for line in errors.decode(errors="replace").splitlines()
-        ]
-        detail = "; ".join(line for line in lines[:2] if line.strip()) or f"exit status {code}"
-        raise VideoRenderError(f"ffmpeg could not encode the video: {detail}")
+        raise VideoRenderError(str(ffmpeg.failure("encode the video", code, bytes(errors))))

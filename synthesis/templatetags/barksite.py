@@ -24,7 +24,7 @@ def video_size(preset: str | None) -> str:
 
 
 @register.filter
-def seconds(value: float | None) -> str:
+def seconds(value: float | str | None) -> str:
     """4.2 -> "4.2 s", 75 -> "1 min 15 s", 3725 -> "1 h 2 min"; empty for None."""
     if value is None or value == "":
         return ""

@@ -12,9 +12,13 @@ from __future__ import annotations
 import json
 import string
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from synthesis.engines.bark.presets import LANGUAGES, SPEAKERS
+from synthesis.engines.bark.prompts import CODEBOOK_SIZE, SEMANTIC_RATE_HZ
+from synthesis.engines.bark.prompts import FRAME_RATE_HZ as COARSE_RATE_HZ
 
 if TYPE_CHECKING:
     from transformers import BarkConfig, EncodecModel, GenerationConfig
@@ -29,10 +33,7 @@ SEMANTIC_OUTPUT_VOCAB = 10_048
 COARSE_VOCAB = 12_096
 FINE_VOCAB = 1_056
 N_FINE_CODEBOOKS = 8
-CODEBOOK_SIZE = 1_024
 SAMPLE_RATE = 24_000
-SEMANTIC_RATE_HZ = 49.9
-COARSE_RATE_HZ = 75
 # bert-base-multilingual-cased has 119547 ids; text ids must stay below it so that 10048 + id < 129595 (pad).
 MAX_TEXT_VOCAB = 119_547
 
@@ -44,8 +45,6 @@ TINY_PROMPT_SEMANTIC_LENGTH = 16
 # Loudness (RMS) of the random codec's audio: clearly audible, far from clipping.
 _CODEC_RMS = 0.1
 
-PRESET_LANGUAGES = ("de", "en", "es", "fr", "hi", "it", "ja", "ko", "pl", "pt", "ru", "tr", "zh")
-PRESET_SPEAKERS = 10
 SPEAKER_EMBEDDINGS_JSON = "speaker_embeddings_path.json"
 SPEAKER_EMBEDDINGS_DIR = "speaker_embeddings"
 
@@ -125,7 +124,7 @@ def _configs(arch: str) -> tuple[BarkConfig, dict]:
     from transformers import BarkCoarseConfig, BarkConfig, BarkFineConfig, BarkSemanticConfig, EncodecConfig
 
     if arch == "tiny":
-        layers = dict(num_layers=2, num_heads=2, hidden_size=32, bias=False)
+        layers: dict[str, Any] = dict(num_layers=2, num_heads=2, hidden_size=32, bias=False)
         # hidden 32 / 4 filters keeps EnCodec's 24 kHz rate and 320-sample hop (75 Hz, Bark's coarse rate);
         # a 6 kbps top bandwidth gives exactly Bark's 8 codebooks instead of 32.
         codec = EncodecConfig(hidden_size=32, num_filters=4, num_lstm_layers=1, target_bandwidths=[1.5, 3.0, 6.0])
@@ -189,8 +188,9 @@ def _write_presets(directory: Path, arch: str, seed: int) -> None:
     # BarkProcessor.from_pretrained replaces repo_or_path with the path it loads from; a fixed value keeps the
     # file identical wherever the checkpoint is built.
     index: dict[str, object] = {"repo_or_path": "."}
-    for lang_index, lang in enumerate(PRESET_LANGUAGES):
-        for speaker in range(PRESET_SPEAKERS):
+    # Languages in alphabetical order: each preset's random seed depends on its language's position.
+    for lang_index, lang in enumerate(sorted(LANGUAGES)):
+        for speaker in range(SPEAKERS):
             name = f"v2/{lang}_speaker_{speaker}"
             rng = np.random.default_rng([seed, lang_index, speaker])
             # Real v2 prompts hold a few seconds of speech (about 200 semantic tokens); tiny keeps them short.

@@ -1,6 +1,6 @@
 """Bark through transformers: text -> semantic tokens -> coarse/fine EnCodec codes -> 24 kHz audio, stage by stage.
 
-The stages (bark_stages) run one job's segments in batches of one voice, carry the first segment's voice to the
+The stages (stages.py) run one job's segments in batches of one voice, carry the first segment's voice to the
 rest when no preset is given, and run the fine stage on real lengths. torch and transformers are imported lazily,
 so this module imports anywhere and `health()` can say why Bark cannot run instead of breaking the process.
 """
@@ -11,15 +11,18 @@ import json
 import logging
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 
 from synthesis.engines import (
+    CUSTOM_PREFIX,
+    CatalogueVoice,
     Engine,
     EngineFailed,
     EngineHealth,
@@ -27,16 +30,16 @@ from synthesis.engines import (
     SegmentCallback,
     SynthesisOptions,
 )
+from synthesis.engines.bark import presets, prompts
+from synthesis.engines.bark.precision import PrecisionError, choose_dtype, convert, cpu_flags
 from synthesis.engines.bark.prompts import PROMPT_KEYS, VoicePromptError, validate_prompt
 from synthesis.engines.bark.stages import BarkStages, BarkTokens, Sampling
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_HUB_MODEL = "suno/bark-small"
-DEFAULT_VOICE = "v2/en_speaker_6"
 DEFAULT_SAMPLE_RATE = 24_000
 SPEAKER_EMBEDDINGS_JSON = "speaker_embeddings_path.json"
-CUSTOM_PREFIX = "custom/"
 # Segments per batch. The autoregressive stages read their weights once per step for the whole batch; but a batch's
 # audio arrives only after its coarse stage ends (streaming) and a short segment waits for the longest in its batch.
 # Measured at bark-small size on 2 CPU cores, 150 tokens a segment: batch 4 halves the semantic stage's time per
@@ -87,9 +90,36 @@ class SegmentRun:
 
 class BarkEngine(Engine):
     name = "bark"
+    clones_voices = True
+    cues = presets.CUES
+    max_upload_bytes = max(prompts.MAX_CLIP_BYTES, prompts.MAX_NPZ_BYTES)
 
-    def __init__(self, model: str, device: str, mode: str, fine_full_window: bool = False) -> None:
+    @classmethod
+    def from_settings(cls) -> BarkEngine:
+        return cls(
+            model=settings.BARK_MODEL,
+            device=settings.BARK_DEVICE,
+            mode=settings.BARK_MODELS_AVAILABLE,
+            dtype=settings.BARK_DTYPE,
+            force_semantic_tokens=settings.BARK_FORCE_SEMANTIC_TOKENS,
+        )
+
+    def __init__(
+        self,
+        model: str,
+        device: str,
+        mode: str,
+        fine_full_window: bool = False,
+        dtype: str = "float32",
+        force_semantic_tokens: int = 0,
+    ) -> None:
         self._model_id = model
+        # BARK_DTYPE: a name from precision.DTYPES; `auto` is resolved for the device at load (see choose_dtype).
+        self._requested_dtype = dtype
+        self._dtype: str | None = None
+        # Benchmarks only (BARK_FORCE_SEMANTIC_TOKENS): every segment gets exactly this many semantic tokens, since
+        # random-weight checkpoints never stop by themselves. 0 leaves the checkpoint's own limits.
+        self.force_semantic_tokens = force_semantic_tokens
         # True runs the fine stage over Bark's whole 1024-frame window, reproducing BarkModel.generate exactly
         # (and costing a full window per segment); False (the default) runs it on each segment's real length.
         self.fine_full_window = fine_full_window
@@ -130,6 +160,20 @@ class BarkEngine(Engine):
 
             return "cuda" if torch.cuda.is_available() else "cpu"
         return self._requested_device
+
+    @property
+    def dtype(self) -> str:
+        """The weights' format once loaded; before that, what BARK_DTYPE resolves to here (or the bad value itself)."""
+        if self._dtype is not None:
+            return self._dtype
+        try:
+            return self._choose_dtype(self.device)
+        except PrecisionError:
+            return self._requested_dtype
+
+    def _choose_dtype(self, device: str) -> str:
+        flags = cpu_flags() if self._requested_dtype == "auto" and device == "cpu" else frozenset()
+        return choose_dtype(self._requested_dtype, device, flags)
 
     @property
     def stages(self) -> BarkStages:
@@ -208,13 +252,14 @@ class BarkEngine(Engine):
             model=self._model_id,
             device=self.device,
             loaded=self._model is not None,
+            dtype=self.dtype if self._mode != "false" else "",
         )
 
     def _health(self) -> tuple[bool, str]:
         if self._mode == "false":
             return False, "disabled by BARK_MODELS_AVAILABLE=false"
         if self._model is not None:
-            return True, f"loaded {self._model_id} on {self._device}"
+            return True, f"loaded {self._model_id} on {self._device} in {self._dtype}"
         if self._load_error is not None:
             return False, self._load_error
         import_error = self._check_imports()
@@ -223,6 +268,10 @@ class BarkEngine(Engine):
         device_problem = self._device_problem()
         if device_problem is not None:
             return False, device_problem
+        try:
+            self._choose_dtype(self.device)
+        except PrecisionError as exc:
+            return False, str(exc)
         local = self._local_checkpoint()
         if local is not None:
             return True, f"weights found in {local}; not loaded yet"
@@ -266,6 +315,10 @@ class BarkEngine(Engine):
         device = self._requested_device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            dtype = self._choose_dtype(device)
+        except PrecisionError as exc:
+            raise EngineUnavailable(str(exc)) from exc
 
         local = self._local_checkpoint()
         if local is None and not (self._mode == "true" and self._is_hub_id()):
@@ -273,24 +326,31 @@ class BarkEngine(Engine):
         # Loading from the local directory (a cache snapshot included) never waits on the network; with
         # BARK_MODELS_AVAILABLE=true an unresolved hub id may download.
         source = str(local) if local is not None else self._model_id
-        on_cuda = device.startswith("cuda")
+        # Bark supports only eager and flash_attention_2 (sdpa raises); FlashAttention runs in fp16/bf16 on CUDA only.
+        flash = device.startswith("cuda") and dtype in ("float16", "bfloat16") and is_flash_attn_2_available()
         kwargs: dict[str, Any] = {
             "local_files_only": local is not None,
-            # fp32 on CPU: fp16 is unsupported for several CPU kernels and bf16 is slower on CPUs without bf16 units.
-            "dtype": torch.float16 if on_cuda else torch.float32,
-            # Bark supports only eager and flash_attention_2 (sdpa raises).
-            "attn_implementation": "flash_attention_2" if on_cuda and is_flash_attn_2_available() else "eager",
+            # Loaded in float32 and converted after (precision.convert), so the codec keeps its float32 weights.
+            "dtype": torch.float32,
+            "attn_implementation": "flash_attention_2" if flash else "eager",
         }
         try:
-            model = BarkModel.from_pretrained(source, **kwargs).to(device)
+            model = BarkModel.from_pretrained(source, **kwargs)
+            model = convert(model, dtype).to(device)
             model.eval()
             processor = BarkProcessor.from_pretrained(source, local_files_only=local is not None)
+        except torch.cuda.OutOfMemoryError as exc:
+            raise EngineUnavailable(f"Bark does not fit in {device}'s memory in {dtype}: {exc}") from exc
         except Exception as exc:
             raise EngineUnavailable(f"could not load Bark from {source}: {type(exc).__name__}: {exc}") from exc
+        if self.force_semantic_tokens:
+            semantic_config = model.generation_config.semantic_config
+            semantic_config["min_new_tokens"] = semantic_config["max_new_tokens"] = self.force_semantic_tokens
 
         self._processor = processor
         self._stages = BarkStages(model, device)
         self._device = device
+        self._dtype = dtype
         self.sample_rate = int(
             getattr(model.generation_config, "sample_rate", None)
             or getattr(model.config.codec_config, "sampling_rate", None)
@@ -298,9 +358,15 @@ class BarkEngine(Engine):
         )
         self._voice_names = sorted(name for name in processor.available_voice_presets if name.startswith("v2/"))
         self._model = model  # last: a set model means fully loaded
-        logger.info(
-            "Bark loaded from %s on %s (%s, %s)", source, device, kwargs["dtype"], kwargs["attn_implementation"]
-        )
+        logger.info("Bark loaded from %s on %s (%s, %s)", source, device, dtype, kwargs["attn_implementation"])
+
+    def release_memory(self) -> None:
+        """Hand the CUDA caching allocator's free blocks back to the device (after a job, or a failed batch), so
+        other processes on the GPU and the next job's batch shapes get them; a no-op on CPU."""
+        if self._device is not None and self._device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
 
     # --- voices ---------------------------------------------------------------------------------------
 
@@ -318,10 +384,20 @@ class BarkEngine(Engine):
         return list(self._voice_names)
 
     def default_voice(self) -> str:
+        """v2/en_speaker_6, unless the checkpoint is known to lack it (then its first preset)."""
         voices = self.voices()
-        if DEFAULT_VOICE in voices:
-            return DEFAULT_VOICE
-        return voices[0] if voices else ""
+        if not voices or presets.DEFAULT_VOICE in voices:
+            return presets.DEFAULT_VOICE
+        return voices[0]
+
+    def catalogue(self) -> list[CatalogueVoice]:
+        return [
+            CatalogueVoice(preset, self.name, presets.language_of(preset), f"Speaker {preset[-1]}")
+            for preset in presets.PRESETS
+        ]
+
+    def voice_for_alias(self, alias: str) -> str:
+        return presets.OPENAI_VOICES.get(alias, self.default_voice())
 
     def _voice_prompt(self, voice: str | None, options: SynthesisOptions) -> dict[str, np.ndarray] | None:
         """The speaker prompt arrays of `voice`: an uploaded voice from `options.voice_prompts`, a preset, or none."""
@@ -341,9 +417,9 @@ class BarkEngine(Engine):
                 f"Unknown Bark voice preset {voice!r}; this checkpoint has {len(voices)} v2 presets{example}."
             )
         try:
-            # The processor resolves the preset's files in the checkpoint (or its hub cache) and checks them.
-            preset = self._processor._load_voice_preset(voice)
-            self._processor._validate_voice_preset_dict(preset)
+            # The processor resolves the preset's files in the checkpoint (or its hub cache) and checks them; the
+            # text is tokenized too, which an empty text makes cheap.
+            preset = self._processor("", voice_preset=voice, return_tensors="np")["history_prompt"]
         except (OSError, ValueError, TypeError) as exc:
             raise EngineFailed(f"Bark voice preset {voice!r} cannot be read: {exc}") from exc
         return {key: np.asarray(preset[key], dtype=np.int64) for key in PROMPT_KEYS}
@@ -390,11 +466,12 @@ class BarkEngine(Engine):
                         waveforms.append(waveform)
                         self._notify(on_segment, index, waveform)
         self.last_run = runs
+        self.release_memory()  # between jobs: the GPU's cache follows the current batch shapes
         return waveforms
 
     def _generate(
         self, texts: list[str], prompt: dict[str, np.ndarray] | None, sampling: Sampling
-    ) -> Iterator[tuple[BarkTokens, np.ndarray]]:
+    ) -> Generator[tuple[BarkTokens, np.ndarray]]:
         """Tokens and audio per text, one speaker prompt for the batch; any failure becomes EngineFailed."""
         import torch
 
@@ -409,13 +486,30 @@ class BarkEngine(Engine):
                     full_window=self.fine_full_window,
                 )
         except torch.cuda.OutOfMemoryError as exc:
+            # The job fails with a reason; the worker, its loaded model and the next job carry on.
+            self.release_memory()
             raise EngineFailed(
-                "Bark ran out of GPU memory; try shorter text segments, fewer concurrent jobs, or BARK_DEVICE=cpu."
+                f"Bark ran out of {self._device} memory generating {len(texts)} segments at once in {self._dtype}; "
+                "try shorter text segments, fewer concurrent jobs, or BARK_DEVICE=cpu."
             ) from exc
         except Exception as exc:  # shape errors, bad prompts, device errors: all fail this job, not the worker
             raise EngineFailed(f"Bark generation failed: {type(exc).__name__}: {exc}") from exc
 
-    # --- voice cloning --------------------------------------------------------------------------------
+    # --- uploaded voices and cloning -------------------------------------------------------------------
+
+    def read_voice_file(self, data: bytes) -> dict[str, np.ndarray]:
+        return prompts.prompt_from_npz(data)
+
+    def write_voice_file(self, prompt: dict[str, np.ndarray]) -> bytes:
+        return prompts.save_prompt(prompt)
+
+    def check_clip(self, clip: bytes, transcript: str) -> str:
+        prompts.check_transcript(transcript)
+        return prompts.check_clip(clip)
+
+    def clone_voice(self, clip: bytes, transcript: str) -> dict[str, np.ndarray]:
+        """A prompt from a reference clip (see `prompts.prompt_from_clip`), with this engine's codec and text model."""
+        return prompts.prompt_from_clip(clip, transcript, self.encode_clip, self.semantic_tokens)
 
     def encode_clip(self, waveform: np.ndarray) -> np.ndarray:
         """EnCodec codes (8, frames) of a 24 kHz mono float32 clip, from Bark's own codec at 6 kbps."""

@@ -1,10 +1,11 @@
 """Bark speaker prompts from uploads: a ready `.npz` preset, or a reference clip plus its transcript.
 
 A prompt is three integer arrays: `semantic_prompt` (T,) with tokens 0..9999 at 49.9 Hz, `coarse_prompt` (2, F) and
-`fine_prompt` (8, F) with EnCodec codes 0..1023 at 75 Hz over the same span (F ~ T * 75 / 49.9). Everything here is a
-pure function over bytes: uploads are hostile until checked, so nothing is unpickled, archives are measured before
-they are read, and audio is decoded by ffmpeg in a subprocess with a time limit. A user's mistake raises
-VoicePromptError with a reason meant for that user.
+`fine_prompt` (8, F) with EnCodec codes 0..1023 at 75 Hz over the same span (F ~ T * 75 / 49.9); docs/bark-tokens.md
+says where these numbers come from. Everything here is a pure function over bytes (cloning takes the engine's two
+model calls as arguments; this module never imports the engine): uploads are hostile until checked, so nothing is
+unpickled, archives are measured before they are read, and audio is decoded by ffmpeg in a subprocess with a time
+limit. A user's mistake raises VoicePromptError with a reason meant for that user.
 """
 
 from __future__ import annotations
@@ -13,17 +14,16 @@ import io
 import math
 import os
 import re
-import subprocess
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from synthesis.engines.bark.engine import BarkEngine
+from synthesis.engines import InvalidVoiceUpload
+from synthesis.media import ffmpeg
 
 PROMPT_KEYS = ("semantic_prompt", "coarse_prompt", "fine_prompt")
 SEMANTIC_VOCAB = 10_000
@@ -31,7 +31,8 @@ CODEBOOK_SIZE = 1_024
 CODEBOOK_ROWS = {"coarse_prompt": 2, "fine_prompt": 8}
 SEMANTIC_RATE_HZ = 49.9
 FRAME_RATE_HZ = 75
-MIN_SEMANTIC_TOKENS = 8
+# A prompt shorter than this says too little about a voice to be worth keeping.
+MIN_PROMPT_SEMANTIC_TOKENS = 8
 MAX_SEMANTIC_TOKENS = 1_024
 # Prompts made elsewhere may round differently; a few frames or a few percent off is still the same span.
 FRAME_TOLERANCE = 3
@@ -52,7 +53,7 @@ MAX_TRANSCRIPT_CHARS = 1_000
 _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 
 
-class VoicePromptError(ValueError):
+class VoicePromptError(InvalidVoiceUpload):
     """The upload cannot become a voice; the message says why, for the person who uploaded it."""
 
 
@@ -94,9 +95,10 @@ def validate_prompt(arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
             raise VoicePromptError(f"{key} holds values outside 0..{limit - 1}.")
         prompt[key] = array.astype(np.int64)
     tokens, frames = prompt["semantic_prompt"].shape[0], prompt["fine_prompt"].shape[1]
-    if not MIN_SEMANTIC_TOKENS <= tokens <= MAX_SEMANTIC_TOKENS:
+    if not MIN_PROMPT_SEMANTIC_TOKENS <= tokens <= MAX_SEMANTIC_TOKENS:
         raise VoicePromptError(
-            f"semantic_prompt has {tokens} tokens; a prompt holds {MIN_SEMANTIC_TOKENS} to {MAX_SEMANTIC_TOKENS}."
+            f"semantic_prompt has {tokens} tokens; "
+            f"a prompt holds {MIN_PROMPT_SEMANTIC_TOKENS} to {MAX_SEMANTIC_TOKENS}."
         )
     if prompt["coarse_prompt"].shape[1] != frames:
         raise VoicePromptError(
@@ -165,7 +167,8 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str) -> n
 def save_prompt(prompt: Mapping[str, np.ndarray]) -> bytes:
     """The prompt as `.npz` bytes (for Voice.prompt_file), checked first."""
     buffer = io.BytesIO()
-    np.savez(buffer, **validate_prompt(prompt))
+    arrays: dict[str, Any] = validate_prompt(prompt)
+    np.savez(buffer, **arrays)
     return buffer.getvalue()
 
 
@@ -194,8 +197,6 @@ def _declares_more_than_it_holds(data: bytes) -> bool:
 
 def decode_clip(data: bytes, sample_rate: int = CLIP_SAMPLE_RATE) -> np.ndarray:
     """A WAV, MP3 or FLAC upload as mono float32 at `sample_rate`, at most MAX_CLIP_SECONDS (+0.5 s to tell)."""
-    import imageio_ffmpeg
-
     if not data:
         raise VoicePromptError("The audio file is empty.")
     if len(data) > MAX_CLIP_BYTES:
@@ -205,22 +206,20 @@ def decode_clip(data: bytes, sample_rate: int = CLIP_SAMPLE_RATE) -> np.ndarray:
     with tempfile.NamedTemporaryFile(suffix=".audio") as upload:
         upload.write(data)
         upload.flush()
-        command = [
-            imageio_ffmpeg.get_ffmpeg_exe(),
-            *("-nostdin", "-hide_banner"),
+        args = [
             # Only these demuxers and plain files: no playlists that fetch other files or URLs.
             *("-protocol_whitelist", "file", "-format_whitelist", "wav,mp3,flac"),
             *("-i", upload.name, "-vn", "-ac", "1", "-ar", str(sample_rate)),
             *("-t", str(MAX_CLIP_SECONDS + 0.5), "-f", "f32le", "pipe:1"),
         ]
         try:
-            result = subprocess.run(command, capture_output=True, timeout=FFMPEG_TIMEOUT_S, check=False)
-        except subprocess.TimeoutExpired as exc:
+            result = ffmpeg.run(args, what="decode the clip", timeout_s=FFMPEG_TIMEOUT_S)
+        except ffmpeg.FfmpegTimedOut as exc:
             raise VoicePromptError(
                 f"Decoding the audio took longer than {FFMPEG_TIMEOUT_S} s; try a shorter clip."
             ) from exc
-    if result.returncode != 0:
-        raise VoicePromptError("This file could not be read as audio; upload a WAV, MP3 or FLAC clip.")
+        except ffmpeg.FfmpegFailed as exc:
+            raise VoicePromptError("This file could not be read as audio; upload a WAV, MP3 or FLAC clip.") from exc
     waveform = np.frombuffer(result.stdout, dtype=np.float32)
     seconds = len(waveform) / sample_rate
     declared = _DURATION.search(result.stderr.decode("utf-8", "replace"))
@@ -265,8 +264,14 @@ def _clip_waveform(data: bytes) -> np.ndarray:
     return waveform
 
 
-def prompt_from_clip(data: bytes, transcript: str, engine: BarkEngine) -> dict[str, np.ndarray]:
-    """A prompt cloned from a 2-30 s reference clip and the words spoken in it.
+def prompt_from_clip(
+    data: bytes,
+    transcript: str,
+    encode: Callable[[np.ndarray], np.ndarray],
+    semantic_tokens: Callable[[str, int], np.ndarray],
+) -> dict[str, np.ndarray]:
+    """A prompt cloned from a 2-30 s reference clip and the words spoken in it; `encode` and `semantic_tokens` are
+    the engine's codec and text model (`BarkEngine.clone_voice` passes its own).
 
     The clip's EnCodec codes (Bark's own codec, 8 codebooks) give the fine prompt and its first two rows the coarse
     prompt. Bark has no audio-to-semantic model, so the transcript through Bark's text model, greedily and as many
@@ -277,12 +282,12 @@ def prompt_from_clip(data: bytes, transcript: str, engine: BarkEngine) -> dict[s
     waveform = _clip_waveform(data)
     seconds = len(waveform) / CLIP_SAMPLE_RATE
     tokens = min(round(seconds * SEMANTIC_RATE_HZ), MAX_CLIP_SEMANTIC_TOKENS)
-    codes = engine.encode_clip(waveform)
+    codes = encode(waveform)
     frames = min(codes.shape[1], math.floor(_frames_for(tokens)))
     fine = codes[:, -frames:]
     return validate_prompt(
         {
-            "semantic_prompt": engine.semantic_tokens(transcript, tokens),
+            "semantic_prompt": semantic_tokens(transcript, tokens),
             "coarse_prompt": fine[:2].copy(),
             "fine_prompt": fine.copy(),
         }

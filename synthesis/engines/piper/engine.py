@@ -5,10 +5,19 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from synthesis.engines import Engine, EngineFailed, EngineHealth, EngineUnavailable, SegmentCallback, SynthesisOptions
+from synthesis.engines import (
+    CatalogueVoice,
+    Engine,
+    EngineFailed,
+    EngineHealth,
+    EngineUnavailable,
+    SegmentCallback,
+    SynthesisOptions,
+)
 
 VOICE_ID = "piper/en_US-joe-medium"
 
@@ -24,7 +33,7 @@ class PiperEngine(Engine):
     sample_rate = 22050
 
     def __init__(self) -> None:
-        self._voice = None
+        self._voice: Any = None  # a piper.PiperVoice once loaded
         self._load_error: str | None = None
         self._lock = threading.Lock()
 
@@ -75,6 +84,9 @@ class PiperEngine(Engine):
 
     def default_voice(self) -> str:
         return VOICE_ID
+
+    def catalogue(self) -> list[CatalogueVoice]:
+        return [CatalogueVoice(VOICE_ID, self.name, "English", "Joe (Piper, US)")]
 
     def synthesize(
         self, segments: list[str], options: SynthesisOptions, on_segment: SegmentCallback | None = None

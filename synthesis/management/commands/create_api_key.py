@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from synthesis.models import ApiKey
 
-NAME_MAX = ApiKey._meta.get_field("name").max_length
+NAME_MAX: int = ApiKey._meta.get_field("name").max_length or 50
 
 
 class Command(BaseCommand):

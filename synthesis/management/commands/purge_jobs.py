@@ -1,4 +1,4 @@
-"""`manage.py purge_jobs --older-than 7d`: remove finished jobs and their files (SPEC, retention).
+"""`manage.py purge_jobs --older-than 7d`: remove finished jobs and their files (retention).
 
 Deduplicated jobs share their original's files, so a file is deleted only when no remaining job
 points at it.

@@ -17,8 +17,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         for health in all_health():
+            in_dtype = f" in {health.dtype}" if health.dtype else ""
             mark = self.style.SUCCESS("ok  ") if health.ok else self.style.WARNING("off ")
-            self.stdout.write(f"{mark} {health.name:<6} {health.model} on {health.device}: {health.reason}")
+            self.stdout.write(f"{mark} {health.name:<6} {health.model} on {health.device}{in_dtype}: {health.reason}")
         default = default_engine_name()
         self.stdout.write(f"default engine: {default or 'none (only dry runs are accepted)'}")
         queued = Job.objects.filter(status=Job.Status.QUEUED).count()

@@ -19,11 +19,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models.fields.files import FieldFile
 
 from synthesis.engines import ENGINE_NAMES, EngineUnavailable
-from synthesis.jobs import InvalidRequest, JobRequest, QueueFull, submit_job
+from synthesis.jobs import TEMPERATURE_RANGE, InvalidRequest, JobRequest, QueueFull, submit_job
 from synthesis.media.video_options import DEFAULT_PRESET, PRESETS
 from synthesis.models import Job
 
-MIN_TEMP, MAX_TEMP = 0.0, 1.5
+MIN_TEMP, MAX_TEMP = TEMPERATURE_RANGE
 
 
 def temperature(value: str) -> float:
@@ -92,7 +92,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
 
         if options["enqueue"]:
-            self.stdout.write(f"Queued job {job.id} ({job.engine}, {len(job.plan['segments'])} segment(s)).")
+            self.stdout.write(f"Queued job {job.id} ({job.engine}, {len(job.get_plan().segments)} segment(s)).")
             if not options["wait"]:
                 if out is not None or video is not None:
                     self.stdout.write("--out and --video are ignored with --enqueue: download the job's files later.")
@@ -103,7 +103,7 @@ class Command(BaseCommand):
 
             from synthesis.pipeline import run_claimed_job
 
-            with tqdm(total=len(job.plan["segments"]), unit="segment", desc=job.engine, disable=None) as bar:
+            with tqdm(total=len(job.get_plan().segments), unit="segment", desc=job.engine, disable=None) as bar:
                 run_claimed_job(job, on_progress=lambda done, _total: bar.update(done - bar.n))
             job.refresh_from_db()
         if job.status != Job.Status.COMPLETED:

@@ -41,7 +41,7 @@ def content_type_for(name: str) -> str:
 def serve_artifact(request: HttpRequest, file: FieldFile, *, as_attachment: bool = False) -> HttpResponseBase:
     """The whole file (200), one requested byte range (206), or 416 for a range past the end; with
     BARK_S3_PRESIGNED, a redirect to a short-lived signed URL of the bucket, which honours ranges itself."""
-    storage, name = file.storage, file.name
+    storage, name = file.storage, file.name or ""
     filename = PurePosixPath(name).name
     content_type = content_type_for(name)
     if settings.BARK_S3_BUCKET and settings.BARK_S3_PRESIGNED:
@@ -52,6 +52,7 @@ def serve_artifact(request: HttpRequest, file: FieldFile, *, as_attachment: bool
     s3_object = getattr(handle, "obj", None)
     size = s3_object.content_length if s3_object is not None else storage.size(name)
     byte_range = _parse_range(request.headers.get("Range", ""), size)
+    response: HttpResponseBase
     if byte_range == "unsatisfiable":
         handle.close()
         response = HttpResponse(status=416)
@@ -61,13 +62,13 @@ def serve_artifact(request: HttpRequest, file: FieldFile, *, as_attachment: bool
     if byte_range is None and s3_object is None:
         response = FileResponse(handle, content_type=content_type, as_attachment=as_attachment, filename=filename)
     else:
-        start, end = byte_range if byte_range is not None else (0, size - 1)
+        start, end = byte_range if isinstance(byte_range, tuple) else (0, size - 1)
         chunks = _read_object(s3_object, start, end) if s3_object is not None else _read(handle, start, end - start + 1)
         response = StreamingHttpResponse(chunks, status=206 if byte_range else 200, content_type=content_type)
         if byte_range:
             response["Content-Range"] = f"bytes {start}-{end}/{size}"
         response["Content-Length"] = str(end - start + 1)
-        response["Content-Disposition"] = content_disposition_header(as_attachment, filename)
+        response["Content-Disposition"] = content_disposition_header(as_attachment, filename) or ""
     response["Accept-Ranges"] = "bytes"
     return response
 
@@ -76,7 +77,7 @@ def _redirect_to_bucket(storage: Storage, name: str, content_type: str, disposit
     parameters = {"ResponseContentType": content_type}
     if disposition:
         parameters["ResponseContentDisposition"] = disposition
-    response = HttpResponseRedirect(storage.url(name, parameters=parameters))
+    response = HttpResponseRedirect(storage.url(name, parameters=parameters))  # type: ignore[call-arg]  # S3Storage.url
     response["Cache-Control"] = "no-store"  # the signed URL expires (BARK_S3_URL_EXPIRE_S)
     return response
 

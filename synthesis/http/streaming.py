@@ -8,22 +8,21 @@ gets, and ends when the job does. A job that is already complete is sent from it
 from __future__ import annotations
 
 import struct
-import subprocess
 import time
 from collections.abc import Iterator
 from fractions import Fraction
 
-import imageio_ffmpeg
 import numpy as np
 from django.conf import settings
 from django.http import StreamingHttpResponse
 from scipy.io import wavfile
 
+from synthesis.media import ffmpeg
 from synthesis.media.audio import SEGMENT_PAUSE_S, to_pcm16
+from synthesis.media.transcode import PCM_SAMPLE_RATE
 from synthesis.models import Job
 
 STREAM_FORMATS = {"wav": "audio/wav", "pcm": "audio/pcm", "mp3": "audio/mpeg"}
-PCM_SAMPLE_RATE = 24_000  # OpenAI's `pcm` is 16-bit mono at 24 kHz
 POLL_S = 0.2
 
 
@@ -58,11 +57,11 @@ def _follow(job_id: str, timeout_s: float) -> Iterator[tuple[np.ndarray, int]]:
         if job is None:
             return
         if job.status == Job.Status.COMPLETED and sent == 0:
-            whole = _read_wav(job, job.audio.name)
+            whole = _read_wav(job, job.audio.name or "")
             if whole is not None:
                 yield whole
             return
-        pauses_ms = job.pauses_ms()
+        pauses_ms = job.get_plan().pauses_ms
         while sent < job.segments_done:
             segment = _read_wav(job, job.segment_name(sent))
             if segment is None:
@@ -131,12 +130,9 @@ def _resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
 
 def _mp3(samples: np.ndarray, rate: int) -> bytes:
     """One chunk as bare MP3 frames (no ID3 tag, no Xing header), so chunks concatenate into one stream."""
-    command = [
-        imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin",
-        "-f", "s16le", "-ar", str(rate), "-ac", "1", "-i", "pipe:0",
+    args = [
+        "-loglevel", "error", "-f", "s16le", "-ar", str(rate), "-ac", "1", "-i", "pipe:0",
         "-c:a", "libmp3lame", "-b:a", "128k", "-id3v2_version", "0", "-write_xing", "0", "-f", "mp3", "pipe:1",
     ]  # fmt: skip
-    result = subprocess.run(command, input=samples.tobytes(), capture_output=True, timeout=120, check=False)
-    if result.returncode != 0:  # mid-stream there is no status code left to send: the stream ends here
-        raise RuntimeError(f"ffmpeg could not encode mp3: {result.stderr.decode(errors='replace')[-300:]}")
-    return result.stdout
+    # Mid-stream there is no status code left to send: a failure ends the stream here.
+    return ffmpeg.run(args, what="encode mp3", timeout_s=120, input=samples.tobytes()).stdout

@@ -1,0 +1,332 @@
+"""Audio made per second through the real service (gunicorn + `manage.py runworkers` with the project's default
+settings, the web API, the Bark engine) against a plain per-sentence `BarkModel.generate` loop, in the same run.
+
+N jobs of one ~2,000-character text are submitted at once through the API (the last of them once another is running,
+so its time to first audio is that of a job arriving while the others run). Random weights never stop by
+themselves, so every segment gets exactly `--tokens` semantic tokens: the service through BARK_FORCE_SEMANTIC_TOKENS
+(a benchmarking knob), the plain loop through `semantic_min_new_tokens == semantic_max_new_tokens`. The plain loop
+(`processor(sentence, voice_preset=...)` then `model.generate`, float32 as loaded, in a process of its own) runs one
+job's sentences; all jobs share them, so its rate compares directly. Printed: audio seconds per wall second for both
+(the whole machine is the compute either way), their ratio, time to first audio, and peak memory (the summed RSS of
+every service process; the plain process's own peak), with the machine.
+
+At bark-small's size the plain loop costs ~23 s of compute per second of audio on 2 cores: scale down with
+--jobs, --segments (segments per job, from the start of the text) and --tokens.
+
+    python bench/throughput.py --arch tiny
+    python bench/throughput.py --arch bark-small --jobs 2 --segments 2 --tokens 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from machine import describe  # bench/machine.py (benchmarks run as scripts from bench/)
+
+ROOT = Path(__file__).resolve().parent.parent
+VOICE = "v2/en_speaker_6"
+PARAGRAPH = (
+    "The lighthouse keeper climbed the spiral stairs every evening, counting each of the one hundred and twelve "
+    "steps under his breath. At the top he wiped the great lens, trimmed the wick, and watched the last fishing "
+    "boats turn for home. Storms came often in the autumn, and on those nights he stayed awake until dawn, "
+    "listening to the wind and the waves against the rocks below. Nobody in the village remembered a ship lost "
+    "on his watch. "
+)
+
+
+def text_of(chars: int) -> str:
+    text = PARAGRAPH * (chars // len(PARAGRAPH) + 1)
+    return text[:chars].rsplit(" ", 1)[0] + "."
+
+
+def job_text(chars: int, segments: int | None) -> str:
+    """The text of one job: `chars` characters, or only as many of its first segments as asked."""
+    sys.path.insert(0, str(ROOT))
+    from synthesis.segments import split_text
+
+    text = text_of(chars)
+    return " ".join(split_text(text)[:segments]) if segments else text
+
+
+# --- the service ---------------------------------------------------------------------------------------------
+
+
+class Service:
+    """gunicorn and the workers as `bin/serve` runs them, on a free port, in a scratch directory; stopped on exit."""
+
+    def __init__(self, scratch: Path, checkpoint: Path, tokens: int) -> None:
+        self.env = {
+            **os.environ,
+            "BARK_SQLITE_PATH": str(scratch / "db.sqlite3"),
+            "BARK_OUTPUT_ROOT": str(scratch / "outputs"),
+            "BARK_CACHE_DIR": str(scratch / "cache"),
+            "BARK_MODEL": str(checkpoint),
+            "BARK_FORCE_SEMANTIC_TOKENS": str(tokens),
+            "BARK_RATE_LIMIT_PER_MIN": "100000",
+        }
+        for name in ("DATABASE_URL", "REDIS_URL", "OMP_NUM_THREADS"):
+            self.env.pop(name, None)  # the project's defaults: SQLite, the diskcache, torch's own thread count
+        self.scratch = scratch
+        self.processes: list[subprocess.Popen] = []
+        self.peak_rss = 0
+        self._sampling = True
+
+    def __enter__(self) -> Service:
+        manage = [sys.executable, "manage.py"]
+        subprocess.run([*manage, "migrate", "--noinput"], cwd=ROOT, env=self.env, check=True, capture_output=True)
+        create_key = [*manage, "create_api_key", "throughput"]
+        created = subprocess.run(create_key, cwd=ROOT, env=self.env, check=True, capture_output=True, text=True)
+        self.key = next(line.strip() for line in created.stdout.splitlines() if line.startswith("    "))
+        self.port = free_port()
+        log = (self.scratch / "service.log").open("w")
+        # As bin/serve runs it.
+        web = ["--config", "python:barksite.gunicorn", "--workers", "2", "--worker-class", "gthread", "--threads", "4"]
+        web += ["--timeout", "300", "--log-level", "warning"]
+        gunicorn = [sys.executable, "-m", "gunicorn", "barksite.wsgi", "--bind", f"127.0.0.1:{self.port}", *web]
+        for command in (gunicorn, [*manage, "runworkers"]):
+            self.processes.append(
+                subprocess.Popen(
+                    command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )  # fmt: skip
+            )
+        threading.Thread(target=self._sample_memory, daemon=True).start()
+        try:
+            self._wait_until_up(300)  # a loaded 2-core host takes a while to import torch twice
+        except BaseException:
+            self.__exit__()  # __exit__ does not run when __enter__ raises: stop what was started
+            raise
+        return self
+
+    def _wait_until_up(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.request("GET", "/api/health") is None:
+            if time.monotonic() > deadline:
+                log_tail = (self.scratch / "service.log").read_text()[-3000:]
+                raise SystemExit(f"the service did not answer within {timeout_s:.0f} s; its log ends:\n{log_tail}")
+            time.sleep(0.3)
+
+    def __exit__(self, *exc: object) -> None:
+        self._sampling = False
+        for process in self.processes:
+            # SIGTERM to each main process, as bin/serve stops them; whatever is left is killed below.
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=15)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # whatever is left of the group
+            process.wait(timeout=15)
+
+    def _sample_memory(self) -> None:
+        groups = {process.pid for process in self.processes}
+        while self._sampling:
+            self.peak_rss = max(self.peak_rss, rss_of_groups(groups))
+            time.sleep(0.5)
+
+    def request(self, method: str, path: str, body: dict | None = None) -> dict | None:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            headers = {"Content-Type": "application/json", "X-API-Key": getattr(self, "key", "")}
+            connection.request(method, path, body=json.dumps(body) if body else None, headers=headers)
+            response = connection.getresponse()
+            payload = json.loads(response.read() or b"{}")
+        except (OSError, ValueError):
+            return None
+        if response.status >= 300:
+            raise SystemExit(f"{method} {path} answered {response.status}: {payload}")
+        return payload
+
+    def submit(self, text: str, seed: int) -> str:
+        body = {"prompt": text, "engine": "bark", "voice": VOICE, "seed": seed}
+        answer = self.request("POST", "/api/bark/synthesize", body)
+        assert answer is not None
+        return answer["job_id"]
+
+    def job(self, job_id: str) -> dict:
+        answer = self.request("GET", f"/api/bark/jobs/{job_id}")
+        assert answer is not None
+        return answer
+
+
+def rss_of_groups(groups: set[int]) -> int:
+    """Summed resident memory (bytes) of every process whose process group is one of `groups`."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) in groups:  # fields after the command: state, ppid, pgrp, ..., rss is the 22nd
+            total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    return total
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_service(service: Service, text: str, jobs: int, timeout_s: float) -> dict[str, Any]:
+    start = time.monotonic()
+    ids = [service.submit(text, seed=index + 1) for index in range(jobs - 1)]
+    # The last job arrives while the others run: once one of them is running (or at once when it is alone).
+    while ids and not any(service.job(job_id)["status"] != "queued" for job_id in ids):
+        time.sleep(0.2)
+    probe_submitted = time.monotonic()
+    probe = service.submit(text, seed=jobs)
+    ids.append(probe)
+    first_audio: float | None = None
+    finished: dict[str, dict] = {}
+    while len(finished) < len(ids):
+        if time.monotonic() - start > timeout_s:
+            raise SystemExit(f"jobs still running after {timeout_s:.0f} s; raise --timeout or scale down")
+        for job_id in ids:
+            if job_id in finished:
+                continue
+            state = service.job(job_id)
+            if job_id == probe and first_audio is None and state["progress"]["segments_done"] >= 1:
+                first_audio = time.monotonic() - probe_submitted
+            if state["status"] in ("completed", "failed", "cancelled"):
+                finished[job_id] = state
+        time.sleep(0.2)
+    wall = time.monotonic() - start
+    failed = [state for state in finished.values() if state["status"] != "completed"]
+    if failed:
+        raise SystemExit(f"{len(failed)} jobs did not complete; the first: {failed[0]['error']}")
+    states = [finished[job_id] for job_id in ids]
+    return {
+        "audio": sum(state["duration_s"] for state in states),
+        "wall": wall,
+        "first_audio": first_audio,
+        "segments": states[0]["plan"]["segments"],
+        "dtype": states[0].get("dtype", "?"),
+        "peak_rss": service.peak_rss,
+    }
+
+
+# --- the plain loop ------------------------------------------------------------------------------------------
+
+
+def plain_loop(checkpoint: str, sentences: list[str], tokens: int) -> None:
+    """In its own process: what a user would write with transformers alone; prints its figures as JSON."""
+    started = time.monotonic()
+    import torch
+    from transformers import BarkModel, BarkProcessor
+
+    model = BarkModel.from_pretrained(checkpoint).eval()
+    processor = BarkProcessor.from_pretrained(checkpoint)
+    loaded = time.monotonic()
+    samples = 0
+    sampled = {"semantic_temperature": 0.7, "coarse_temperature": 0.7, "fine_temperature": 0.5}
+    for index, sentence in enumerate(sentences):
+        torch.manual_seed(index)
+        inputs = processor(sentence, voice_preset=VOICE)
+        with torch.inference_mode():
+            audio = model.generate(**inputs, semantic_min_new_tokens=tokens, semantic_max_new_tokens=tokens,
+                                   semantic_do_sample=True, coarse_do_sample=True, **sampled)  # fmt: skip
+        samples += audio.shape[-1]
+    done = time.monotonic()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rate = int(model.generation_config.sample_rate)
+    print(json.dumps({"audio": samples / rate, "wall": done - loaded, "load": loaded - started, "peak_rss": peak}))
+
+
+def run_plain(checkpoint: Path, sentences: list[str], tokens: int) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("OMP_NUM_THREADS", None)
+    result = subprocess.run(
+        [sys.executable, __file__, "--plain", str(checkpoint), "--tokens", str(tokens), "--sentences",
+         json.dumps(sentences)],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise SystemExit(f"the plain loop failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# --- main ----------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=4, help="jobs submitted at once (the queue admits 8 by default)")
+    parser.add_argument("--segments", type=int, help="segments per job, from the start of the text (default: all)")
+    parser.add_argument("--tokens", type=int, default=100, help="semantic tokens per segment (49.9 = 1 s of audio)")
+    parser.add_argument("--chars", type=int, default=2000)
+    parser.add_argument("--arch", choices=("tiny", "bark-small"), default="tiny")
+    parser.add_argument("--checkpoint", type=Path, help="checkpoint directory (built there if missing)")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the jobs")
+    parser.add_argument("--plain", help=argparse.SUPPRESS)  # internal: run the plain loop on this checkpoint
+    parser.add_argument("--sentences", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.plain:
+        plain_loop(args.plain, json.loads(args.sentences), args.tokens)
+        return
+    # SIGTERM (a test's timeout, a shell's kill) unwinds like Ctrl-C, so the service's processes are stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if not 1 <= args.jobs <= 8 or not 16 <= args.tokens <= 768 or (args.segments is not None and args.segments < 1):
+        parser.error("--jobs must be 1-8 (the default queue size), --tokens 16-768, --segments at least 1")
+
+    checkpoint = (args.checkpoint or ROOT / "checkpoints" / args.arch).resolve()
+    if not (checkpoint / "config.json").is_file():
+        build = [sys.executable, "manage.py", "build_bark_checkpoint", str(checkpoint), "--arch", args.arch]
+        subprocess.run(build, cwd=ROOT, check=True, capture_output=True)
+    text = job_text(args.chars, args.segments)
+    with (
+        tempfile.TemporaryDirectory(prefix="barksite-throughput-") as scratch,
+        Service(Path(scratch), checkpoint, args.tokens) as service,
+    ):
+        served = run_service(service, text, args.jobs, args.timeout)
+    plain = run_plain(checkpoint, served["segments"], args.tokens)
+    report(args, checkpoint, text, served, plain)
+
+
+def report(args: argparse.Namespace, checkpoint: Path, text: str, served: dict, plain: dict) -> None:
+    gib = 2**30
+    service_rate = served["audio"] / served["wall"]
+    plain_rate = plain["audio"] / plain["wall"]
+    plain_loaded_rate = plain["audio"] / (plain["wall"] + plain["load"])
+    print(f"machine: {describe()}")
+    print(
+        f"checkpoint: {args.arch} at {checkpoint}; {args.jobs} jobs of {len(text)} characters, "
+        f"{len(served['segments'])} segments each, {args.tokens} semantic tokens per segment, voice {VOICE}"
+    )
+    print(
+        f"service (default settings: gunicorn + runworkers, BARK_DTYPE=auto -> {served['dtype']}): "
+        f"{served['audio']:.1f} s of audio in {served['wall']:.1f} s (model loads included): "
+        f"{service_rate:.3f} audio s per s; peak memory {served['peak_rss'] / gib:.2f} GiB (all processes)"
+    )
+    print(
+        f"plain loop (BarkModel.generate per sentence, float32, one process, {len(served['segments'])} sentences): "
+        f"{plain['audio']:.1f} s of audio in {plain['wall']:.1f} s (+ {plain['load']:.1f} s import and load): "
+        f"{plain_rate:.3f} audio s per s ({plain_loaded_rate:.3f} with its load); "
+        f"peak memory {plain['peak_rss'] / gib:.2f} GiB"
+    )
+    print(f"ratio: the service makes audio at {service_rate / plain_rate:.2f}x the plain loop's rate "
+          f"({service_rate / plain_loaded_rate:.2f}x counting the plain loop's load too)")  # fmt: skip
+    first = served["first_audio"]
+    print(
+        "time to first audio for the job submitted while the others ran: "
+        + (f"{first:.1f} s" if first is not None else "not seen (it finished between polls)")
+    )
+    print(f"load average after: {', '.join(f'{value:.2f}' for value in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

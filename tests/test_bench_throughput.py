@@ -1,0 +1,43 @@
+"""bench/throughput.py at its smallest on the tiny checkpoint: a live service and the plain loop, end to end."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_throughput_bench_serves_jobs_runs_the_plain_loop_and_prints_rates_ratio_first_audio_and_memory(
+    tiny_bark_dir,
+):
+    bench = subprocess.Popen(
+        [sys.executable, "bench/throughput.py", "--arch", "tiny", "--checkpoint", str(tiny_bark_dir),
+         "--jobs", "2", "--segments", "1", "--tokens", "16", "--timeout", "240"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        out, err = bench.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        bench.terminate()  # the bench stops the service it started on SIGTERM
+        out, err = bench.communicate(timeout=60)
+        pytest.fail(f"bench/throughput.py ran over 600 s:\n{out}\n{err}")
+
+    assert bench.returncode == 0, out + err
+    assert "machine: " in out and "2 jobs of" in out and "1 segments each, 16 semantic tokens" in out
+    # Two jobs of one 16-token segment (0.32 s each) through the service; one sentence through the plain loop.
+    assert re.search(r"service \(default settings.*-> (float32|bfloat16)\): 0\.6 s of audio in [\d.]+ s", out)
+    assert re.search(r"plain loop .*: 0\.3 s of audio in [\d.]+ s", out)
+    assert re.search(r"ratio: the service makes audio at [\d.]+x the plain loop's rate", out)
+    assert re.search(r"time to first audio for the job submitted while the others ran: [\d.]+ s", out)
+    assert re.search(r"peak memory [\d.]+ GiB \(all processes\)", out)
+
+
+def test_throughput_bench_refuses_sizes_the_service_cannot_take_with_a_clear_message():
+    result = subprocess.run(
+        [sys.executable, "bench/throughput.py", "--jobs", "9"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 2 and "--jobs must be 1-8 (the default queue size)" in result.stderr

@@ -291,7 +291,7 @@ def job_stream(request: Request, job_id: str) -> HttpResponseBase:
         raise ValidationError({"format": [f"Streams come as {', '.join(STREAM_FORMATS)}; not {fmt!r}."]})
     if job.status == Job.Status.PLANNED:
         raise Conflict(f"Job {job.id} is a dry run: there is no audio to stream.")
-    if job.status == Job.Status.COMPLETED and not (job.audio and job.audio.storage.exists(job.audio.name)):
+    if job.status == Job.Status.COMPLETED and not (job.audio and job.audio.storage.exists(job.audio.name or "")):
         raise Conflict(f"Job {job.id} has no audio any more (its files were purged).")
     return streaming_response(job, fmt)
 

@@ -5,6 +5,8 @@ says what it accepts, not surface later as a confusing runtime error.
 """
 
 import os
+import secrets
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -66,3 +68,24 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def local_secret_key(path: Path) -> str:
+    """A secret key made once for this checkout and kept in `path` (mode 0600), for local runs that set
+    no DJANGO_SECRET_KEY. Written under a temporary name and hard-linked into place, so processes that
+    start together (gunicorn workers, qcluster) all end up with the one key that won."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        temporary.write_text(secrets.token_urlsafe(50))
+        temporary.chmod(0o600)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process was first; use its key
+        finally:
+            temporary.unlink()
+    key = path.read_text().strip()
+    if len(key) < 50:
+        raise ImproperlyConfigured(f"{path} holds no usable secret key; delete it to make a new one.")
+    return key

@@ -7,20 +7,27 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from barksite.env import env_bool, env_choice, env_int, env_list, env_str, env_tristate
+from barksite.env import env_bool, env_choice, env_int, env_list, env_str, env_tristate, local_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # --- Django core -------------------------------------------------------------------------------------
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
-_DEV_SECRET = "dev-only-insecure-secret-key-change-me"
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", _DEV_SECRET if DEBUG else "")
-if not DEBUG and (not SECRET_KEY or SECRET_KEY == _DEV_SECRET):
-    raise ImproperlyConfigured("DJANGO_DEBUG is off, so DJANGO_SECRET_KEY must be set to a long random value.")
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"] if DEBUG else [])
-if not DEBUG and not ALLOWED_HOSTS:
-    raise ImproperlyConfigured("DJANGO_DEBUG is off, so DJANGO_ALLOWED_HOSTS must list the host names served.")
+# DEBUG shows tracebacks and settings to whoever triggers an error: only when a developer asks for it.
+DEBUG = env_bool("DJANGO_DEBUG", False)
+_THIS_MACHINE = ["localhost", "127.0.0.1", "[::1]", "testserver"]
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", _THIS_MACHINE)
+# Serving only this machine's own names (bin/serve on 127.0.0.1, the tests) is a local run; any other host
+# name means a deployment, which must bring its own secret and (by default) HTTPS.
+LOCAL_ONLY = set(ALLOWED_HOSTS) <= set(_THIS_MACHINE)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not (DEBUG or LOCAL_ONLY):
+        raise ImproperlyConfigured(
+            f"DJANGO_ALLOWED_HOSTS serves {', '.join(ALLOWED_HOSTS)}, so DJANGO_SECRET_KEY must be set to a long "
+            "random value (the same on every machine)."
+        )
+    SECRET_KEY = local_secret_key(BASE_DIR / ".cache" / "secret_key")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
@@ -41,6 +48,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "synthesis.metrics.HttpMetricsMiddleware",  # first, so it sees every response
+    "barksite.handlers.JsonErrorsMiddleware",  # next: sees every error response under /api/ and /v1/
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -50,6 +58,26 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+CSRF_FAILURE_VIEW = "barksite.handlers.csrf_failure"
+
+# --- HTTPS behind a TLS-terminating proxy ----------------------------------------------------------------
+# `auto`: on when DEBUG is off and the site serves a name other than this machine's. bin/serve and the
+# tests serve plain HTTP on 127.0.0.1, where a browser would never send Secure cookies back (signing in
+# would fail) and a redirect to https:// would lead nowhere.
+_HTTPS = env_tristate("DJANGO_HTTPS", "auto")
+HTTPS = _HTTPS == "true" or (_HTTPS == "auto" and not DEBUG and not LOCAL_ONLY)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", HTTPS)
+SECURE_REDIRECT_EXEMPT = [r"^api/health$"]  # health probes come over plain HTTP from inside the network
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
+# The header by which the proxy says the client used https. The proxy must set it on every request (and
+# so overwrite a client's own); set DJANGO_PROXY_SSL_HEADER= (empty) when no proxy is in front.
+_PROXY_SSL_HEADER = env_str("DJANGO_PROXY_SSL_HEADER", "X-Forwarded-Proto" if HTTPS else "").strip()
+if _PROXY_SSL_HEADER:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _PROXY_SSL_HEADER.upper().replace("-", "_"), "https")
 
 ROOT_URLCONF = "barksite.urls"
 WSGI_APPLICATION = "barksite.wsgi.application"
@@ -113,6 +141,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Serve static files that were not collected too (a fresh checkout, the live tests); collected ones win.
+WHITENOISE_USE_FINDERS = True
 
 # Artifacts live under BARK_OUTPUT_ROOT, Django's media root. They are served only through views that
 # check who may see the job, never as open media URLs.
@@ -163,8 +193,9 @@ STORAGES = {
 }
 
 # --- Cache (rate limits) -----------------------------------------------------------------------------
-# django-ratelimit needs atomic increments shared by every gunicorn worker. Redis when REDIS_URL is set;
-# otherwise diskcache's Django backend, a SQLite file with atomic, process-safe increments.
+# The rate limits' moving windows (synthesis/api/limits.py) live here, shared by every gunicorn worker:
+# Redis when REDIS_URL is set (every machine); otherwise diskcache's Django backend, a SQLite file whose
+# transactions every process of the machine shares.
 
 REDIS_URL = env_str("REDIS_URL", "")
 CACHES: dict[str, dict[str, Any]]
@@ -310,15 +341,31 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "synthesis.models.Job.Status",
         "VoiceStatusEnum": "synthesis.models.Voice.Status",
     },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "synthesis.api.schema.add_common_responses",  # 401/403/414/429 wherever they can happen
+    ],
     "SERVE_AUTHENTICATION": [],  # the schema and docs are public, whatever key a browser sends
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
 
+# Everything worth a look goes to stderr (gunicorn's and qcluster's error stream), with DEBUG on or off:
+# Django's own default sends request errors only to console under DEBUG and to e-mail otherwise, so a
+# 500 in production would leave no trace. django.request logs every unexpected exception with its
+# traceback at ERROR (and 4xx answers at WARNING); django.security logs refused hosts and CSRF failures.
+_LOG_LEVEL = env_choice("BARK_LOG_LEVEL", "info", {"debug", "info", "warning", "error"}).upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"synthesis": {"handlers": ["console"], "level": env_str("BARK_LOG_LEVEL", "INFO").upper()}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
+    "loggers": {
+        "django": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
+        "synthesis": {"handlers": ["stderr"], "level": _LOG_LEVEL, "propagate": False},
+        # django-q2 adds its own INFO handler only when no logging is configured; keep what it said.
+        "django-q": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+    },
 }

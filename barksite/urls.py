@@ -15,3 +15,9 @@ urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("", include("synthesis.urls")),
 ]
+
+# JSON under /api/ and /v1/, the UI's own pages elsewhere (barksite/handlers.py).
+handler400 = "barksite.handlers.bad_request"
+handler403 = "barksite.handlers.permission_denied"
+handler404 = "barksite.handlers.page_not_found"
+handler500 = "barksite.handlers.server_error"

@@ -81,3 +81,13 @@ def test_another_keys_artifact_is_404_and_no_key_is_401(done):
 
     assert other.get(f"/api/bark/jobs/{job.id}/artifacts/audio").status_code == 404
     assert client().get(f"/api/bark/jobs/{job.id}/artifacts/audio").status_code == 401
+
+
+def test_a_range_past_the_end_is_a_json_416_with_the_files_size(done):
+    api, job = done
+    size = job.audio.size
+
+    response = api.get(f"/api/bark/jobs/{job.id}/artifacts/audio", HTTP_RANGE=f"bytes={size + 10}-")
+
+    assert response.status_code == 416 and response["Content-Range"] == f"bytes */{size}"
+    assert error_of(response)["code"] == "range_not_satisfiable"

@@ -5,9 +5,10 @@ import struct
 
 import numpy as np
 import pytest
+from django.core.management import call_command
 from scipy.io import wavfile
 
-from synthesis.jobs import JobRequest, submit_job
+from synthesis.jobs import JobRequest, cancel_job, submit_job
 from synthesis.models import Job
 from synthesis.pipeline import run_claimed_job
 from tests.api_helpers import error_of, keyed_client, run
@@ -92,6 +93,73 @@ def test_a_stream_of_a_failed_job_ends_without_audio(db):
 
     assert response.status_code == 200 and b"".join(response.streaming_content) == b""
     assert Job.objects.get(pk=job.pk).status == Job.Status.FAILED
+
+
+def run_first_segment_then(job: Job, action) -> bytes:
+    """Run `job` as a worker does; after its first segment, read the stream's first chunk and `action()`.
+    Returns that first chunk; the stream is left for the test to finish."""
+    seen = []
+
+    def after_segment(done: int, total: int) -> None:
+        if done == 1:
+            seen.append(next(job.test_chunks))
+            action()
+
+    assert job.claim()
+    run_claimed_job(job, on_progress=after_segment)
+    return seen[0]
+
+
+@pytest.mark.parametrize("gone", ["cancelled", "deleted"])
+def test_a_job_cancelled_or_deleted_mid_stream_ends_the_stream_cleanly_after_the_audio_sent(db, gone, isolated_storage):
+    api, key = keyed_client()
+    job = submit_job(JobRequest(prompt=LONG_TEXT, engine="piper", seed=1), api_key=key)
+    job.test_chunks = iter(api.get(stream_url(job)).streaming_content)
+    first = run_first_segment_then(job, lambda: cancel_job(Job.objects.get(pk=job.pk)))
+    if gone == "deleted":  # an operator deletes the stopped job while its stream is still open
+        Job.objects.filter(pk=job.pk).delete()
+    rest = b"".join(job.test_chunks)  # no FileNotFoundError, no Job.DoesNotExist: the stream just ends
+
+    rate, samples = parse_stream_wav(first + rest)
+    assert rate == 22050 and len(samples) > rate and rest == b""
+    assert not list((isolated_storage / "jobs" / str(job.id)).glob("segments/*"))
+    assert list(Job.objects.filter(pk=job.pk).values_list("status", flat=True)) == (
+        [Job.Status.CANCELLED] if gone == "cancelled" else []
+    )
+
+
+def test_the_stream_of_a_job_cancelled_after_its_first_segment_is_empty_not_a_hang_up(db):
+    api, key = keyed_client()
+    job = submit_job(JobRequest(prompt=LONG_TEXT, engine="piper", seed=1), api_key=key)
+    job.test_chunks = iter([b""])
+    run_first_segment_then(job, lambda: cancel_job(Job.objects.get(pk=job.pk)))
+    job.refresh_from_db()
+    assert job.status == Job.Status.CANCELLED and job.segments_done >= 1  # counted, but its files are gone
+
+    response = api.get(stream_url(job))
+
+    assert response.status_code == 200 and b"".join(response.streaming_content) == b""
+
+
+def test_a_completed_job_purged_before_its_stream_is_read_ends_it_cleanly_and_later_streams_get_409(db):
+    api, key = keyed_client()
+    job = run(str(submit_job(JobRequest(prompt="Purged soon.", engine="piper"), api_key=key).id))
+    opened = api.get(stream_url(job))
+    Job.objects.filter(pk=job.pk).update(submitted_at=job.submitted_at.replace(year=2000))
+    call_command("purge_jobs", "--older-than", "1d", stdout=io.StringIO())
+
+    assert opened.status_code == 200 and b"".join(opened.streaming_content) == b""
+    assert not Job.objects.filter(pk=job.pk).exists()
+
+
+def test_a_completed_job_whose_audio_is_gone_gets_409(db):
+    api, key = keyed_client()
+    job = run(str(submit_job(JobRequest(prompt="Files lost.", engine="piper"), api_key=key).id))
+    job.audio.storage.delete(job.audio.name)
+
+    response = api.get(stream_url(job))
+
+    assert response.status_code == 409 and "no audio any more" in error_of(response)["message"]
 
 
 @pytest.mark.parametrize(

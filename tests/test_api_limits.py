@@ -1,7 +1,35 @@
-"""Rate limits (django-ratelimit, per key or per IP) and queue admission: every 429 has Retry-After."""
+"""Rate limits (django-ratelimit's keys, a moving window, per key or per IP) and queue admission: every
+429 has Retry-After."""
+
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
 
 from synthesis.models import Job
 from tests.api_helpers import SPEECH, client, error_of, keyed_client
+
+# Rate-limit keys name a fresh API key, so parallel test runs never share a counter in this Redis database.
+from tests.processes import ROOT, TEST_REDIS_URL, service_env, start, stop
+from tests.test_api_live import call, free_port
+
+
+def redis_reachable() -> bool:
+    try:
+        return bool(redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def most_in_any_minute(stamps: list[float]) -> int:
+    """The largest number of `stamps` inside any 60 s span."""
+    stamps = sorted(stamps)
+    return max((sum(1 for t in stamps[i:] if t < start + 60) for i, start in enumerate(stamps)), default=0)
+
 
 URL = "/api/bark/synthesize"
 PLAN = {**SPEECH, "dry_run": True}
@@ -95,3 +123,105 @@ def test_rate_limiting_can_be_switched_off_with_django_ratelimits_setting(db, se
     api, _ = keyed_client()
 
     assert [api.post(URL, PLAN, format="json").status_code for _ in range(3)] == [200, 200, 200]
+
+
+@pytest.fixture(params=["diskcache", "redis"])
+def counter_store(request, settings):
+    """The two places the counters live: diskcache's file (one machine) and Redis (REDIS_URL)."""
+    if request.param == "redis":
+        if not redis_reachable():
+            pytest.skip(f"no Redis at {TEST_REDIS_URL} (set BARK_TEST_REDIS_URL)")
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": TEST_REDIS_URL,
+                "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+            }
+        }
+    return request.param
+
+
+def test_a_burst_at_a_window_edge_never_gets_more_than_the_limit_in_any_60_s(db, settings, monkeypatch, counter_store):
+    # The clock is the test's: requests land exactly where a fixed window would have reset its count.
+    settings.BARK_RATE_LIMIT_PER_MIN = 30
+    api, _ = keyed_client()
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    accepted: list[float] = []
+
+    def burst(at: float, count: int, spacing: float) -> list[int]:
+        statuses = []
+        for i in range(count):
+            now[0] = at + i * spacing
+            statuses.append(api.post(URL, PLAN, format="json").status_code)
+            if statuses[-1] == 200:
+                accepted.append(now[0])
+        return statuses
+
+    start = now[0]
+    before_edge = burst(start + 59.0, 40, 0.02)  # 40 in the second before a minute's edge
+    after_edge = burst(start + 60.0, 40, 0.02)  # 40 right after it
+    minute_later = burst(start + 119.5, 40, 0.02)  # once the first burst is a minute old
+
+    assert before_edge.count(200) == 30 and set(before_edge[30:]) == {429}
+    assert after_edge.count(200) == 0, "a fixed window would have accepted 30 more here"
+    assert 1 <= minute_later.count(200) <= 30
+    assert most_in_any_minute(accepted) == 30  # the limit exactly: within the allowed 10%
+    refused = api.post(URL, PLAN, format="json")
+    assert refused.status_code == 429 and 1 <= int(refused["Retry-After"]) <= 60
+
+
+@pytest.mark.live
+def test_every_gunicorn_worker_and_machine_shares_one_count(tmp_path):
+    # One machine on diskcache (two gunicorn workers), and two "machines" on Redis (their own cache
+    # directories, one database, one Redis; two workers each). 80 submissions at once: exactly the limit.
+    env = service_env(tmp_path, BARK_MODELS_AVAILABLE="false", BARK_RATE_LIMIT_PER_MIN="30")
+    created = subprocess.run(
+        [sys.executable, "manage.py", "create_api_key", "burst"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    key = next(line.strip() for line in created.stdout.splitlines() if line.startswith("    "))
+    with_redis = redis_reachable()
+    machines = {"disk": {}} | (
+        {"redis-a": {"REDIS_URL": TEST_REDIS_URL}, "redis-b": {"REDIS_URL": TEST_REDIS_URL}} if with_redis else {}
+    )
+    servers, bases = [], {}
+    for name, extra in machines.items():
+        port = free_port()
+        command = [sys.executable, "-m", "gunicorn", "barksite.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                   "--worker-class", "gthread", "--threads", "8"]  # fmt: skip
+        machine_env = {**env, "BARK_CACHE_DIR": str(tmp_path / f"cache-{name}"), **extra}
+        servers.append(start(command, machine_env, tmp_path / f"web-{name}.log"))
+        bases[name] = f"http://127.0.0.1:{port}"
+    try:
+        for name, base in bases.items():
+            deadline = time.monotonic() + 90
+            while not _answers(base):
+                assert time.monotonic() < deadline, (tmp_path / f"web-{name}.log").read_text()[-3000:]
+                time.sleep(0.3)
+        disk = _burst([bases["disk"]], key)
+        redis_pair = _burst([bases["redis-a"], bases["redis-b"]], key) if with_redis else None
+    finally:
+        for server in servers:
+            stop(server)
+
+    assert disk.count(200) == 30 and disk.count(429) == 50, disk
+    if redis_pair is None:
+        pytest.skip(f"diskcache held; no Redis at {TEST_REDIS_URL} to test several machines (BARK_TEST_REDIS_URL)")
+    assert redis_pair.count(200) == 30 and redis_pair.count(429) == 50, redis_pair
+
+
+def _burst(bases: list[str], key: str) -> list[int]:
+    """80 dry-run submissions at once, spread over `bases`; their statuses."""
+    body = {"prompt": "hello", "dry_run": True}
+    with ThreadPoolExecutor(16) as pool:
+        return list(
+            pool.map(lambda i: call("POST", f"{bases[i % len(bases)]}/api/bark/synthesize", body, key)[0], range(80))
+        )
+
+
+def _answers(base: str) -> bool:
+    try:
+        return call("GET", f"{base}/api/health")[0] == 200
+    except OSError:
+        return False

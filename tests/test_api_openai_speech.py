@@ -7,7 +7,9 @@ import httpx2
 import numpy as np
 import openai
 import pytest
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from scipy.io import wavfile
 
 from synthesis.engines import reset_engines
@@ -143,6 +145,14 @@ def test_malformed_json_gets_an_openai_shaped_400(api):
     assert error["code"] == "malformed_json" and error["param"] is None
 
 
+def test_json_nested_a_thousand_deep_gets_an_openai_shaped_400_not_a_500(api):
+    body = '{"model": "tts-1", "input": "Hi.", "voice": ' + "[" * 1000 + "]" * 1000 + "}"
+
+    error = openai_error(api.post(URL, body, content_type="application/json"), 400)
+
+    assert error["code"] == "malformed_json" and "nested deeper" in error["message"]
+
+
 def test_a_missing_or_wrong_key_gets_an_openai_shaped_401(db):
     new_key()
 
@@ -219,9 +229,21 @@ def test_models_leaves_out_an_engine_that_cannot_run_and_asking_for_it_gets_503_
     reset_engines()
 
 
-def test_openais_python_client_works_unchanged(db):
+@pytest.fixture
+def wsgi_app_in_the_test_transaction():
+    """The real WSGI application, run inside this test's transaction. After each request Django closes
+    connections that are not in autocommit mode, which a test transaction never is: on PostgreSQL that
+    would close the test's own connection. Django's test client switches this off the same way."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield get_wsgi_application()
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+def test_openais_python_client_works_unchanged(db, wsgi_app_in_the_test_transaction):
     _, raw = new_key()
-    transport = httpx2.WSGITransport(app=get_wsgi_application())
+    transport = httpx2.WSGITransport(app=wsgi_app_in_the_test_transaction)
     sdk = openai.OpenAI(
         base_url="http://localhost/v1", api_key=raw, http_client=httpx2.Client(transport=transport), max_retries=0
     )

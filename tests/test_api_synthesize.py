@@ -240,6 +240,16 @@ def test_malformed_json_gets_400_malformed_json(api):
     assert error_of(response)["code"] == "malformed_json"
 
 
+@pytest.mark.parametrize("depth", [33, 100_000])
+def test_json_nested_too_deep_gets_400_malformed_json_not_a_500(api, depth):
+    response = api.post(URL, "[" * depth + "]" * depth, content_type="application/json")
+
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["code"] == "malformed_json" and "nested deeper than 32 levels" in error["message"]
+    assert Job.objects.count() == 0
+
+
 def test_a_json_body_that_is_not_an_object_gets_400(api):
     fields = fields_of(api.post(URL, '["hello"]', content_type="application/json"))
 

@@ -124,9 +124,3 @@ def ratelimited(request: HttpRequest, exception: Exception) -> JsonResponse:
     )
     response["Retry-After"] = str(RATELIMIT_WINDOW_S)
     return response
-
-
-def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
-    """Unknown paths under /api/ get JSON too, not Django's HTML page."""
-    message = f"There is no API route {request.path}; the routes are listed at /api/docs."
-    return JsonResponse({"error": {"code": "not_found", "message": message}}, status=status.HTTP_404_NOT_FOUND)

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse
 from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
@@ -187,7 +187,11 @@ class SpeechView(APIView):
             },
             400: OpenApiResponse(OpenApiTypes.OBJECT, description="OpenAI-shaped error (unknown model/voice, …)."),
             401: OpenApiResponse(OpenApiTypes.OBJECT, description="Missing or wrong key."),
+            409: OpenApiResponse(OpenApiTypes.OBJECT, description="The job was cancelled before it finished."),
+            413: OpenApiResponse(OpenApiTypes.OBJECT, description="The body exceeds BARK_MAX_BODY_BYTES."),
+            415: OpenApiResponse(OpenApiTypes.OBJECT, description="The body is not JSON."),
             429: OpenApiResponse(OpenApiTypes.OBJECT, description="Rate limit or full queue; see Retry-After."),
+            500: OpenApiResponse(OpenApiTypes.OBJECT, description="The job failed; the message says why."),
             503: OpenApiResponse(OpenApiTypes.OBJECT, description="The model's engine cannot run here (the reason)."),
             504: OpenApiResponse(OpenApiTypes.OBJECT, description="Not finished within BARK_SPEECH_TIMEOUT."),
         },
@@ -269,9 +273,3 @@ def _run_in_thread(job_id: str) -> None:
         pipeline.run_job(job_id)
     finally:
         connection.close()  # this thread's own database connection
-
-
-def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
-    """Unknown paths under /v1/, in OpenAI's error shape."""
-    body = openai_error(404, f"Unknown route {request.method} {request.path}.", "not_found")
-    return JsonResponse(body, status=status.HTTP_404_NOT_FOUND)

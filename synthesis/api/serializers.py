@@ -13,7 +13,6 @@ from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
@@ -237,7 +236,7 @@ class JobSerializer(serializers.Serializer):
             for name in job.artifacts()
         }
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(serializers.CharField(allow_null=True, help_text="Why it failed; null unless it did."))
     def get_error(self, job: Job) -> str | None:
         return job.error or None
 
@@ -277,7 +276,7 @@ _ERRORS = {
     404: "No such job visible to this caller (unknown id, not a UUID, or another key's job).",
     409: "The job is finished and cannot be cancelled.",
     413: "The request body exceeds BARK_MAX_BODY_BYTES.",
-    415: "The body is not JSON.",
+    415: "The body is not in the format this route takes (JSON; multipart for voice uploads).",
     429: "Rate limit exceeded (code rate_limited) or queue full (code queue_full); see the Retry-After header.",
     503: "No engine can run the job (the message says why); dry runs still work.",
 }

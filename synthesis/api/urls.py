@@ -1,11 +1,11 @@
 """/api/: the REST routes, the OpenAPI schema and its browsable docs (assets served locally by
-drf-spectacular-sidecar, so the docs work offline)."""
+drf-spectacular-sidecar, so the docs work offline). Anything else under /api/ is the JSON 404 of
+barksite.handlers."""
 
-from django.urls import path, re_path
+from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from synthesis.api import views, voices
-from synthesis.api.errors import not_found
 
 urlpatterns = [
     path("health", views.health, name="api-health"),
@@ -21,5 +21,4 @@ urlpatterns = [
     path("schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
-    re_path(r"^", not_found),  # anything else under /api/ is a JSON 404, not Django's HTML page
 ]

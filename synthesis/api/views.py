@@ -23,6 +23,7 @@ from synthesis.api.auth import api_is_open, caller, submitter
 from synthesis.api.exceptions import Conflict
 from synthesis.api.limits import ReadRateThrottle, SubmitRateThrottle
 from synthesis.api.serializers import (
+    ErrorSerializer,
     JobPageSerializer,
     JobSerializer,
     SubmissionSerializer,
@@ -38,7 +39,25 @@ from synthesis.media import video_options
 from synthesis.models import Job
 from synthesis.voices import catalogue
 
+# What each artifact is served as (synthesis.downloads.content_type_for): audio, video, srt, vtt, metadata.
+ARTIFACT_TYPES = ("audio/wav", "video/mp4", "application/x-subrip", "text/vtt", "application/json")
+
 JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+
+
+HEALTH = inline_serializer(
+    "Health",
+    {
+        "status": serializers.CharField(
+            help_text="ok, degraded (serving, but the cache, every engine or an engine's circuit breaker "
+            "is failing) or error"
+        ),
+        "reasons": serializers.ListField(child=serializers.CharField(), help_text="why it is degraded"),
+        "time": serializers.DateTimeField(),
+        "version": serializers.CharField(),
+        "checks": serializers.JSONField(help_text="database, queue, cache, engines"),
+    },
+)
 
 
 class JobPagination(LimitOffsetPagination):
@@ -52,20 +71,8 @@ class JobPagination(LimitOffsetPagination):
     operation_id="health",
     summary="Liveness and dependency checks",
     responses={
-        200: inline_serializer(
-            "Health",
-            {
-                "status": serializers.CharField(
-                    help_text="ok, degraded (serving, but the cache, every engine or an engine's circuit breaker "
-                    "is failing) or error"
-                ),
-                "reasons": serializers.ListField(child=serializers.CharField(), help_text="why it is degraded"),
-                "time": serializers.DateTimeField(),
-                "version": serializers.CharField(),
-                "checks": serializers.JSONField(help_text="database, queue, cache, engines"),
-            },
-        ),
-        503: OpenApiResponse(description="The database or the queue is down (same body, status 'error')."),
+        200: HEALTH,
+        503: OpenApiResponse(HEALTH, description="The database or the queue is down (same body, status 'error')."),
     },
 )
 @api_view(["GET"])
@@ -176,8 +183,10 @@ def synthesize(request: Request) -> Response:
     summary="The caller's jobs, newest first",
     parameters=[
         OpenApiParameter("status", OpenApiTypes.STR, enum=Job.Status.values, description="Only jobs in this status."),
-        OpenApiParameter("limit", OpenApiTypes.INT, description="Page size (default 20, at most 100)."),
-        OpenApiParameter("offset", OpenApiTypes.INT, description="Jobs to skip."),
+        OpenApiParameter(
+            "limit", {"type": "integer", "minimum": 1}, description="Page size (default 20, at most 100)."
+        ),
+        OpenApiParameter("offset", {"type": "integer", "minimum": 0}, description="Jobs to skip."),
     ],
     responses={200: JobPageSerializer, **errors(400, 401, 429)},
 )
@@ -187,6 +196,10 @@ def job_list(request: Request) -> Response:
     wanted = request.query_params.get("status")
     if wanted is not None and wanted not in Job.Status.values:
         raise ValidationError({"status": [f"Unknown status {wanted!r}; use one of {', '.join(Job.Status.values)}."]})
+    for name, least in (("limit", 1), ("offset", 0)):  # LimitOffsetPagination would quietly ignore a bad value
+        value = request.query_params.get(name)
+        if value is not None and not (value.isdigit() and int(value) >= least):
+            raise ValidationError({name: [f"{name} must be a whole number of {least} or more, not {value!r}."]})
     jobs = selectors.job_list(caller(request), wanted)
     paginator = JobPagination()
     page = paginator.paginate_queryset(jobs, request)
@@ -215,11 +228,18 @@ def job_detail(request: Request, job_id: str) -> Response:
         OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, enum=list(Job.ARTIFACT_FIELDS)),
     ],
     responses={
-        (200, "application/octet-stream"): OpenApiResponse(
-            OpenApiTypes.BINARY,
-            description="audio/wav, video/mp4, application/x-subrip, text/vtt or application/json; "
-            "single byte ranges (206) are honoured.",
-        ),
+        **{
+            (code, content_type): OpenApiResponse(
+                OpenApiTypes.OBJECT if content_type == "application/json" else OpenApiTypes.BINARY,
+                description=description + " The content type is the artifact's own (metadata is JSON).",
+            )
+            for code, description in (
+                (200, "The whole file."),
+                (206, "The single byte range asked for with a Range header."),
+            )
+            for content_type in ARTIFACT_TYPES
+        },
+        416: OpenApiResponse(ErrorSerializer, description="The Range starts past the end of the file."),
         **errors(401, 404),
     },
 )
@@ -256,7 +276,11 @@ def job_cancel(request: Request, job_id: str) -> Response:
     description="Chunked audio that starts after the first segment, not the whole text: a WAV with an open-ended "
     "header, raw 16-bit 24 kHz PCM, or MP3 frames. Ends when the job ends (early if it fails or is cancelled).",
     parameters=[JOB_ID, OpenApiParameter("format", OpenApiTypes.STR, enum=list(STREAM_FORMATS), default="wav")],
-    responses={(200, "audio/wav"): OpenApiResponse(OpenApiTypes.BINARY), **errors(400, 401, 404)},
+    responses={
+        **{(200, content_type): OpenApiResponse(OpenApiTypes.BINARY) for content_type in STREAM_FORMATS.values()},
+        409: OpenApiResponse(ErrorSerializer, description="A dry run (no audio), or a job whose files were purged."),
+        **errors(400, 401, 404),
+    },
 )
 @api_view(["GET"])
 @throttle_classes([ReadRateThrottle])
@@ -267,6 +291,8 @@ def job_stream(request: Request, job_id: str) -> HttpResponseBase:
         raise ValidationError({"format": [f"Streams come as {', '.join(STREAM_FORMATS)}; not {fmt!r}."]})
     if job.status == Job.Status.PLANNED:
         raise Conflict(f"Job {job.id} is a dry run: there is no audio to stream.")
+    if job.status == Job.Status.COMPLETED and not (job.audio and job.audio.storage.exists(job.audio.name or "")):
+        raise Conflict(f"Job {job.id} has no audio any more (its files were purged).")
     return streaming_response(job, fmt)
 
 

@@ -65,7 +65,7 @@ class VoiceUploadSerializer(serializers.Serializer):
     responses={
         201: OpenApiResponse(VoiceSerializer, description="From a .npz: ready to use."),
         202: OpenApiResponse(VoiceSerializer, description="From a clip: pending until a worker encodes it."),
-        **errors(400, 401, 413, 429),
+        **errors(400, 401, 413, 415, 429),
     },
 )
 @api_view(["GET", "POST"])

@@ -45,17 +45,28 @@ def stream_job_audio(job_id: str, fmt: str, timeout_s: float) -> Iterator[bytes]
 
 
 def _follow(job_id: str, timeout_s: float) -> Iterator[tuple[np.ndarray, int]]:
-    """(int16 samples, sample rate) per finished segment, its pause included, until the job ends."""
+    """(int16 samples, sample rate) per finished segment, its pause included, until the job ends.
+
+    Once the response has started its status is sent, so whatever happens to the job meanwhile ends the
+    stream cleanly with the audio sent so far: cancelled or failed (the worker deletes its segment files),
+    deleted or purged (the row and files go)."""
     deadline = time.monotonic() + timeout_s
     sent = 0
     while True:
-        job = Job.objects.get(pk=job_id)
+        job = Job.objects.filter(pk=job_id).first()
+        if job is None:
+            return
         if job.status == Job.Status.COMPLETED and sent == 0:
-            yield _read_wav(job, job.audio.name or "")
+            whole = _read_wav(job, job.audio.name or "")
+            if whole is not None:
+                yield whole
             return
         pauses_ms = job.get_plan().pauses_ms
         while sent < job.segments_done:
-            samples, rate = _read_wav(job, job.segment_name(sent))
+            segment = _read_wav(job, job.segment_name(sent))
+            if segment is None:
+                return
+            samples, rate = segment
             is_last = sent == job.segments_total - 1
             pause_s = pauses_ms[sent] / 1000 if sent in pauses_ms else (0.0 if is_last else SEGMENT_PAUSE_S)
             silence = np.zeros(int(round(pause_s * rate)), dtype=np.int16)
@@ -69,9 +80,13 @@ def _follow(job_id: str, timeout_s: float) -> Iterator[tuple[np.ndarray, int]]:
         time.sleep(POLL_S)
 
 
-def _read_wav(job: Job, name: str) -> tuple[np.ndarray, int]:
-    with job.audio.storage.open(name, "rb") as handle:
-        rate, samples = wavfile.read(handle)
+def _read_wav(job: Job, name: str) -> tuple[np.ndarray, int] | None:
+    """The WAV `name`, or None when it is gone (its job was cancelled, failed, deleted or purged)."""
+    try:
+        with job.audio.storage.open(name, "rb") as handle:
+            rate, samples = wavfile.read(handle)
+    except FileNotFoundError:
+        return None
     return samples, rate
 
 

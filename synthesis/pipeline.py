@@ -197,7 +197,11 @@ def run_job(job_id: str, on_progress: Callable[[int, int], None] | None = None) 
     if not job.claim():
         logger.info("job %s was claimed by another worker", job_id)
         return
-    run_claimed_job(job, on_progress)
+    try:
+        run_claimed_job(job, on_progress)
+    except Job.DoesNotExist:  # deleted (by an operator or purge_jobs) while it ran: nothing is left to record
+        _discard_artifacts(job)
+        logger.info("job %s was deleted while it ran; its files are removed", job_id)
 
 
 def run_claimed_job(job: Job, on_progress: Callable[[int, int], None] | None = None) -> None:

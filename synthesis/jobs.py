@@ -24,6 +24,7 @@ from synthesis.engines import (
     CUSTOM_PREFIX,
     ENGINE_NAMES,
     EngineUnavailable,
+    default_pace,
     engine_for_voice,
     get_engine,
     planning_engine_name,
@@ -38,9 +39,8 @@ logger = logging.getLogger(__name__)
 # What a request may ask for; the forms, serializers and the command line offer these same bounds.
 TEMPERATURE_RANGE = (0.0, 1.5)
 MAX_SEED = 2**32 - 1
-# Speech pace (characters per second of audio) for plans' length estimates until an engine has finished
-# PACE_HISTORY jobs here; after that its recent jobs give the pace. Measured values: docs/speech-pace.md.
-DEFAULT_PACE = {"piper": 17.5, "bark": 14.0}
+# Plans' length estimates use an engine's documented pace (Engine.speech_pace) until it has finished
+# PACE_HISTORY jobs here; after that its recent jobs give the pace.
 PACE_HISTORY = 3
 
 
@@ -200,7 +200,7 @@ def speech_pace(engine_name: str) -> float:
         .values_list("prompt", "duration_s")[:20]
     )
     if len(recent) < PACE_HISTORY:
-        return DEFAULT_PACE.get(engine_name, 14.0)
+        return default_pace(engine_name)
     return sum(len(prompt) for prompt, _ in recent) / sum(duration or 0.0 for _, duration in recent)
 
 

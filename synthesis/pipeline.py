@@ -214,7 +214,7 @@ def run_claimed_job(job: Job, on_progress: Callable[[int, int], None] | None = N
             breaker.run_guarded(
                 job,
                 lambda: _run_claimed(job, on_progress),
-                passthrough=(SynthesisCancelled, VideoStageFailed),
+                passthrough=(SynthesisCancelled, VideoStageFailed, EngineLost),  # EngineLost: requeued below
                 engine=lambda: get_engine(job.engine),
             )
     except SynthesisCancelled:

@@ -27,7 +27,13 @@ TEXTS = ["The first line.", "A second one.", "Then a third."]
 def start_runner(tiny_bark_dir: Path, tmp_path: Path):
     """A bark_runner process on the tiny checkpoint, ready (its socket listening); killed afterwards."""
     socket_path = str(tmp_path / "runner.sock")
-    env = {**os.environ, "BARK_MODEL": str(tiny_bark_dir), "BARK_CACHE_DIR": str(tmp_path / "cache")}
+    # float32: the tests compare the runner's audio with an in-process engine's (BarkEngine defaults to float32).
+    env = {
+        **os.environ,
+        "BARK_MODEL": str(tiny_bark_dir),
+        "BARK_CACHE_DIR": str(tmp_path / "cache"),
+        "BARK_DTYPE": "float32",
+    }
     env.pop("REDIS_URL", None)
     log = tmp_path / "runner.log"
     process = subprocess.Popen(

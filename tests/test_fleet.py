@@ -191,6 +191,9 @@ def start_fleet(net: Network, wall: float, phases: dict[str, float]) -> Fleet:
         "BARK_MAX_CONCURRENCY": "1",
         "BARK_MODELS_AVAILABLE": "false",
         "DJANGO_ALLOWED_HOSTS": web.address,
+        # A non-local host needs a real shared secret key; the fleet speaks plain HTTP on its private network.
+        "DJANGO_SECRET_KEY": "fleet-test-" + "k" * 50,
+        "DJANGO_HTTPS": "false",
         "BARK_METRICS_ALLOW": f"{net.service_address}/32",
     }
     envs = {host.name: host_env(host, shared) for host in (web, w1, w2)}

@@ -26,7 +26,7 @@ def manage(*args: str, env: dict[str, str]) -> str:
 
 def runner_state(env: dict[str, str]) -> str:
     code = "from synthesis.engines.bark.runner import runner_state; print((runner_state() or {}).get('state'))"
-    return manage("shell", "-c", code, env=env).strip()
+    return manage("shell", "-c", code, env=env).strip().splitlines()[-1]  # after the shell's auto-import notice
 
 
 def test_a_cluster_runs_bark_jobs_of_two_workers_through_one_warm_runner(tmp_path: Path, tiny_bark_dir: Path):

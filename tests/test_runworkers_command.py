@@ -32,6 +32,7 @@ def worker_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return service_env(
         tmp_path,
         BARK_HEARTBEAT_S="1",  # requeue after 4 s of silence, sweep every second
+        BARK_MAX_CONCURRENCY="1",  # one job running, the others prefetched behind it
         BARK_LOG_HOOK="tests.event_log.record",
         BARK_TEST_EVENT_LOG=str(tmp_path / "events.jsonl"),
         **extra,

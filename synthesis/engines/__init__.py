@@ -115,6 +115,9 @@ class Engine(ABC):
     max_upload_bytes: int = 0
     # Bracketed cues ("[laughs]") the engine performs rather than reads out.
     cues: tuple[str, ...] = ()
+    # Characters per second of audio its voices speak at, for plans' length estimates until jobs have measured it
+    # on this deployment (docs/speech-pace.md).
+    speech_pace: float = 14.0
 
     @classmethod
     def from_settings(cls) -> Engine:
@@ -229,6 +232,12 @@ def get_engine(name: str) -> Engine:
 
                 _engines[name] = RemoteBarkEngine(_engines[name], settings.BARK_RUNNER_SOCKET)
         return _engines[name]
+
+
+def default_pace(name: str) -> float:
+    """Engine `name`'s documented speech pace (characters per second of audio), read from its class."""
+    engine_class: type[Engine] = import_string(ENGINES[name])
+    return engine_class.speech_pace
 
 
 def cues() -> tuple[str, ...]:

@@ -30,6 +30,7 @@ def _voice_files() -> tuple[Path, Path]:
 
 class PiperEngine(Engine):
     name = "piper"
+    speech_pace = 17.5
     sample_rate = 22050
 
     def __init__(self) -> None:

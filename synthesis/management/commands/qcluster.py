@@ -13,9 +13,11 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 from django.conf import settings
 from django_q.management.commands.qcluster import Command as QclusterCommand
 
@@ -95,6 +97,21 @@ class Command(QclusterCommand):
         runner = start_runner()
         try:
             super().handle(*args, **options)
+            # django-q2's handle returns as soon as the cluster runs (its sentinel is joined only at interpreter
+            # exit), so the runner must stay until the cluster's own processes are gone.
+            while runner is not None and _cluster_alive(runner):
+                time.sleep(0.5)
         finally:
             if runner is not None:
                 runner.stop()
+
+
+def _cluster_alive(runner: RunnerProcess) -> bool:
+    runner_pid = runner.process.pid if runner.process is not None else None
+    for child in psutil.Process().children():
+        try:
+            if child.pid != runner_pid and child.status() != psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:  # ended while we looked
+            continue
+    return False

@@ -148,7 +148,9 @@ def test_with_fail_while_open_new_jobs_are_refused_and_waiting_ones_fail_with_th
     assert waiting.status == Job.Status.FAILED and "piper engine is paused" in waiting.error
 
 
-def test_a_transient_fault_is_retried_with_backoff_and_the_job_completes(db, faults, caplog):
+# transactional_db: a retry closes the database connection (a dropped one is unusable until closed), which
+# would end the transaction a plain `db` test runs in on PostgreSQL.
+def test_a_transient_fault_is_retried_with_backoff_and_the_job_completes(transactional_db, faults, caplog):
     faults.BARK_FAULT_INJECTION = "piper:transient=2"
 
     with caplog.at_level(logging.WARNING, logger="synthesis.breaker"):

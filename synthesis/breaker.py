@@ -2,8 +2,8 @@
 
 A failure is one of three kinds (`classify`):
 - transient: a lost database connection, an S3 or Redis error, an out-of-memory. Retried inside the job's
-  attempt, BARK_RETRY_ATTEMPTS times, after BARK_RETRY_BASE_MS * 2^n with +-50% jitter; an out-of-memory
-  retries with half the engine's batch when it has one.
+  attempt, BARK_RETRY_ATTEMPTS times, after BARK_RETRY_BASE_MS * 2^n with +-50% jitter. (Bark's scheduler
+  first splits its batch on out-of-memory by itself; what reaches here failed even alone.)
 - engine: the engine itself is broken (CUDA errors, a checkpoint that no longer loads, out of memory that
   retries did not cure). Each counts towards the engine's breaker.
 - permanent: the input (an unreadable voice, a bad option). Never retried, never counted.
@@ -29,7 +29,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from synthesis import hooks
-from synthesis.engines import EngineFailed, EngineUnavailable
+from synthesis.engines import EngineFailed, EngineUnavailable, is_out_of_memory
 from synthesis.models import EngineBreaker, Job
 
 logger = logging.getLogger(__name__)
@@ -52,13 +52,6 @@ def _chain(exc: BaseException) -> list[BaseException]:
         seen.append(current)
         current = current.__cause__ or current.__context__
     return seen
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    return any(
-        isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or "out of memory" in str(e).lower()
-        for e in _chain(exc)
-    )
 
 
 def _is_dependency_error(exc: BaseException) -> bool:
@@ -121,13 +114,11 @@ def run_guarded(
     job: Job,
     work: Callable[[], None],
     passthrough: tuple[type[Exception], ...] = (),
-    engine: Callable[[], object] | None = None,
 ) -> None:
     """Run `work` (a job's synthesis and storing) for `job`, retrying transient faults with backoff and
     telling the engine's breaker how it went. Exceptions in `passthrough` (cancelled, the video failed after
-    the audio was made) are raised at once and say nothing about the engine. `engine` returns the engine
-    object, whose `max_batch` (when it has one) is halved before an out-of-memory is retried. Raises what
-    `work` raised last."""
+    the audio was made) are raised at once and say nothing about the engine. (An engine that batches splits
+    its own batch on out-of-memory before it gets here.) Raises what `work` raised last."""
     attempt = 0
     while True:
         try:
@@ -140,8 +131,6 @@ def run_guarded(
             if kind == TRANSIENT and attempt < settings.BARK_RETRY_ATTEMPTS:
                 delay = backoff_s(attempt)
                 logger.warning("job %s: transient fault, retry %d in %.2f s: %s", job.id, attempt + 1, delay, exc)
-                if is_out_of_memory(exc) and engine is not None:
-                    _halve_batch(engine())
                 _reset_connection()
                 time.sleep(delay)
                 attempt += 1
@@ -151,13 +140,6 @@ def run_guarded(
             raise
         record_success(job.engine)
         return
-
-
-def _halve_batch(engine: object) -> None:
-    batch = getattr(engine, "max_batch", None)
-    if isinstance(batch, int) and batch > 1:
-        engine.max_batch = batch // 2  # type: ignore[attr-defined]
-        logger.warning("out of memory: %s now runs batches of %d", type(engine).__name__, batch // 2)
 
 
 def _reset_connection() -> None:

@@ -215,7 +215,6 @@ def run_claimed_job(job: Job, on_progress: Callable[[int, int], None] | None = N
                 job,
                 lambda: _run_claimed(job, on_progress),
                 passthrough=(SynthesisCancelled, VideoStageFailed, EngineLost),  # EngineLost: requeued below
-                engine=lambda: get_engine(job.engine),
             )
     except SynthesisCancelled:
         job.refresh_from_db(fields=["status"])

@@ -34,6 +34,21 @@ class EngineLost(Exception):
     """The process running the engine for this job went away (the Bark runner died); the job can run again."""
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """`exc`, or an exception it was raised from, says a device or the host ran out of memory (CUDA's
+    OutOfMemoryError, Python's MemoryError, or the CPU allocator's RuntimeError)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, MemoryError) or type(current).__name__ == "OutOfMemoryError":
+            return True
+        if any(phrase in str(current).lower() for phrase in ("out of memory", "can't allocate memory")):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 class InvalidVoiceUpload(ValueError):
     """An uploaded voice (preset file or reference clip) cannot become a voice; the message says why, for the
     person who uploaded it."""

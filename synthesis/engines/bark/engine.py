@@ -27,6 +27,7 @@ from synthesis.engines import (
     EngineUnavailable,
     SegmentCallback,
     SynthesisOptions,
+    is_out_of_memory,
 )
 from synthesis.engines.bark import presets, prompts
 from synthesis.engines.bark.precision import PrecisionError, choose_dtype, convert, cpu_flags
@@ -472,9 +473,7 @@ class BarkEngine(Engine):
             return self._scheduler
 
     def _failure(self, exc: Exception) -> EngineFailed:
-        import torch
-
-        if isinstance(exc, torch.cuda.OutOfMemoryError):
+        if is_out_of_memory(exc):  # even one row alone did not fit (the scheduler splits batches before this)
             # The job fails with a reason; the worker, its loaded model and the next job carry on.
             self.release_memory()
             return EngineFailed(

@@ -9,9 +9,12 @@ prompt and sampling. One scheduler thread owns the model and loops over three ki
 3. the fine stage and the codec for each row whose coarse codes are complete; its audio goes to its stream.
 
 So a job that arrives while others run waits at most one coarse window before its first segment starts, and then
-shares every window with them. Each stream receives its segments in order; a cancelled stream's rows are dropped at
-the next step. Rows carry their own `torch.Generator` when seeded, so what a seeded job generates does not depend on
-what it was batched with.
+shares every window with them. Batched work runs in batches of at most `max_rows`; on out-of-memory the batch is
+rolled back, `max_rows` halves (down to 1) and the same rows run again in smaller batches, so a device that cannot
+hold a batch slows down instead of failing its jobs; only a single row that does not fit fails its job.
+
+Each stream receives its segments in order; a cancelled stream's rows are dropped at the next step. Rows carry their
+own `torch.Generator` when seeded, so what a seeded job generates does not depend on what it was batched with.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ import itertools
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from synthesis.engines import is_out_of_memory
 from synthesis.engines.bark.stages import MIN_EOS_P, BarkStages, BarkTokens, Sampling
 
 logger = logging.getLogger(__name__)
@@ -78,12 +83,27 @@ class InFlight:
     window: Any = None  # decode.CoarseRow once its semantic tokens exist
     semantic: np.ndarray | None = None
 
+    def save(self) -> tuple[int, Any]:
+        """What a batch that fails part-way changes: the coarse tokens so far and the row's RNG state."""
+        if self.window is None:  # not through the semantic stage: it starts from scratch (a new generator)
+            return 0, None
+        generator = self.window.generator
+        return len(self.window.coarse), generator.get_state() if generator is not None else None
+
+    def restore(self, state: tuple[int, Any]) -> None:
+        if self.window is not None:
+            coarse, rng = state
+            del self.window.coarse[coarse:]
+            if rng is not None:
+                self.window.generator.set_state(rng)
+
 
 class Scheduler:
     """The one thread that runs a loaded model for every stream (see the module docstring)."""
 
-    def __init__(self, stages: BarkStages, lock: threading.Lock) -> None:
+    def __init__(self, stages: BarkStages, lock: threading.Lock, max_rows: int = MAX_ROWS) -> None:
         self.stages = stages
+        self.max_rows = max_rows  # halved on out-of-memory (see _in_batches)
         self._model_lock = lock  # the engine's: encode_clip and semantic_tokens use the model from other threads
         self._streams: list[Stream] = []
         self._rows: list[InFlight] = []
@@ -145,29 +165,24 @@ class Scheduler:
             self._drop_cancelled()
             admitted = self._admit()
         if admitted:
-            self._run_semantic(admitted)
+            self._in_batches(admitted, self._run_semantic)
             self._rows.extend(admitted)
         coarse = [row for row in self._rows if row.window.generated < row.window.length]
         if coarse:
-            from synthesis.engines.bark import decode
-
-            configs = self.stages._configs()
-            streams = len({row.stream for row in coarse})
-            self.most_streams_in_a_window = max(self.most_streams_in_a_window, streams)
-            decode.coarse_window(self.stages.model, configs, [row.window for row in coarse], self.stages.codebook_size)
+            self._in_batches(coarse, self._run_coarse_window)
         for row in [row for row in self._rows if row.window.generated >= row.window.length]:
             self._rows.remove(row)
             if not row.stream.cancelled:
                 self._finish(row)
 
     def _admit(self) -> list[InFlight]:
-        """New rows, most urgent streams first, one per stream per pass, until MAX_ROWS are in flight."""
+        """New rows, most urgent streams first, one per stream per pass, until max_rows are in flight."""
         admitted: list[InFlight] = []
         streams = sorted(self._streams, key=lambda s: (-s.priority, s.order))
-        while len(self._rows) + len(admitted) < MAX_ROWS:
+        while len(self._rows) + len(admitted) < self.max_rows:
             added = False
             for stream in streams:
-                if len(self._rows) + len(admitted) >= MAX_ROWS or not self._admissible(stream):
+                if len(self._rows) + len(admitted) >= self.max_rows or not self._admissible(stream):
                     continue
                 segment = stream.segments[stream.next_to_admit]
                 if segment.uses_carry and stream.carry is None:
@@ -188,6 +203,35 @@ class Scheduler:
         if row.segment.uses_carry and row.stream.carry_from != row.segment.index:
             return row.stream.carry
         return row.segment.prompt
+
+    def _in_batches(self, rows: list[InFlight], run: Callable[[list[InFlight]], None]) -> None:
+        """`run` over `rows` in batches of at most max_rows; a batch that runs out of memory is rolled back and run
+        again in halves (max_rows stays halved for later steps). Out of memory with one row is raised."""
+        start = 0
+        while start < len(rows):
+            batch = rows[start : start + self.max_rows]
+            saved = [row.save() for row in batch]
+            try:
+                run(batch)
+            except Exception as exc:
+                if not is_out_of_memory(exc) or len(batch) == 1:
+                    raise
+                for row, state in zip(batch, saved, strict=True):
+                    row.restore(state)
+                self.max_rows = max(1, len(batch) // 2)
+                self.stages.release_memory()
+                logger.warning("Bark ran out of memory at %d rows; batches now hold %d", len(batch), self.max_rows)
+                continue
+            start += len(batch)
+
+    def _run_coarse_window(self, rows: list[InFlight]) -> None:
+        from synthesis.engines.bark import decode
+
+        streams = len({row.stream for row in rows})
+        self.most_streams_in_a_window = max(self.most_streams_in_a_window, streams)
+        decode.coarse_window(
+            self.stages.model, self.stages._configs(), [row.window for row in rows], self.stages.codebook_size
+        )
 
     def _run_semantic(self, rows: list[InFlight]) -> None:
         import torch

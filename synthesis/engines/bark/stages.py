@@ -94,6 +94,14 @@ class BarkStages:
             BarkFineGenerationConfig(**config.fine_acoustics_config),
         )
 
+    def release_memory(self) -> None:
+        """Hand the CUDA caching allocator's free blocks back to the device (after a batch that did not fit); a
+        no-op on CPU."""
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
     @property
     def codebook_size(self) -> int:
         return int(self.model.generation_config.codebook_size)

@@ -8,10 +8,9 @@ a crash leaves either the old state or the whole file, and the job row only ever
 
 import os
 import re
-import shutil
 import tempfile
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Collection
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -97,17 +96,6 @@ def store_file(name: str, write: Callable[[Path], object]) -> tuple[str, int]:
             storage.delete(saved)
             raise RuntimeError(f"The storage renamed {name} to {saved}; configure it to overwrite (file_overwrite).")
         return name, tmp.stat().st_size
-
-
-@contextmanager
-def local_copy(name: str) -> Iterator[Path]:
-    """A stored file as a local path for tools that need one (ffmpeg, Pillow), in a scratch directory that
-    goes away afterwards; the storage itself is never asked for a path."""
-    with tempfile.TemporaryDirectory(prefix="bark-input-") as scratch:
-        path = Path(scratch) / Path(name).name
-        with default_storage.open(name, "rb") as source, path.open("wb") as target:
-            shutil.copyfileobj(source, target)
-        yield path
 
 
 def delete_job_files(job_id: str, keep: Collection[str] = ()) -> None:

@@ -1,4 +1,5 @@
-"""Text in, stored artifacts out: the code a worker runs for a job, and the Python API behind it."""
+"""Running a job: claim it, speak its segments (storing each as it finishes), store its artifacts, and end it
+completed, failed with a readable error, cancelled or requeued. The audio itself comes from synthesis/generate.py."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -17,7 +16,7 @@ from django.db import connection
 from django.utils import timezone
 
 from synthesis import breaker, hooks
-from synthesis.artifacts import delete_job_files, local_copy, store_artifact, store_segment, write_atomically
+from synthesis.artifacts import delete_job_files, store_artifact, store_segment
 from synthesis.engines import (
     CUSTOM_PREFIX,
     EngineFailed,
@@ -25,33 +24,16 @@ from synthesis.engines import (
     EngineUnavailable,
     SynthesisCancelled,
     SynthesisOptions,
-    default_engine_name,
     get_engine,
 )
-from synthesis.media.audio import join_segments, write_wav
+from synthesis.generate import AudioResult, metadata_for, synthesize_segments
+from synthesis.media.audio import write_wav
 from synthesis.media.captions import Cue, build_cues, caption_parts, to_srt, to_vtt
 from synthesis.media.video import VideoRenderError, render_video
 from synthesis.media.video_options import VideoOptionsError, validate_video_options
 from synthesis.models import Job, Voice
-from synthesis.segments import split_text
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class AudioResult:
-    sample_rate: int
-    waveform: np.ndarray
-    segments: list[str]
-    spans: list[tuple[float, float]]  # each segment's (start, end) in seconds
-    engine: str
-    model: str
-    device: str
-    dtype: str = ""
-
-    @property
-    def duration_s(self) -> float:
-        return len(self.waveform) / self.sample_rate
 
 
 class VideoStageFailed(Exception):
@@ -61,117 +43,6 @@ class VideoStageFailed(Exception):
     def __init__(self, message: str, kept: dict):
         super().__init__(message)
         self.kept = kept
-
-
-def synthesize_segments(
-    segments: list[str],
-    engine_name: str | None,
-    options: SynthesisOptions,
-    on_segment: Callable[[int, np.ndarray], bool | None] | None = None,
-    pauses_s: dict[int, float] | None = None,
-) -> AudioResult:
-    """Run `segments` through an engine and join them (with `pauses_s` after the segments that have one).
-    Raises EngineUnavailable/EngineFailed."""
-    engine_name = engine_name or default_engine_name()
-    if engine_name is None:
-        raise EngineUnavailable("No engine can run here: " + "; ".join(_unavailable_reasons()))
-    engine = get_engine(engine_name)
-    engine.load()
-    waveforms = engine.synthesize(segments, options, on_segment)
-    joined, spans = join_segments(waveforms, engine.sample_rate, pauses_s)
-    return AudioResult(
-        engine.sample_rate, joined, segments, spans, engine.name, engine.model_id, engine.device, engine.dtype
-    )
-
-
-def _unavailable_reasons() -> list[str]:
-    from synthesis.engines import all_health
-
-    return [f"{h.name}: {h.reason}" for h in all_health()]
-
-
-def generate_audio(
-    text: str,
-    *,
-    engine: str | None = None,
-    voice: str | None = None,
-    text_temp: float = 0.7,
-    waveform_temp: float = 0.7,
-    seed: int | None = None,
-) -> tuple[int, np.ndarray]:
-    """The Python API: `(sample_rate, float32 waveform)` for `text`, without the web layer or a job."""
-    segments = split_text(text)
-    if not segments:
-        raise ValueError("text is blank: there is nothing to say.")
-    options = SynthesisOptions(voice=voice, text_temp=text_temp, waveform_temp=waveform_temp, seed=seed)
-    result = synthesize_segments(segments, engine, options)
-    return result.sample_rate, result.waveform
-
-
-def generate_multimedia(
-    text: str,
-    out_dir: str | Path,
-    *,
-    engine: str | None = None,
-    voice: str | None = None,
-    text_temp: float = 0.7,
-    waveform_temp: float = 0.7,
-    seed: int | None = None,
-    caption_text: str = "",
-    video: dict | None = None,
-    background_image: str | Path | None = None,
-) -> dict[str, Path]:
-    """The Python API for video: speak `text` and write audio.wav, captions.srt, captions.vtt, video.mp4 and
-    metadata.json into `out_dir`; returns their paths by artifact name. `video` takes the same options as
-    the REST API (default: 1080p, as everywhere; {"preset": "720p"} renders faster, "4k" slower)."""
-    options = validate_video_options(video)  # before minutes of synthesis, not after
-    segments = split_text(text)
-    if not segments:
-        raise ValueError("text is blank: there is nothing to say.")
-    synthesis_options = SynthesisOptions(voice=voice, text_temp=text_temp, waveform_temp=waveform_temp, seed=seed)
-    t0 = time.monotonic()
-    result = synthesize_segments(segments, engine, synthesis_options)
-    timings = {"audio_s": round(time.monotonic() - t0, 3)}
-    cues = build_cues(caption_parts(result.segments, result.spans, caption_text), result.spans)
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"audio": "audio.wav", "srt": "captions.srt", "vtt": "captions.vtt", "video": "video.mp4"}
-    paths = {name: out / file for name, file in files.items()} | {"metadata": out / "metadata.json"}
-    write_atomically(paths["audio"], lambda path: write_wav(path, result.sample_rate, result.waveform))
-    write_atomically(paths["srt"], lambda path: path.write_text(to_srt(cues), encoding="utf-8"))
-    write_atomically(paths["vtt"], lambda path: path.write_text(to_vtt(cues), encoding="utf-8"))
-    t0 = time.monotonic()
-    image = Path(background_image) if background_image else None
-    write_atomically(
-        paths["video"],
-        lambda path: render_video(result.waveform, result.sample_rate, cues, options, path, background_image=image),
-    )
-    timings["video_s"] = round(time.monotonic() - t0, 3)
-    metadata = _metadata(result, {"video": options}, timings)
-    write_atomically(paths["metadata"], lambda path: path.write_text(json.dumps(metadata, indent=2)))
-    return paths
-
-
-def _metadata(result: AudioResult, params: dict, timings: dict, **extra) -> dict:
-    return {
-        **extra,
-        "engine": result.engine,
-        "model": result.model,
-        "device": result.device,
-        "dtype": result.dtype,
-        "sample_rate": result.sample_rate,
-        "duration_s": round(result.duration_s, 3),
-        "segments": [
-            {"index": i, "text": text, "start_s": round(start, 3), "end_s": round(end, 3)}
-            for i, (text, (start, end)) in enumerate(zip(result.segments, result.spans, strict=True))
-        ],
-        "params": params,
-        "timings": timings,
-    }
-
-
-# --- running a job -------------------------------------------------------------------------------------
 
 
 def next_job_id(preferred: str, skip_engines: Collection[str] = ()) -> str | None:
@@ -264,7 +135,7 @@ def _run_claimed(job: Job, on_progress: Callable[[int, int], None] | None) -> No
         store_artifact(job, "captions_vtt", "vtt", lambda path: path.write_text(to_vtt(cues), encoding="utf-8"))
     if plan.render_video:
         timings["video_s"] = _render_job_video(job, result, cues, timings)
-    metadata = _metadata(result, plan.params_json(), timings, job_id=str(job.id), voice=job.voice)
+    metadata = metadata_for(result, plan.params_json(), timings, job_id=str(job.id), voice=job.voice)
     store_artifact(job, "metadata", "json", lambda path: path.write_text(json.dumps(metadata, indent=2)))
 
     finished = job.transition(
@@ -292,21 +163,19 @@ def _render_job_video(job: Job, result: AudioResult, cues: list[Cue], timings: d
     t0 = time.monotonic()
     try:
         options = validate_video_options(job.get_plan().video)
-        with _background_image(job.params.get("video_background")) as background:
-            store_artifact(
-                job,
-                "video",
-                "mp4",
-                lambda path: render_video(
-                    result.waveform,
-                    result.sample_rate,
-                    cues,
-                    options,
-                    path,
-                    background_image=background,
-                    should_continue=job.record_progress,  # False once the job is cancelled
-                ),
-            )
+        store_artifact(
+            job,
+            "video",
+            "mp4",
+            lambda path: render_video(
+                result.waveform,
+                result.sample_rate,
+                cues,
+                options,
+                path,
+                should_continue=job.record_progress,  # False once the job is cancelled
+            ),
+        )
     except SynthesisCancelled:
         raise
     except Exception as exc:
@@ -329,19 +198,6 @@ def _made(job: Job, result: AudioResult) -> dict:
         "sample_rate": result.sample_rate,
         "duration_s": round(result.duration_s, 3),
     }
-
-
-@contextmanager
-def _background_image(name: str | None) -> Iterator[Path | None]:
-    """An uploaded background image (a storage name set by the server, never by a client) as a local file
-    for the renderer, copied out of the storage into a scratch directory."""
-    if not name:
-        yield None
-        return
-    if name.startswith("/") or ".." in name.split("/"):
-        raise VideoRenderError("The background image lies outside the artifact storage.")
-    with local_copy(name) as path:
-        yield path
 
 
 def job_options(job: Job) -> SynthesisOptions:

@@ -1,7 +1,8 @@
 """Real server processes for the live tests: an environment of their own (a temporary SQLite file, output
-root and cache), and starting and stopping whole process groups."""
+root and cache), starting and stopping whole process groups, a web server with a worker, and calling them."""
 
 import atexit
+import json
 import os
 import shutil
 import signal
@@ -11,7 +12,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,3 +131,63 @@ def submit_jobs(env: dict[str, str], prompts: list[str]) -> list[str]:
     )
     out = manage("shell", "-c", code, env=env)
     return [line.split()[1] for line in out.splitlines() if line.startswith("JOB ")]
+
+
+def create_api_key(env: dict[str, str], name: str) -> str:
+    """A new API key's secret, made as an operator makes one."""
+    out = manage("create_api_key", name, env=env, timeout=60)
+    return next(line.strip() for line in out.splitlines() if line.startswith("    "))
+
+
+def gunicorn(port: int, *extra: str, threads: int = 4) -> list[str]:
+    """gunicorn serving this code on 127.0.0.1:`port` with two threaded workers, as deploy/ runs it."""
+    return [
+        sys.executable, "-m", "gunicorn", "barksite.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+        "--worker-class", "gthread", "--threads", str(threads), *extra,
+    ]  # fmt: skip
+
+
+def call(method: str, url: str, body: dict | None = None, key: str | None = None) -> tuple[int, dict | bytes]:
+    """The status and body (decoded when it is JSON) of one request to a live server."""
+    headers = {"Content-Type": "application/json"} | ({"X-API-Key": key} if key else {})
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, raw, kind = response.status, response.read(), response.headers.get_content_type()
+    except urllib.error.HTTPError as error:
+        status, raw, kind = error.code, error.read(), error.headers.get_content_type()
+    return status, json.loads(raw) if kind == "application/json" else raw
+
+
+def answers(base: str) -> bool:
+    """Whether the server at `base` answers its health check yet."""
+    try:
+        return call("GET", f"{base}/api/health")[0] == 200
+    except OSError:
+        return False
+
+
+def wait_until_answering(base: str, log: Path, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not answers(base):
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.3)
+
+
+@contextmanager
+def web_and_worker(env: dict[str, str], logs: Path, *gunicorn_args: str) -> Iterator[str]:
+    """The base URL of a gunicorn (with `gunicorn_args`) and a qcluster running with `env`, once the web server
+    answers; both stop afterwards. Their logs are web.log and qcluster.log in `logs`."""
+    port = free_port()
+    processes = [
+        start([sys.executable, "manage.py", "qcluster"], env, logs / "qcluster.log"),
+        start(gunicorn(port, *gunicorn_args), env, logs / "web.log"),
+    ]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_answering(base, logs / "web.log")
+        yield base
+    finally:
+        for process in reversed(processes):
+            stop(process)

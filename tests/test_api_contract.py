@@ -5,13 +5,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.processes import ROOT, service_env, start, stop
-from tests.test_api_live import call, free_port
+from tests.processes import ROOT, call, create_api_key, service_env, web_and_worker
 
 pytestmark = pytest.mark.live
 
@@ -29,33 +27,9 @@ def server(tmp_path: Path):
         BARK_MAX_PROMPT_CHARS="300",  # short jobs, so streams and /v1/audio/speech end within the timeouts
         BARK_SPEECH_TIMEOUT="20",
     )
-    created = subprocess.run(
-        [sys.executable, "manage.py", "create_api_key", "schemathesis"],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
-    key = next(line.strip() for line in created.stdout.splitlines() if line.startswith("    "))
-    port = free_port()
-    worker = start([sys.executable, "manage.py", "qcluster"], env, tmp_path / "qcluster.log")  # jobs finish
-    web = start(
-        [sys.executable, "-m", "gunicorn", "barksite.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--worker-class", "gthread", "--threads", "4", "--limit-request-line", "8190"],
-        env, tmp_path / "web.log",
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if call("GET", f"{base}/api/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "web.log").read_text()[-3000:]
-            time.sleep(0.3)
+    key = create_api_key(env, "schemathesis")
+    with web_and_worker(env, tmp_path, "--limit-request-line", "8190") as base:  # jobs finish: the worker runs them
         yield base, key
-    finally:
-        stop(web)
-        stop(worker)
 
 
 def test_schemathesis_finds_no_failure_in_any_operation(server, tmp_path):

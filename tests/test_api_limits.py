@@ -1,8 +1,6 @@
 """Rate limits (django-ratelimit's keys, a moving window, per key or per IP) and queue admission: every
 429 has Retry-After."""
 
-import subprocess
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -14,8 +12,17 @@ from synthesis.models import Job
 from tests.api_helpers import SPEECH, client, error_of, keyed_client
 
 # Rate-limit keys name a fresh API key, so parallel test runs never share a counter in this Redis database.
-from tests.processes import ROOT, TEST_REDIS_URL, service_env, start, stop
-from tests.test_api_live import call, free_port
+from tests.processes import (
+    TEST_REDIS_URL,
+    call,
+    create_api_key,
+    free_port,
+    gunicorn,
+    service_env,
+    start,
+    stop,
+    wait_until_answering,
+)
 
 
 def redis_reachable() -> bool:
@@ -176,11 +183,7 @@ def test_every_gunicorn_worker_and_machine_shares_one_count(tmp_path):
     # One machine on diskcache (two gunicorn workers), and two "machines" on Redis (their own cache
     # directories, one database, one Redis; two workers each). 80 submissions at once: exactly the limit.
     env = service_env(tmp_path, BARK_MODELS_AVAILABLE="false", BARK_RATE_LIMIT_PER_MIN="30")
-    created = subprocess.run(
-        [sys.executable, "manage.py", "create_api_key", "burst"],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
-    key = next(line.strip() for line in created.stdout.splitlines() if line.startswith("    "))
+    key = create_api_key(env, "burst")
     with_redis = redis_reachable()
     machines = {"disk": {}} | (
         {"redis-a": {"REDIS_URL": TEST_REDIS_URL}, "redis-b": {"REDIS_URL": TEST_REDIS_URL}} if with_redis else {}
@@ -188,17 +191,12 @@ def test_every_gunicorn_worker_and_machine_shares_one_count(tmp_path):
     servers, bases = [], {}
     for name, extra in machines.items():
         port = free_port()
-        command = [sys.executable, "-m", "gunicorn", "barksite.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-                   "--worker-class", "gthread", "--threads", "8"]  # fmt: skip
         machine_env = {**env, "BARK_CACHE_DIR": str(tmp_path / f"cache-{name}"), **extra}
-        servers.append(start(command, machine_env, tmp_path / f"web-{name}.log"))
+        servers.append(start(gunicorn(port, threads=8), machine_env, tmp_path / f"web-{name}.log"))
         bases[name] = f"http://127.0.0.1:{port}"
     try:
         for name, base in bases.items():
-            deadline = time.monotonic() + 90
-            while not _answers(base):
-                assert time.monotonic() < deadline, (tmp_path / f"web-{name}.log").read_text()[-3000:]
-                time.sleep(0.3)
+            wait_until_answering(base, tmp_path / f"web-{name}.log", timeout_s=90)
         disk = _burst([bases["disk"]], key)
         redis_pair = _burst([bases["redis-a"], bases["redis-b"]], key) if with_redis else None
     finally:
@@ -218,10 +216,3 @@ def _burst(bases: list[str], key: str) -> list[int]:
         return list(
             pool.map(lambda i: call("POST", f"{bases[i % len(bases)]}/api/bark/synthesize", body, key)[0], range(80))
         )
-
-
-def _answers(base: str) -> bool:
-    try:
-        return call("GET", f"{base}/api/health")[0] == 200
-    except OSError:
-        return False

@@ -3,14 +3,8 @@ bring-up commands (health, capabilities, dry run), then what a program does: cre
 poll the job, download a valid WAV; and OpenAI's client fetches speech as mp3."""
 
 import io
-import json
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import openai
@@ -18,27 +12,9 @@ import pytest
 from scipy.io import wavfile
 
 from tests.media_decode import decode
-from tests.processes import ROOT, service_env, start, stop
+from tests.processes import call, create_api_key, service_env, web_and_worker
 
 pytestmark = pytest.mark.live
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def call(method: str, url: str, body: dict | None = None, key: str | None = None) -> tuple[int, dict | bytes]:
-    headers = {"Content-Type": "application/json"} | ({"X-API-Key": key} if key else {})
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            status, raw, kind = response.status, response.read(), response.headers.get_content_type()
-    except urllib.error.HTTPError as error:
-        status, raw, kind = error.code, error.read(), error.headers.get_content_type()
-    return status, json.loads(raw) if kind == "application/json" else raw
 
 
 @pytest.fixture
@@ -46,27 +22,8 @@ def server(tmp_path: Path):
     """Base URL of a fresh gunicorn + qcluster, and the environment they run with."""
     # Piper speaks; Bark's weights are not on this machine.
     env = service_env(tmp_path, BARK_MODELS_AVAILABLE="false")
-    port = free_port()
-    gunicorn = [sys.executable, "-m", "gunicorn", "barksite.wsgi", "--bind", f"127.0.0.1:{port}"]
-    processes = [
-        start([*gunicorn, "--workers", "2", "--worker-class", "gthread", "--threads", "4"], env, tmp_path / "web.log"),
-        start([sys.executable, "manage.py", "qcluster"], env, tmp_path / "qcluster.log"),
-    ]
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if call("GET", f"{base}/api/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "web.log").read_text()[-3000:]
-            time.sleep(0.3)
+    with web_and_worker(env, tmp_path) as base:
         yield base, env
-    finally:
-        for process in processes:
-            stop(process)
 
 
 def test_bring_up_then_key_submit_poll_download_and_openai_mp3(server, tmp_path):
@@ -85,11 +42,7 @@ def test_bring_up_then_key_submit_poll_download_and_openai_mp3(server, tmp_path)
     assert status == 200 and call("GET", f"{base}{bundle}")[0] == 200
 
     # A key closes the API.
-    created = subprocess.run(
-        [sys.executable, "manage.py", "create_api_key", "live test"],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
-    key = next(line.strip() for line in created.stdout.splitlines() if line.startswith("    "))
+    key = create_api_key(env, "live test")
     assert call("GET", f"{base}/api/bark/jobs")[0] == 401
 
     # Submit, poll, download.

@@ -3,7 +3,6 @@ at once share batches, a job that arrives mid-run joins at the next step, seeds 
 
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,18 +10,8 @@ import torch
 
 from synthesis.engines import SynthesisCancelled, SynthesisOptions
 from synthesis.engines.bark import decode
-from synthesis.engines.bark.engine import BarkEngine
 from synthesis.engines.bark.stages import Sampling
-
-GREEDY = {"text_temp": 0.0, "waveform_temp": 0.0}
-TEXTS = ["The first line.", "A second one.", "Then a third.", "A fourth here.", "And the fifth.", "Six."]
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_bark_dir: Path) -> BarkEngine:
-    engine = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto")
-    engine.load()
-    return engine
+from tests.fixtures_bark import GREEDY, TEXTS
 
 
 def run_in_thread(target, *args) -> tuple[threading.Thread, dict]:
@@ -40,20 +29,20 @@ def run_in_thread(target, *args) -> tuple[threading.Thread, dict]:
     return thread, box
 
 
-def test_rows_with_different_voices_and_history_lengths_give_the_library_tokens_each_gets_alone(engine):
-    stages, greedy = engine.stages, Sampling(0.0, 0.0)
+def test_rows_with_different_voices_and_history_lengths_give_the_library_tokens_each_gets_alone(bark_engine):
+    stages, greedy = bark_engine.stages, Sampling(0.0, 0.0)
     voices = ["v2/en_speaker_1", None, "v2/de_speaker_3", "v2/fr_speaker_2"]
-    prompts = [engine._voice_prompt(voice, SynthesisOptions()) for voice in voices]
+    prompts = [bark_engine._voice_prompt(voice, SynthesisOptions()) for voice in voices]
     prompts[3] = {key: value[..., :-30] for key, value in prompts[3].items()}  # a shorter history than the others
     texts = ["Hello there.", "A much longer sentence than the first, to pad it.", "Third!", "And a fourth one."]
 
     with torch.inference_mode():
-        inputs = engine._processor(texts)
+        inputs = bark_engine._processor(texts)
         text_ids = stages.text_rows(inputs["input_ids"], inputs["attention_mask"])
         rows = [stages.row(ids, prompt, greedy) for ids, prompt in zip(text_ids, prompts, strict=True)]
         together = [tokens for tokens, _ in stages.generate_rows(rows)]
         for text, prompt, tokens in zip(texts, prompts, together, strict=True):
-            alone = engine._processor([text])
+            alone = bark_engine._processor([text])
             library_prompt = stages.prompt_tensors(prompt)
             semantic = stages.semantic(alone["input_ids"], alone["attention_mask"], library_prompt, greedy)
             coarse = stages.coarse(semantic, library_prompt, greedy)
@@ -61,12 +50,12 @@ def test_rows_with_different_voices_and_history_lengths_give_the_library_tokens_
             assert np.array_equal(tokens.coarse, coarse[0])
 
 
-def test_coarse_rows_of_different_lengths_and_voices_keep_exactly_the_library_codes_of_each_alone(engine):
-    stages, greedy = engine.stages, Sampling(0.0, 0.0)
+def test_coarse_rows_of_different_lengths_and_voices_keep_exactly_the_library_codes_of_each_alone(bark_engine):
+    stages, greedy = bark_engine.stages, Sampling(0.0, 0.0)
     rng = np.random.default_rng(0)
     semantic = [rng.integers(0, 10_000, size) for size in (40, 17, 90)]
     prompts = [
-        engine._voice_prompt(voice, SynthesisOptions()) for voice in ("v2/en_speaker_1", None, "v2/it_speaker_2")
+        bark_engine._voice_prompt(voice, SynthesisOptions()) for voice in ("v2/en_speaker_1", None, "v2/it_speaker_2")
     ]
     configs = stages._configs()
 
@@ -84,38 +73,41 @@ def test_coarse_rows_of_different_lengths_and_voices_keep_exactly_the_library_co
     assert all(np.array_equal(a, b) for a, b in zip(together, alone, strict=True))
 
 
-def test_two_jobs_running_at_once_share_batches_and_each_gets_what_it_gets_alone(engine):
+def test_two_jobs_running_at_once_share_batches_and_each_gets_what_it_gets_alone(bark_engine):
     first = SynthesisOptions(voice="v2/en_speaker_1", **GREEDY)
     second = SynthesisOptions(voice="v2/de_speaker_2", **GREEDY)
-    alone = [engine.synthesize(TEXTS[:3], first), engine.synthesize(TEXTS[3:], second)]
-    engine._scheduler_for().most_streams_in_a_window = 0
+    alone = [bark_engine.synthesize(TEXTS[:3], first), bark_engine.synthesize(TEXTS[3:], second)]
+    bark_engine._scheduler_for().most_streams_in_a_window = 0
 
-    threads = [run_in_thread(engine.synthesize, TEXTS[:3], first), run_in_thread(engine.synthesize, TEXTS[3:], second)]
+    threads = [
+        run_in_thread(bark_engine.synthesize, TEXTS[:3], first),
+        run_in_thread(bark_engine.synthesize, TEXTS[3:], second),
+    ]
     for thread, _ in threads:
         thread.join(timeout=120)
 
-    assert engine._scheduler_for().most_streams_in_a_window == 2
+    assert bark_engine._scheduler_for().most_streams_in_a_window == 2
     for (_, box), expected in zip(threads, alone, strict=True):
         assert "error" not in box
         assert all(np.array_equal(a, b) for a, b in zip(box["result"], expected, strict=True))
 
 
-def test_a_job_arriving_mid_run_joins_the_running_batches_and_hears_its_audio_before_the_other_job_ends(engine):
+def test_a_job_arriving_mid_run_joins_the_running_batches_and_hears_its_audio_before_the_other_job_ends(bark_engine):
     options = SynthesisOptions(voice="v2/en_speaker_4", **GREEDY)
-    expected = engine.synthesize(TEXTS[:1], SynthesisOptions(voice="v2/pl_speaker_1", **GREEDY))
+    expected = bark_engine.synthesize(TEXTS[:1], SynthesisOptions(voice="v2/pl_speaker_1", **GREEDY))
     heard: dict[str, float] = {}
     late: dict = {}
 
     def on_segment(index: int, waveform: np.ndarray) -> None:
         if index == 0:  # the long job is running: now the short one arrives
             late["thread"], late["box"] = run_in_thread(
-                engine.synthesize,
+                bark_engine.synthesize,
                 TEXTS[:1],
                 SynthesisOptions(voice="v2/pl_speaker_1", **GREEDY),
                 lambda i, w: heard.setdefault("late", time.monotonic()),
             )
 
-    engine.synthesize(TEXTS * 3, options, on_segment)
+    bark_engine.synthesize(TEXTS * 3, options, on_segment)
     heard["long"] = time.monotonic()
     late["thread"].join(timeout=60)
 
@@ -123,27 +115,27 @@ def test_a_job_arriving_mid_run_joins_the_running_batches_and_hears_its_audio_be
     assert np.array_equal(late["box"]["result"][0], expected[0])
 
 
-def test_a_seeded_job_gives_the_same_audio_alone_and_batched_with_another_job(engine):
+def test_a_seeded_job_gives_the_same_audio_alone_and_batched_with_another_job(bark_engine):
     seeded = SynthesisOptions(voice="v2/en_speaker_2", seed=7)
-    alone = engine.synthesize(TEXTS[:2], seeded)
+    alone = bark_engine.synthesize(TEXTS[:2], seeded)
 
-    other, _ = run_in_thread(engine.synthesize, TEXTS, SynthesisOptions(voice="v2/es_speaker_1", seed=99))
-    together = engine.synthesize(TEXTS[:2], seeded)
+    other, _ = run_in_thread(bark_engine.synthesize, TEXTS, SynthesisOptions(voice="v2/es_speaker_1", seed=99))
+    together = bark_engine.synthesize(TEXTS[:2], seeded)
     other.join(timeout=120)
-    reseeded = engine.synthesize(TEXTS[:2], SynthesisOptions(voice="v2/en_speaker_2", seed=8))
+    reseeded = bark_engine.synthesize(TEXTS[:2], SynthesisOptions(voice="v2/en_speaker_2", seed=8))
 
     assert all(np.array_equal(a, b) for a, b in zip(alone, together, strict=True))
     assert not np.array_equal(alone[0], reseeded[0])
 
 
-def test_cancelling_one_job_stops_it_at_its_next_segment_and_the_other_job_still_completes(engine):
+def test_cancelling_one_job_stops_it_at_its_next_segment_and_the_other_job_still_completes(bark_engine):
     options = SynthesisOptions(voice="v2/en_speaker_1", **GREEDY)
-    expected = engine.synthesize(TEXTS, options)
+    expected = bark_engine.synthesize(TEXTS, options)
     heard: list[int] = []
 
-    other, box = run_in_thread(engine.synthesize, TEXTS, options)
+    other, box = run_in_thread(bark_engine.synthesize, TEXTS, options)
     with pytest.raises(SynthesisCancelled):
-        engine.synthesize(TEXTS, SynthesisOptions(voice="v2/de_speaker_1"), lambda i, w: heard.append(i) or i < 1)
+        bark_engine.synthesize(TEXTS, SynthesisOptions(voice="v2/de_speaker_1"), lambda i, w: heard.append(i) or i < 1)
     other.join(timeout=120)
 
     assert heard == [0, 1]

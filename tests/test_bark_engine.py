@@ -1,7 +1,6 @@
 """BarkEngine on the tiny random-weight checkpoint: real transformers Bark code, real files, no network."""
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,83 +19,77 @@ from synthesis.engines.bark.engine import BarkEngine
 TINY_SAMPLES = int(np.floor(TINY_SEMANTIC_TOKENS * 75 / 49.9)) * 320
 
 
-@pytest.fixture(scope="module")
-def engine(tiny_bark_dir: Path) -> BarkEngine:
-    """One loaded engine for the module: loading is what a worker does once per process."""
-    engine = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto")
-    engine.load()
-    return engine
-
-
-def test_synthesize_returns_one_nonsilent_float32_24khz_waveform_of_the_exact_length_per_segment(engine):
+def test_synthesize_returns_one_nonsilent_float32_24khz_waveform_of_the_exact_length_per_segment(bark_engine):
     options = SynthesisOptions(voice="v2/en_speaker_6", seed=1)
 
-    waveforms = engine.synthesize(["Hello there.", "How are you?"], options)
+    waveforms = bark_engine.synthesize(["Hello there.", "How are you?"], options)
 
-    assert engine.sample_rate == 24_000
+    assert bark_engine.sample_rate == 24_000
     assert len(waveforms) == 2
     for waveform in waveforms:
         assert waveform.dtype == np.float32 and waveform.shape == (TINY_SAMPLES,)
         assert np.isfinite(waveform).all() and waveform.std() > 0.01
 
 
-def test_the_same_seed_gives_identical_audio_and_another_seed_does_not(engine):
-    first = engine.synthesize(["Same words."], SynthesisOptions(seed=7))[0]
-    again = engine.synthesize(["Same words."], SynthesisOptions(seed=7))[0]
-    other = engine.synthesize(["Same words."], SynthesisOptions(seed=8))[0]
+def test_the_same_seed_gives_identical_audio_and_another_seed_does_not(bark_engine):
+    first = bark_engine.synthesize(["Same words."], SynthesisOptions(seed=7))[0]
+    again = bark_engine.synthesize(["Same words."], SynthesisOptions(seed=7))[0]
+    other = bark_engine.synthesize(["Same words."], SynthesisOptions(seed=8))[0]
 
     assert np.array_equal(first, again)
     assert not np.array_equal(first, other)
 
 
-def test_each_batch_is_seeded_by_the_index_of_its_first_segment_so_a_lone_segment_repeats_on_its_own(engine):
+def test_each_batch_is_seeded_by_the_index_of_its_first_segment_so_a_lone_segment_repeats_on_its_own(bark_engine):
     voice = "v2/en_speaker_6"  # with a preset the second segment runs in a batch of its own
-    pair = engine.synthesize(["First.", "Second."], SynthesisOptions(voice=voice, seed=20))
-    batches = [run.batch for run in engine.last_run]
-    alone = engine.synthesize(["Second."], SynthesisOptions(voice=voice, seed=21))[0]
+    pair = bark_engine.synthesize(["First.", "Second."], SynthesisOptions(voice=voice, seed=20))
+    batches = [run.batch for run in bark_engine.last_run]
+    alone = bark_engine.synthesize(["Second."], SynthesisOptions(voice=voice, seed=21))[0]
 
     assert batches == [(0,), (1,)]
     assert np.array_equal(pair[1], alone)
 
 
-def test_temperature_zero_decodes_greedily_and_repeats_without_a_seed(engine):
+def test_temperature_zero_decodes_greedily_and_repeats_without_a_seed(bark_engine):
     greedy = SynthesisOptions(text_temp=0.0, waveform_temp=0.0)
 
-    assert np.array_equal(engine.synthesize(["Greedy."], greedy)[0], engine.synthesize(["Greedy."], greedy)[0])
+    assert np.array_equal(
+        bark_engine.synthesize(["Greedy."], greedy)[0], bark_engine.synthesize(["Greedy."], greedy)[0]
+    )
 
 
-def test_a_preset_voice_shapes_the_audio_and_an_unknown_preset_fails_clearly(engine):
-    english = engine.synthesize(["Voices."], SynthesisOptions(voice="v2/en_speaker_6", seed=3))[0]
-    german = engine.synthesize(["Voices."], SynthesisOptions(voice="v2/de_speaker_1", seed=3))[0]
+def test_a_preset_voice_shapes_the_audio_and_an_unknown_preset_fails_clearly(bark_engine):
+    english = bark_engine.synthesize(["Voices."], SynthesisOptions(voice="v2/en_speaker_6", seed=3))[0]
+    german = bark_engine.synthesize(["Voices."], SynthesisOptions(voice="v2/de_speaker_1", seed=3))[0]
 
     assert not np.array_equal(english, german)
     with pytest.raises(EngineFailed, match=r"Unknown Bark voice preset 'v2/xx_speaker_1'.*130 v2 presets"):
-        engine.synthesize(["Voices."], SynthesisOptions(voice="v2/xx_speaker_1"))
+        bark_engine.synthesize(["Voices."], SynthesisOptions(voice="v2/xx_speaker_1"))
 
 
-def test_an_uploaded_voice_speaks_with_its_arrays_and_a_missing_or_malformed_one_fails(engine, tiny_bark_dir):
+def test_an_uploaded_voice_speaks_with_its_arrays_and_a_missing_or_malformed_one_fails(bark_engine, tiny_bark_dir):
     folder = tiny_bark_dir / "speaker_embeddings" / "v2"
     prompt = {
         key: np.load(folder / f"fr_speaker_2_{key}.npy") for key in ("semantic_prompt", "coarse_prompt", "fine_prompt")
     }
 
-    uploaded = engine.synthesize(
+    uploaded = bark_engine.synthesize(
         ["Mine."], SynthesisOptions(voice="custom/abc", voice_prompts={"custom/abc": prompt}, seed=4)
     )[0]
-    preset = engine.synthesize(["Mine."], SynthesisOptions(voice="v2/fr_speaker_2", seed=4))[0]
+    preset = bark_engine.synthesize(["Mine."], SynthesisOptions(voice="v2/fr_speaker_2", seed=4))[0]
 
     assert np.array_equal(uploaded, preset)
     with pytest.raises(EngineFailed, match="custom/other was not loaded for this job"):
-        engine.synthesize(["Mine."], SynthesisOptions(voice="custom/other", voice_prompts={"custom/abc": prompt}))
+        bark_engine.synthesize(["Mine."], SynthesisOptions(voice="custom/other", voice_prompts={"custom/abc": prompt}))
     broken = {"custom/abc": {"semantic_prompt": prompt["semantic_prompt"]}}
     with pytest.raises(EngineFailed, match="custom/abc cannot be used: .*missing coarse_prompt, fine_prompt"):
-        engine.synthesize(["Mine."], SynthesisOptions(voice="custom/abc", voice_prompts=broken))
+        bark_engine.synthesize(["Mine."], SynthesisOptions(voice="custom/abc", voice_prompts=broken))
     flat = {"custom/abc": {**prompt, "semantic_prompt": np.zeros((2, 2), dtype=np.int64)}}
     with pytest.raises(EngineFailed, match=r"semantic_prompt must be one row of tokens"):
-        engine.synthesize(["Mine."], SynthesisOptions(voice="custom/abc", voice_prompts=flat))
+        bark_engine.synthesize(["Mine."], SynthesisOptions(voice="custom/abc", voice_prompts=flat))
 
 
-def test_on_segment_receives_each_waveform_and_can_cancel_the_rest(engine):
+def test_on_segment_receives_each_waveform_and_can_cancel_the_rest(bark_engine):
     seen: list[tuple[int, int]] = []
 
     def stop_after_first(index: int, waveform: np.ndarray) -> bool:
@@ -104,7 +97,7 @@ def test_on_segment_receives_each_waveform_and_can_cancel_the_rest(engine):
         return False
 
     with pytest.raises(SynthesisCancelled):
-        engine.synthesize(["One.", "Two.", "Three."], SynthesisOptions(seed=1), stop_after_first)
+        bark_engine.synthesize(["One.", "Two.", "Three."], SynthesisOptions(seed=1), stop_after_first)
     assert seen == [(0, TINY_SAMPLES)]
 
 
@@ -125,8 +118,8 @@ def test_health_is_ok_for_a_checkpoint_directory_without_loading_it(tiny_bark_di
     assert str(tiny_bark_dir) in health.reason
 
 
-def test_health_and_load_report_loaded_weights(engine):
-    health = engine.health()
+def test_health_and_load_report_loaded_weights(bark_engine):
+    health = bark_engine.health()
 
     assert health.ok and health.loaded and health.reason.startswith("loaded ")
 

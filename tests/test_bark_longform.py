@@ -3,8 +3,6 @@
 The tiny checkpoint always generates 32 semantic tokens (0.64 s); rows of other lengths are fed to the stages directly.
 """
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -12,16 +10,7 @@ import torch
 from synthesis.engines import EngineFailed, SynthesisCancelled, SynthesisOptions
 from synthesis.engines.bark.engine import BarkEngine
 from synthesis.engines.bark.stages import Sampling
-
-GREEDY = {"text_temp": 0.0, "waveform_temp": 0.0}
-TEXTS = ["The first line.", "A second one.", "Then a third.", "A fourth here.", "And the fifth.", "Six."]
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_bark_dir: Path) -> BarkEngine:
-    engine = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto")
-    engine.load()
-    return engine
+from tests.fixtures_bark import GREEDY, TEXTS
 
 
 def one_at_a_time(engine: BarkEngine, texts: list[str], voices: list[str | None], **options) -> list[np.ndarray]:
@@ -31,26 +20,28 @@ def one_at_a_time(engine: BarkEngine, texts: list[str], voices: list[str | None]
     ]
 
 
-def test_a_jobs_first_segment_runs_alone_then_up_to_four_of_its_segments_share_a_batch(engine):
-    engine.synthesize(TEXTS, SynthesisOptions(voice="v2/en_speaker_3", **GREEDY))
+def test_a_jobs_first_segment_runs_alone_then_up_to_four_of_its_segments_share_a_batch(bark_engine):
+    bark_engine.synthesize(TEXTS, SynthesisOptions(voice="v2/en_speaker_3", **GREEDY))
 
-    assert [run.batch for run in engine.last_run] == [(0,), *[(1, 2, 3, 4)] * 4, (5,)]
+    assert [run.batch for run in bark_engine.last_run] == [(0,), *[(1, 2, 3, 4)] * 4, (5,)]
 
 
-def test_batched_generation_equals_one_segment_at_a_time_exactly_under_greedy_decoding(engine):
+def test_batched_generation_equals_one_segment_at_a_time_exactly_under_greedy_decoding(bark_engine):
     options = SynthesisOptions(voice="v2/en_speaker_3", **GREEDY)
 
-    batched = engine.synthesize(TEXTS, options)
+    batched = bark_engine.synthesize(TEXTS, options)
 
-    for together, alone in zip(batched, one_at_a_time(engine, TEXTS, ["v2/en_speaker_3"] * 6, **GREEDY), strict=True):
+    for together, alone in zip(
+        batched, one_at_a_time(bark_engine, TEXTS, ["v2/en_speaker_3"] * 6, **GREEDY), strict=True
+    ):
         assert np.array_equal(together, alone)
 
 
-def test_rows_of_different_lengths_in_one_coarse_batch_keep_exactly_the_frames_they_get_alone(engine):
+def test_rows_of_different_lengths_in_one_coarse_batch_keep_exactly_the_frames_they_get_alone(bark_engine):
     rng = np.random.default_rng(0)
     rows = [rng.integers(0, 10_000, size) for size in (40, 17, 29)]
-    stages = engine.stages
-    prompt = stages.prompt_tensors(engine._voice_prompt("v2/en_speaker_1", SynthesisOptions()))
+    stages = bark_engine.stages
+    prompt = stages.prompt_tensors(bark_engine._voice_prompt("v2/en_speaker_1", SynthesisOptions()))
     greedy = Sampling(0.0, 0.0)
 
     with torch.inference_mode():
@@ -63,15 +54,15 @@ def test_rows_of_different_lengths_in_one_coarse_batch_keep_exactly_the_frames_t
     assert [len(waveform) for waveform in waveforms] == [60 * 320, 25 * 320, 43 * 320]
 
 
-def test_without_a_preset_the_first_segments_tokens_become_the_voice_of_the_rest(engine):
-    audio = engine.synthesize(TEXTS[:3], SynthesisOptions(**GREEDY))
-    runs = engine.last_run
+def test_without_a_preset_the_first_segments_tokens_become_the_voice_of_the_rest(bark_engine):
+    audio = bark_engine.synthesize(TEXTS[:3], SynthesisOptions(**GREEDY))
+    runs = bark_engine.last_run
     carried = runs[0].tokens.as_prompt()
 
-    as_uploaded = engine.synthesize(
+    as_uploaded = bark_engine.synthesize(
         TEXTS[1:3], SynthesisOptions(voice="custom/first", voice_prompts={"custom/first": carried}, **GREEDY)
     )
-    voiceless = engine.synthesize(TEXTS[1:2], SynthesisOptions(**GREEDY))[0]
+    voiceless = bark_engine.synthesize(TEXTS[1:2], SynthesisOptions(**GREEDY))[0]
 
     assert [(run.batch, run.prompt) for run in runs] == [((0,), "none"), ((1, 2), "segment 0"), ((1, 2), "segment 0")]
     assert np.array_equal(carried["semantic_prompt"], runs[0].tokens.semantic)
@@ -93,7 +84,7 @@ def test_a_carried_voice_is_trimmed_from_the_end_to_a_presets_span():
     assert prompt["coarse_prompt"].shape == (2, HISTORY_FRAMES)
 
 
-def test_dialogue_segments_speak_with_their_own_voices_in_one_batch(engine, tiny_bark_dir):
+def test_dialogue_segments_speak_with_their_own_voices_in_one_batch(bark_engine, tiny_bark_dir):
     folder = tiny_bark_dir / "speaker_embeddings" / "v2"
     uploaded = {
         key: np.load(folder / f"it_speaker_4_{key}.npy") for key in ("semantic_prompt", "coarse_prompt", "fine_prompt")
@@ -103,9 +94,9 @@ def test_dialogue_segments_speak_with_their_own_voices_in_one_batch(engine, tiny
         voice="v2/en_speaker_1", segment_voices=voices, voice_prompts={"custom/it": uploaded}, **GREEDY
     )
 
-    dialogue = engine.synthesize(TEXTS, options)
+    dialogue = bark_engine.synthesize(TEXTS, options)
 
-    runs = [(run.batch, run.prompt) for run in engine.last_run]
+    runs = [(run.batch, run.prompt) for run in bark_engine.last_run]
     assert runs == [
         ((0,), "v2/en_speaker_1"),
         ((1, 2, 3, 4), "v2/en_speaker_1"),
@@ -114,42 +105,42 @@ def test_dialogue_segments_speak_with_their_own_voices_in_one_batch(engine, tiny
         ((1, 2, 3, 4), "custom/it"),
         ((5,), "v2/en_speaker_1"),  # no voice of its own: the job's voice
     ]
-    expected = one_at_a_time(engine, TEXTS[:4], voices[:4], **GREEDY)
-    expected.append(engine.synthesize(TEXTS[4:5], SynthesisOptions(voice="v2/it_speaker_4", **GREEDY))[0])
-    expected.append(engine.synthesize(TEXTS[5:], SynthesisOptions(voice="v2/en_speaker_1", **GREEDY))[0])
+    expected = one_at_a_time(bark_engine, TEXTS[:4], voices[:4], **GREEDY)
+    expected.append(bark_engine.synthesize(TEXTS[4:5], SynthesisOptions(voice="v2/it_speaker_4", **GREEDY))[0])
+    expected.append(bark_engine.synthesize(TEXTS[5:], SynthesisOptions(voice="v2/en_speaker_1", **GREEDY))[0])
     assert all(np.array_equal(a, b) for a, b in zip(dialogue, expected, strict=True))
 
 
-def test_an_unknown_voice_anywhere_in_a_dialogue_fails_before_any_segment_is_generated(engine):
+def test_an_unknown_voice_anywhere_in_a_dialogue_fails_before_any_segment_is_generated(bark_engine):
     heard: list[int] = []
     options = SynthesisOptions(voice="v2/en_speaker_1", segment_voices=[None, None, "v2/en_speaker_99"])
 
     with pytest.raises(EngineFailed, match="Unknown Bark voice preset 'v2/en_speaker_99'"):
-        engine.synthesize(TEXTS[:3], options, lambda index, waveform: heard.append(index))
+        bark_engine.synthesize(TEXTS[:3], options, lambda index, waveform: heard.append(index))
     with pytest.raises(EngineFailed, match="names 3 voices for 2 segments"):
-        engine.synthesize(TEXTS[:2], options, lambda index, waveform: heard.append(index))
+        bark_engine.synthesize(TEXTS[:2], options, lambda index, waveform: heard.append(index))
     assert heard == []
 
 
-def test_the_same_seed_gives_identical_audio_for_a_batched_job_and_another_seed_does_not(engine):
-    first = engine.synthesize(TEXTS, SynthesisOptions(seed=11))
-    again = engine.synthesize(TEXTS, SynthesisOptions(seed=11))
-    other = engine.synthesize(TEXTS, SynthesisOptions(seed=12))
+def test_the_same_seed_gives_identical_audio_for_a_batched_job_and_another_seed_does_not(bark_engine):
+    first = bark_engine.synthesize(TEXTS, SynthesisOptions(seed=11))
+    again = bark_engine.synthesize(TEXTS, SynthesisOptions(seed=11))
+    other = bark_engine.synthesize(TEXTS, SynthesisOptions(seed=12))
 
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
     assert not any(np.array_equal(a, b) for a, b in zip(first, other, strict=True))
 
 
-def test_on_segment_hears_every_segment_in_order_the_first_from_a_batch_of_its_own(engine):
+def test_on_segment_hears_every_segment_in_order_the_first_from_a_batch_of_its_own(bark_engine):
     heard: list[int] = []
 
-    engine.synthesize(TEXTS, SynthesisOptions(seed=1), lambda index, waveform: heard.append(index))
+    bark_engine.synthesize(TEXTS, SynthesisOptions(seed=1), lambda index, waveform: heard.append(index))
 
     assert heard == [0, 1, 2, 3, 4, 5]
-    assert engine.last_run[0].batch == (0,)
+    assert bark_engine.last_run[0].batch == (0,)
 
 
-def test_cancelling_mid_batch_stops_at_once_and_leaves_the_engine_usable(engine):
+def test_cancelling_mid_batch_stops_at_once_and_leaves_the_engine_usable(bark_engine):
     heard: list[int] = []
 
     def stop_at_two(index: int, waveform: np.ndarray) -> bool:
@@ -157,11 +148,11 @@ def test_cancelling_mid_batch_stops_at_once_and_leaves_the_engine_usable(engine)
         return index != 2
 
     with pytest.raises(SynthesisCancelled):
-        engine.synthesize(TEXTS, SynthesisOptions(seed=1), stop_at_two)
+        bark_engine.synthesize(TEXTS, SynthesisOptions(seed=1), stop_at_two)
 
     assert heard == [0, 1, 2]
     assert not torch.is_inference_mode_enabled()
-    assert len(engine.synthesize(TEXTS[:1], SynthesisOptions(seed=1))) == 1
+    assert len(bark_engine.synthesize(TEXTS[:1], SynthesisOptions(seed=1))) == 1
 
 
 # BarkModel.generate's keywords for greedy decoding (the engine's temperature 0). Sampled generations do not repeat the
@@ -181,14 +172,14 @@ def test_the_full_fine_window_reproduces_barkmodel_generate_exactly_under_greedy
     assert np.array_equal(staged, audio[0, : lengths[0]].numpy())
 
 
-def test_the_fine_stage_on_real_lengths_changes_only_the_fine_codebooks(engine, tiny_bark_dir):
+def test_the_fine_stage_on_real_lengths_changes_only_the_fine_codebooks(bark_engine, tiny_bark_dir):
     full = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto", fine_full_window=True)
     options = SynthesisOptions(voice="v2/en_speaker_6", **GREEDY)
 
-    engine.synthesize(TEXTS[:1], options)
+    bark_engine.synthesize(TEXTS[:1], options)
     full.synthesize(TEXTS[:1], options)
 
-    real, padded = engine.last_run[0].tokens, full.last_run[0].tokens
+    real, padded = bark_engine.last_run[0].tokens, full.last_run[0].tokens
     assert np.array_equal(real.semantic, padded.semantic) and np.array_equal(real.coarse, padded.coarse)
     assert np.array_equal(real.fine[:2], padded.fine[:2])
     assert real.fine.shape == padded.fine.shape == (8, 48)

@@ -18,9 +18,9 @@ from synthesis.engines.bark.runner import RemoteBarkEngine
 from synthesis.jobs import JobRequest, submit_job
 from synthesis.models import Job
 from synthesis.pipeline import run_job
+from tests.fixtures_bark import GREEDY
 from tests.processes import ROOT
 
-GREEDY = {"text_temp": 0.0, "waveform_temp": 0.0}
 TEXTS = ["The first line.", "A second one.", "Then a third."]
 
 

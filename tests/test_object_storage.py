@@ -11,7 +11,7 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.urls import reverse
 
-from synthesis.artifacts import delete_job_files, local_copy, store_artifact, store_file
+from synthesis.artifacts import delete_job_files, store_artifact
 from synthesis.models import Job
 from synthesis.pipeline import run_job
 from tests.conftest import SETTINGS_FILE
@@ -112,12 +112,3 @@ def test_a_bad_bucket_configuration_stops_start_up_saying_what_to_fix(monkeypatc
 
     with pytest.raises(ImproperlyConfigured, match=message):
         runpy.run_path(str(SETTINGS_FILE))
-
-
-def test_a_stored_input_is_copied_to_a_scratch_file_for_tools_and_removed_after(db, s3_storage):
-    store_file("uploads/background.png", lambda path: path.write_bytes(b"\x89PNG fake"))
-
-    with local_copy("uploads/background.png") as path:
-        assert path.read_bytes() == b"\x89PNG fake"
-
-    assert not path.exists() and not path.parent.exists()

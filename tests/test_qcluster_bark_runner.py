@@ -2,7 +2,6 @@
 complete through it: one process holds the model, the workers hold none."""
 
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -11,17 +10,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.processes import ROOT, service_env, start, stop
+from tests.processes import manage, service_env, start, stop
 
 pytestmark = pytest.mark.live
-
-
-def manage(*args: str, env: dict[str, str]) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 def runner_state(env: dict[str, str]) -> str:

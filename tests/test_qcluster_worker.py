@@ -2,7 +2,6 @@
 the ORM broker on a WAL-mode SQLite file, on_commit enqueueing, the claim, the artifact."""
 
 import sqlite3
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -10,17 +9,9 @@ from pathlib import Path
 import pytest
 from scipy.io import wavfile
 
-from tests.processes import ROOT, service_env, start, stop
+from tests.processes import manage, service_env, start, stop
 
 pytestmark = pytest.mark.live
-
-
-def manage(*args: str, env: dict[str, str]) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 def test_a_running_cluster_completes_an_enqueued_job(tmp_path: Path):

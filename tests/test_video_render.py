@@ -8,11 +8,11 @@ import pytest
 from PIL import Image
 
 from synthesis.engines import SynthesisCancelled, SynthesisOptions
+from synthesis.generate import AudioResult, synthesize_segments
 from synthesis.media import video
 from synthesis.media.captions import build_cues
 from synthesis.media.video import VideoRenderError, render_video
 from synthesis.media.video_options import validate_video_options
-from synthesis.pipeline import AudioResult, synthesize_segments
 from tests.media_probe import frame_at, probe
 
 

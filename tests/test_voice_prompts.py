@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from synthesis.engines import SynthesisOptions
-from synthesis.engines.bark.engine import BarkEngine
 from synthesis.engines.bark.prompts import (
     MAX_CLIP_BYTES,
     PROMPT_KEYS,
@@ -23,13 +22,6 @@ from synthesis.engines.bark.prompts import (
 from synthesis.engines.piper.engine import PiperEngine
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_bark_dir: Path) -> BarkEngine:
-    engine = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto")
-    engine.load()
-    return engine
 
 
 @pytest.fixture(scope="module")
@@ -183,8 +175,8 @@ def test_a_pickle_in_an_npz_is_never_unpickled(preset, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("fmt", ["wav", "mp3", "flac"])
-def test_a_spoken_clip_becomes_a_prompt_of_its_own_length(engine, speech, fmt):
-    prompt = engine.clone_voice(speech[fmt], SPOKEN)
+def test_a_spoken_clip_becomes_a_prompt_of_its_own_length(bark_engine, speech, fmt):
+    prompt = bark_engine.clone_voice(speech[fmt], SPOKEN)
 
     tokens, frames = len(prompt["semantic_prompt"]), prompt["fine_prompt"].shape[1]
     assert 2.0 < tokens / 49.9 < 6.0  # Piper says this in about 3-4 s
@@ -193,30 +185,30 @@ def test_a_spoken_clip_becomes_a_prompt_of_its_own_length(engine, speech, fmt):
     assert prompt["semantic_prompt"].max() < 10_000 and prompt["fine_prompt"].max() < 1024
 
 
-def test_the_clips_codes_are_bark_codecs_codes_of_the_clips_end(engine, speech):
+def test_the_clips_codes_are_bark_codecs_codes_of_the_clips_end(bark_engine, speech):
     from synthesis.engines.bark.prompts import decode_clip
 
-    prompt = engine.clone_voice(speech["wav"], SPOKEN)
-    codes = engine.encode_clip(decode_clip(speech["wav"]))
+    prompt = bark_engine.clone_voice(speech["wav"], SPOKEN)
+    codes = bark_engine.encode_clip(decode_clip(speech["wav"]))
 
     assert codes.shape[0] == 8
     assert np.array_equal(prompt["fine_prompt"], codes[:, codes.shape[1] - prompt["fine_prompt"].shape[1] :])
 
 
-def test_a_cloned_voice_is_usable_for_synthesis_and_survives_storage(engine, speech):
-    prompt = load_prompt(save_prompt(engine.clone_voice(speech["mp3"], SPOKEN)))
+def test_a_cloned_voice_is_usable_for_synthesis_and_survives_storage(bark_engine, speech):
+    prompt = load_prompt(save_prompt(bark_engine.clone_voice(speech["mp3"], SPOKEN)))
     options = SynthesisOptions(voice="custom/mine", voice_prompts={"custom/mine": prompt}, seed=3)
 
-    cloned = engine.synthesize(["Now I say something new.", "And more."], options)
-    prompts = [run.prompt for run in engine.last_run]
-    preset = engine.synthesize(["Now I say something new."], SynthesisOptions(voice="v2/en_speaker_0", seed=3))[0]
+    cloned = bark_engine.synthesize(["Now I say something new.", "And more."], options)
+    prompts = [run.prompt for run in bark_engine.last_run]
+    preset = bark_engine.synthesize(["Now I say something new."], SynthesisOptions(voice="v2/en_speaker_0", seed=3))[0]
 
     assert prompts == ["custom/mine", "custom/mine"]
     assert all(len(waveform) == 15_360 and waveform.std() > 0.01 for waveform in cloned)
     assert not np.array_equal(cloned[0], preset)
 
 
-def test_a_clip_longer_than_the_semantic_model_can_match_keeps_its_end(engine, monkeypatch):
+def test_a_clip_longer_than_the_semantic_model_can_match_keeps_its_end(bark_engine, monkeypatch):
     from synthesis.engines.bark import prompts as voice_prompts
     from synthesis.engines.bark.prompts import decode_clip
 
@@ -224,19 +216,19 @@ def test_a_clip_longer_than_the_semantic_model_can_match_keeps_its_end(engine, m
     monkeypatch.setattr(voice_prompts, "MAX_CLIP_SEMANTIC_TOKENS", 100)  # the same rule at 2 s, cheaply
     clip = tone(3.0)
 
-    prompt = engine.clone_voice(clip, "A steady tone.")
+    prompt = bark_engine.clone_voice(clip, "A steady tone.")
 
-    codes = engine.encode_clip(decode_clip(clip))
+    codes = bark_engine.encode_clip(decode_clip(clip))
     assert len(prompt["semantic_prompt"]) == 100
     assert np.array_equal(prompt["fine_prompt"], codes[:, -150:])  # floor(100 * 75 / 49.9) of the clip's 225 frames
 
 
-def test_a_wav_streamed_without_its_length_in_the_header_is_not_mistaken_for_a_truncated_one(engine, speech):
+def test_a_wav_streamed_without_its_length_in_the_header_is_not_mistaken_for_a_truncated_one(bark_engine, speech):
     command = [FFMPEG, "-nostdin", "-loglevel", "error", "-i", "pipe:0", "-f", "wav", "pipe:1"]
     streamed = subprocess.run(command, input=speech["wav"], capture_output=True, check=True, timeout=60).stdout
     assert streamed[4:8] == b"\xff\xff\xff\xff"  # ffmpeg cannot seek back on a pipe to fill in the size
 
-    assert len(engine.clone_voice(streamed, SPOKEN)["semantic_prompt"]) > 100
+    assert len(bark_engine.clone_voice(streamed, SPOKEN)["semantic_prompt"]) > 100
 
 
 def _bad_clip_cases() -> list[tuple[str, object, str, str]]:
@@ -272,23 +264,23 @@ def _bad_clip_cases() -> list[tuple[str, object, str, str]]:
     [case[1:] for case in _bad_clip_cases()],
     ids=[case[0] for case in _bad_clip_cases()],
 )
-def test_a_bad_clip_is_refused_with_a_reason(engine, speech, upload, transcript, reason):
+def test_a_bad_clip_is_refused_with_a_reason(bark_engine, speech, upload, transcript, reason):
     with pytest.raises(VoicePromptError, match=reason):
-        engine.clone_voice(upload(speech), transcript)
+        bark_engine.clone_voice(upload(speech), transcript)
 
 
-def test_a_video_container_is_refused_even_with_an_audio_track(engine, tmp_path):
+def test_a_video_container_is_refused_even_with_an_audio_track(bark_engine, tmp_path):
     path = tmp_path / "clip.mp4"
     command = [FFMPEG, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=220:duration=3", str(path)]
     subprocess.run(command, check=True, timeout=60)
 
     with pytest.raises(VoicePromptError, match="WAV, MP3 or FLAC"):
-        engine.clone_voice(path.read_bytes(), SPOKEN)
+        bark_engine.clone_voice(path.read_bytes(), SPOKEN)
 
 
-def test_a_zip_disguised_as_audio_is_refused(engine, preset):
+def test_a_zip_disguised_as_audio_is_refused(bark_engine, preset):
     with pytest.raises(VoicePromptError, match="could not be read as audio"):
-        engine.clone_voice(npz(**preset), SPOKEN)
+        bark_engine.clone_voice(npz(**preset), SPOKEN)
 
 
 def test_an_npz_member_whose_header_claims_more_data_than_it_has_is_refused(preset):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from synthesis.engines.bark.loading import SPEAKER_EMBEDDINGS_JSON
 from synthesis.engines.bark.presets import LANGUAGES, SPEAKERS
 from synthesis.engines.bark.prompts import CODEBOOK_SIZE, SEMANTIC_RATE_HZ
 from synthesis.engines.bark.prompts import FRAME_RATE_HZ as COARSE_RATE_HZ
@@ -45,7 +46,6 @@ TINY_PROMPT_SEMANTIC_LENGTH = 16
 # Loudness (RMS) of the random codec's audio: clearly audible, far from clipping.
 _CODEC_RMS = 0.1
 
-SPEAKER_EMBEDDINGS_JSON = "speaker_embeddings_path.json"
 SPEAKER_EMBEDDINGS_DIR = "speaker_embeddings"
 
 # Frequent English words get one token each, so ordinary sentences stay well inside Bark's 256-token text window.

@@ -8,11 +8,9 @@ so this module imports anywhere and `health()` can say why Bark cannot run inste
 
 from __future__ import annotations
 
-import json
-import logging
 import threading
 from dataclasses import dataclass
-from pathlib import Path
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -29,17 +27,14 @@ from synthesis.engines import (
     SynthesisOptions,
     is_out_of_memory,
 )
-from synthesis.engines.bark import presets, prompts
-from synthesis.engines.bark.precision import PrecisionError, choose_dtype, convert, cpu_flags
+from synthesis.engines.bark import loading, presets, prompts
+from synthesis.engines.bark.loading import LoadPlan
+from synthesis.engines.bark.precision import PrecisionError
 from synthesis.engines.bark.prompts import PROMPT_KEYS, VoicePromptError, validate_prompt
 from synthesis.engines.bark.scheduler import Scheduler, Segment, Stream
 from synthesis.engines.bark.stages import BarkStages, BarkTokens, Sampling
 
-logger = logging.getLogger(__name__)
-
-DEFAULT_HUB_MODEL = "suno/bark-small"
 DEFAULT_SAMPLE_RATE = 24_000
-SPEAKER_EMBEDDINGS_JSON = "speaker_embeddings_path.json"
 
 
 @dataclass(frozen=True)
@@ -102,8 +97,6 @@ class BarkEngine(Engine):
         self.last_run: list[SegmentRun] = []
         self._device: str | None = None
         self._load_error: str | None = None
-        self._import_error: str | None = None
-        self._imports_checked = False
         self._voice_names: list[str] | None = None
 
     # --- identity -------------------------------------------------------------------------------------
@@ -117,14 +110,10 @@ class BarkEngine(Engine):
         """The device in use once loaded; before that, the one `auto` would pick (or the one requested)."""
         if self._device is not None:
             return self._device
-        if self._requested_device == "auto":
-            # A disabled engine's health must stay cheap: no torch import just to name a device.
-            if self._mode == "false" or self._check_imports() is not None:
-                return "cpu"
-            import torch
-
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self._requested_device
+        # A disabled engine's health must stay cheap: no torch import just to name a device.
+        if self._requested_device == "auto" and (self._mode == "false" or self._import_problem is not None):
+            return "cpu"
+        return loading.resolve_device(self._requested_device)
 
     @property
     def dtype(self) -> str:
@@ -132,13 +121,9 @@ class BarkEngine(Engine):
         if self._dtype is not None:
             return self._dtype
         try:
-            return self._choose_dtype(self.device)
+            return loading.dtype_for(self._requested_dtype, self.device)
         except PrecisionError:
             return self._requested_dtype
-
-    def _choose_dtype(self, device: str) -> str:
-        flags = cpu_flags() if self._requested_dtype == "auto" and device == "cpu" else frozenset()
-        return choose_dtype(self._requested_dtype, device, flags)
 
     @property
     def stages(self) -> BarkStages:
@@ -149,64 +134,16 @@ class BarkEngine(Engine):
 
     # --- health ---------------------------------------------------------------------------------------
 
-    def _check_imports(self) -> str | None:
+    @cached_property
+    def _import_problem(self) -> str | None:
         """Why torch or transformers' Bark cannot be imported, or None. Checked once per engine."""
-        if not self._imports_checked:
-            try:
-                import torch  # noqa: F401
-            except Exception as exc:  # a broken install raises more than ImportError (e.g. OSError)
-                self._import_error = f"cannot import torch: {exc}"
-            else:
-                try:
-                    from transformers import BarkModel, BarkProcessor  # noqa: F401
-                except Exception as exc:
-                    self._import_error = f"cannot import transformers' Bark (from transformers import BarkModel): {exc}"
-            self._imports_checked = True
-        return self._import_error
+        return loading.import_problem()
 
-    def _local_checkpoint(self) -> Path | None:
-        """The local directory holding the weights: BARK_MODEL itself, or its Hugging Face cache snapshot."""
-        path = Path(self._model_id).expanduser()
-        if path.is_dir():
-            return path if (path / "config.json").is_file() else None
-        try:
-            from huggingface_hub import try_to_load_from_cache
-
-            cached = try_to_load_from_cache(self._model_id, "config.json")
-        except Exception:  # not a valid repo id (e.g. a missing path), or no huggingface_hub: not resolvable
-            return None
-        return Path(cached).parent if isinstance(cached, str) else None
-
-    def _is_hub_id(self) -> bool:
-        """Whether BARK_MODEL names a hub repository ("owner/name") rather than a directory."""
-        model = self._model_id
-        return not (model.startswith((".", "~", "/")) or model.count("/") > 1 or Path(model).exists())
-
-    def _missing_weights_reason(self) -> str:
-        path = Path(self._model_id).expanduser()
-        if path.is_dir():
-            where = f"the directory {self._model_id} has no config.json"
-        elif not self._is_hub_id():
-            where = f"the directory {self._model_id} does not exist"
-        else:
-            where = f"{self._model_id} is not in the Hugging Face cache"
-        repo = self._model_id if self._is_hub_id() else DEFAULT_HUB_MODEL
-        download = " Set BARK_MODELS_AVAILABLE=true to let Bark download it on first use." if self._is_hub_id() else ""
-        return (
-            f"Bark weights not found: {where}. Download them with `.venv/bin/hf download {repo}` (and set "
-            f"BARK_MODEL={repo}), point BARK_MODEL at a checkpoint directory, or build a random-weight test checkpoint "
-            f"with `.venv/bin/python manage.py build_bark_checkpoint DIR --arch tiny`.{download}"
-        )
-
-    def _device_problem(self) -> str | None:
-        import torch
-
-        requested = self._requested_device
-        if requested.startswith("cuda") and not torch.cuda.is_available():
-            return f"BARK_DEVICE={requested} but CUDA is not available (torch {torch.__version__}); use auto or cpu."
-        if requested == "mps" and not torch.backends.mps.is_available():
-            return "BARK_DEVICE=mps but Apple's MPS backend is not available here; use auto or cpu."
-        return None
+    def _plan(self) -> LoadPlan:
+        """How load() will read the weights, or EngineUnavailable saying why it cannot (health() reports the same)."""
+        if self._import_problem is not None:
+            raise EngineUnavailable(self._import_problem)
+        return loading.plan_load(self._model_id, self._mode, self._requested_device, self._requested_dtype)
 
     def health(self) -> EngineHealth:
         ok, reason = self._health()
@@ -227,22 +164,10 @@ class BarkEngine(Engine):
             return True, f"loaded {self._model_id} on {self._device} in {self._dtype}"
         if self._load_error is not None:
             return False, self._load_error
-        import_error = self._check_imports()
-        if import_error is not None:
-            return False, import_error
-        device_problem = self._device_problem()
-        if device_problem is not None:
-            return False, device_problem
         try:
-            self._choose_dtype(self.device)
-        except PrecisionError as exc:
+            return True, self._plan().describe()
+        except EngineUnavailable as exc:
             return False, str(exc)
-        local = self._local_checkpoint()
-        if local is not None:
-            return True, f"weights found in {local}; not loaded yet"
-        if self._mode == "true" and self._is_hub_id():
-            return True, f"weights for {self._model_id} will be downloaded on first use"
-        return False, self._missing_weights_reason()
 
     # --- loading --------------------------------------------------------------------------------------
 
@@ -262,68 +187,26 @@ class BarkEngine(Engine):
             self._load_error = None
 
     def _load(self) -> None:
-        import_error = self._check_imports()
-        if import_error is not None:
-            raise EngineUnavailable(import_error)
-        import torch
-        from transformers import BarkModel, BarkProcessor
-        from transformers.utils import is_flash_attn_2_available
-        from transformers.utils import logging as transformers_logging
+        plan = self._plan()
+        model, processor = loading.read(plan)
+        self._install(model, processor, plan)
 
-        # Weight-loading progress bars and per-call notices about how generate() is fed say nothing to an
-        # operator, and would repeat for every segment in the worker's log; real errors still raise.
-        transformers_logging.set_verbosity_error()
-        transformers_logging.disable_progress_bar()
-        device_problem = self._device_problem()
-        if device_problem is not None:
-            raise EngineUnavailable(device_problem)
-        device = self._requested_device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        try:
-            dtype = self._choose_dtype(device)
-        except PrecisionError as exc:
-            raise EngineUnavailable(str(exc)) from exc
-
-        local = self._local_checkpoint()
-        if local is None and not (self._mode == "true" and self._is_hub_id()):
-            raise EngineUnavailable(self._missing_weights_reason())
-        # Loading from the local directory (a cache snapshot included) never waits on the network; with
-        # BARK_MODELS_AVAILABLE=true an unresolved hub id may download.
-        source = str(local) if local is not None else self._model_id
-        # Bark supports only eager and flash_attention_2 (sdpa raises); FlashAttention runs in fp16/bf16 on CUDA only.
-        flash = device.startswith("cuda") and dtype in ("float16", "bfloat16") and is_flash_attn_2_available()
-        kwargs: dict[str, Any] = {
-            "local_files_only": local is not None,
-            # Loaded in float32 and converted after (precision.convert), so the codec keeps its float32 weights.
-            "dtype": torch.float32,
-            "attn_implementation": "flash_attention_2" if flash else "eager",
-        }
-        try:
-            model = BarkModel.from_pretrained(source, **kwargs)
-            model = convert(model, dtype).to(device)
-            model.eval()
-            processor = BarkProcessor.from_pretrained(source, local_files_only=local is not None)
-        except torch.cuda.OutOfMemoryError as exc:
-            raise EngineUnavailable(f"Bark does not fit in {device}'s memory in {dtype}: {exc}") from exc
-        except Exception as exc:
-            raise EngineUnavailable(f"could not load Bark from {source}: {type(exc).__name__}: {exc}") from exc
+    def _install(self, model: Any, processor: Any, plan: LoadPlan) -> None:
+        """Take a freshly read model into use; the engine counts as loaded once `_model` is set, last."""
         if self.force_semantic_tokens:
             semantic_config = model.generation_config.semantic_config
             semantic_config["min_new_tokens"] = semantic_config["max_new_tokens"] = self.force_semantic_tokens
-
         self._processor = processor
-        self._stages = BarkStages(model, device)
-        self._device = device
-        self._dtype = dtype
+        self._stages = BarkStages(model, plan.device)
+        self._device = plan.device
+        self._dtype = plan.dtype
         self.sample_rate = int(
             getattr(model.generation_config, "sample_rate", None)
             or getattr(model.config.codec_config, "sampling_rate", None)
             or DEFAULT_SAMPLE_RATE
         )
-        self._voice_names = sorted(name for name in processor.available_voice_presets if name.startswith("v2/"))
-        self._model = model  # last: a set model means fully loaded
-        logger.info("Bark loaded from %s on %s (%s, %s)", source, device, dtype, kwargs["attn_implementation"])
+        self._voice_names = loading.v2_presets(processor.available_voice_presets)
+        self._model = model
 
     def release_memory(self) -> None:
         """Hand the CUDA caching allocator's free blocks back to the device (after a job, or a failed batch), so
@@ -338,15 +221,8 @@ class BarkEngine(Engine):
     def voices(self) -> list[str]:
         """Bark's v2 presets in the checkpoint, read from its speaker embeddings index without loading weights."""
         if self._voice_names is None:
-            local = self._local_checkpoint()
-            if local is None or not (local / SPEAKER_EMBEDDINGS_JSON).is_file():
-                return []
-            try:
-                index = json.loads((local / SPEAKER_EMBEDDINGS_JSON).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                return []
-            self._voice_names = sorted(name for name in index if name.startswith("v2/"))
-        return list(self._voice_names)
+            self._voice_names = loading.local_presets(self._model_id)
+        return list(self._voice_names or [])
 
     def default_voice(self) -> str:
         """v2/en_speaker_6, unless the checkpoint is known to lack it (then its first preset)."""

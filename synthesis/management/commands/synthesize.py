@@ -73,23 +73,7 @@ class Command(BaseCommand):
             _check_writable(out, "--out", ".wav")
         if video is not None:
             _check_writable(video, "--video", ".mp4")
-        request = JobRequest(
-            prompt=text,
-            engine=options["engine"],
-            voice=options["voice"],
-            seed=options["seed"],
-            text_temp=options["text_temp"],
-            waveform_temp=options["waveform_temp"],
-            render_video=video is not None,
-            video={"preset": options["video_preset"]} if video is not None else {},
-            dry_run=False,
-        )
-        try:
-            job = submit_job(request, inline=not options["enqueue"])
-        except InvalidRequest as exc:
-            raise CommandError(f"{exc.field}: {exc.message}") from None
-        except (EngineUnavailable, QueueFull) as exc:
-            raise CommandError(str(exc)) from None
+        job = _submit(_request(text, options), inline=not options["enqueue"])
 
         if options["enqueue"]:
             self.stdout.write(f"Queued job {job.id} ({job.engine}, {len(job.get_plan().segments)} segment(s)).")
@@ -99,21 +83,18 @@ class Command(BaseCommand):
                 return
             job = self._wait(job)
         elif job.status == Job.Status.RUNNING:  # claimed for us; a deduplicated job is already completed
-            from tqdm import tqdm
-
-            from synthesis.pipeline import run_claimed_job
-
-            with tqdm(total=len(job.get_plan().segments), unit="segment", desc=job.engine, disable=None) as bar:
-                run_claimed_job(job, on_progress=lambda done, _total: bar.update(done - bar.n))
-            job.refresh_from_db()
+            job = _run_here(job)
         if job.status != Job.Status.COMPLETED:
             raise CommandError(f"Job {job.id} {job.status}: {job.error or 'no error recorded'}")
+        self._deliver(job, out, video, options["video_preset"])
 
+    def _deliver(self, job: Job, out: Path | None, video: Path | None, preset: str) -> None:
+        """Copy the finished job's files where the options asked, and say what was written."""
         if out is not None:
             _copy(job.audio, out)
         if video is not None:
             _copy(job.video, video)
-            self.stdout.write(f"Wrote {video} ({options['video_preset']}, {job.artifact_sizes.get('video', 0)} bytes).")
+            self.stdout.write(f"Wrote {video} ({preset}, {job.artifact_sizes.get('video', 0)} bytes).")
         where = out or f"{job.audio.name} in {_storage_place()}"
         dedupe = f", reused from job {job.deduplicated_from_id}" if job.deduplicated_from_id else ""
         self.stdout.write(
@@ -131,12 +112,48 @@ class Command(BaseCommand):
 
         if live_clusters() == 0:
             self.stdout.write("No worker is running yet: the job starts once bin/serve (or manage.py runworkers) runs.")
-        with tqdm(total=len(job.plan["segments"]), unit="segment", desc=job.engine, disable=None) as bar:
+        with tqdm(total=len(job.get_plan().segments), unit="segment", desc=job.engine, disable=None) as bar:
             while job.status in Job.ACTIVE:
                 time.sleep(0.5)
                 job.refresh_from_db()
                 bar.update(job.segments_done - bar.n)
         return job
+
+
+def _request(text: str, options: dict) -> JobRequest:
+    video: Path | None = options["video"]
+    return JobRequest(
+        prompt=text,
+        engine=options["engine"],
+        voice=options["voice"],
+        seed=options["seed"],
+        text_temp=options["text_temp"],
+        waveform_temp=options["waveform_temp"],
+        render_video=video is not None,
+        video={"preset": options["video_preset"]} if video is not None else {},
+        dry_run=False,
+    )
+
+
+def _submit(request: JobRequest, inline: bool) -> Job:
+    try:
+        return submit_job(request, inline=inline)
+    except InvalidRequest as exc:
+        raise CommandError(f"{exc.field}: {exc.message}") from None
+    except (EngineUnavailable, QueueFull) as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _run_here(job: Job) -> Job:
+    """Run a job claimed for this process, with a progress bar of its segments; the job as it ended."""
+    from tqdm import tqdm
+
+    from synthesis.pipeline import run_claimed_job
+
+    with tqdm(total=len(job.get_plan().segments), unit="segment", desc=job.engine, disable=None) as bar:
+        run_claimed_job(job, on_progress=lambda done, _total: bar.update(done - bar.n))
+    job.refresh_from_db()
+    return job
 
 
 def _check_writable(out: Path, flag: str, suffix: str) -> None:

@@ -164,9 +164,8 @@ class Scheduler:
         with self._wake:  # submit() appends to the streams from other threads
             self._drop_cancelled()
             admitted = self._admit()
-        if admitted:
-            self._in_batches(admitted, self._run_semantic)
-            self._rows.extend(admitted)
+        self._rows.extend(admitted)
+        self._in_batches(admitted, self._run_semantic)  # a row that fails here leaves self._rows (_fail_rows)
         coarse = [row for row in self._rows if row.window.generated < row.window.length]
         if coarse:
             self._in_batches(coarse, self._run_coarse_window)
@@ -205,8 +204,9 @@ class Scheduler:
         return row.segment.prompt
 
     def _in_batches(self, rows: list[InFlight], run: Callable[[list[InFlight]], None]) -> None:
-        """`run` over `rows` in batches of at most max_rows; a batch that runs out of memory is rolled back and run
-        again in halves (max_rows stays halved for later steps). Out of memory with one row is raised."""
+        """`run` over `rows` in batches of at most max_rows. A batch that runs out of memory is rolled back and run
+        again in halves (max_rows stays halved for later steps); a batch that fails otherwise, or one row alone
+        that does not fit, fails the jobs of its rows and the other batches go on."""
         start = 0
         while start < len(rows):
             batch = rows[start : start + self.max_rows]
@@ -214,14 +214,15 @@ class Scheduler:
             try:
                 run(batch)
             except Exception as exc:
-                if not is_out_of_memory(exc) or len(batch) == 1:
-                    raise
-                for row, state in zip(batch, saved, strict=True):
-                    row.restore(state)
-                self.max_rows = max(1, len(batch) // 2)
-                self.stages.release_memory()
-                logger.warning("Bark ran out of memory at %d rows; batches now hold %d", len(batch), self.max_rows)
-                continue
+                if is_out_of_memory(exc) and len(batch) > 1:
+                    for row, state in zip(batch, saved, strict=True):
+                        row.restore(state)
+                    self.max_rows = max(1, len(batch) // 2)
+                    self.stages.release_memory()
+                    logger.warning("Bark ran out of memory at %d rows; batches now hold %d", len(batch), self.max_rows)
+                    continue
+                logger.exception("Bark failed on a batch of %d rows", len(batch))
+                self._fail_rows(batch, exc)
             start += len(batch)
 
     def _run_coarse_window(self, rows: list[InFlight]) -> None:

@@ -216,11 +216,14 @@ RATELIMIT_VIEW = "synthesis.api.errors.ratelimited"
 BARK_MODELS_AVAILABLE = env_tristate("BARK_MODELS_AVAILABLE", "auto")
 BARK_MODEL = env_str("BARK_MODEL", "suno/bark-small")
 BARK_DEVICE = env_choice("BARK_DEVICE", "auto", {"auto", "cpu", "cuda", "mps"})
-# Bark's weights: auto = float16 on CUDA, bfloat16 on CPUs with AMX/AVX512-BF16, else float32 (docs/precision.md).
+# Bark's weights: auto = float16 on CUDA, bfloat16 on CPUs with AMX, else float32 (docs/precision.md).
 BARK_DTYPE = env_choice("BARK_DTYPE", "auto", {"auto", "float32", "bfloat16", "float16", "int8"})
 # A benchmarking knob, not for production: every Bark segment gets exactly this many semantic tokens (random-weight
 # checkpoints never stop by themselves). 0 (the default) leaves the checkpoint's own limits; 768 is Bark's cap.
 BARK_FORCE_SEMANTIC_TOKENS = env_int("BARK_FORCE_SEMANTIC_TOKENS", 0, minimum=0, maximum=768)
+# Bark segments generated together at most, across all running jobs (one batch on one device). 8 suits a 2-core CPU
+# (docs/bark-batching.md); a GPU wants more (bench/gpu.sh). A batch that runs out of memory is split by itself.
+BARK_MAX_BATCH = env_int("BARK_MAX_BATCH", 8, minimum=1, maximum=256)
 BARK_DEFAULT_ENGINE = env_choice("BARK_DEFAULT_ENGINE", "auto", {"auto", "bark", "piper"})
 BARK_MAX_QUEUE_SIZE = env_int("BARK_MAX_QUEUE_SIZE", 8, minimum=1)
 BARK_MAX_CONCURRENCY = env_int("BARK_MAX_CONCURRENCY", 4, minimum=1, maximum=64)

@@ -53,17 +53,25 @@ def rss_mb() -> float:
     return 0.0
 
 
-def plain_loop(engine: BarkEngine, sentences: list[str], voice: str) -> tuple[float, float]:
-    """(seconds, audio seconds) of BarkModel.generate per sentence, as a plain script would run it."""
+def plain_loop(directory: Path, sentences: list[str], voice: str, tokens: int) -> tuple[float, float]:
+    """(seconds, audio seconds) of BarkModel.generate per sentence, as a plain script would run it: the checkpoint
+    loaded as it is (float32), `tokens` semantic tokens forced. The first call's one-off setup is not measured."""
     import torch
+    from transformers import BarkModel, BarkProcessor
 
-    model, processor = engine._model, engine._processor
-    start, audio = time.perf_counter(), 0.0
-    for sentence in sentences:
-        inputs = processor(sentence, voice_preset=voice)
+    model, processor = BarkModel.from_pretrained(directory).eval(), BarkProcessor.from_pretrained(directory)
+    config = model.generation_config.semantic_config
+    sample_rate = model.generation_config.sample_rate
+
+    def generate(sentence: str) -> float:
         with torch.inference_mode():
-            waveform = model.generate(**inputs)
-        audio += waveform.shape[-1] / engine.sample_rate
+            return model.generate(**processor(sentence, voice_preset=voice)).shape[-1] / sample_rate
+
+    config["min_new_tokens"] = config["max_new_tokens"] = 16
+    generate(sentences[0])
+    config["min_new_tokens"] = config["max_new_tokens"] = tokens
+    start = time.perf_counter()
+    audio = sum(generate(sentence) for sentence in sentences)
     return time.perf_counter() - start, audio
 
 
@@ -110,54 +118,51 @@ def main() -> None:
     parser.add_argument("--segments", type=int, default=2, help="segments per job")
     parser.add_argument("--jobs", type=int, default=4, help="jobs at once")
     parser.add_argument("--plain", type=int, default=2, help="sentences for the plain loop")
+    parser.add_argument("--dtype", default="auto", help="barksite's BARK_DTYPE (the plain loop stays float32)")
     args = parser.parse_args()
 
     directory = args.checkpoint or Path(f"/tmp/bark-{args.arch}")
     if not (directory / "config.json").is_file():
         build_bark_checkpoint(directory, arch=args.arch)
     before = rss_mb()
-    engine = BarkEngine(model=str(directory), device="cpu", mode="auto")
+    engine = BarkEngine(
+        model=str(directory), device="cpu", mode="auto", dtype=args.dtype, force_semantic_tokens=args.semantic_tokens
+    )
     engine.load()
     Runner("unused", None, engine).warm_up()
-    config = engine._model.generation_config.semantic_config
-    config["min_new_tokens"] = config["max_new_tokens"] = 16
-    plain_loop(engine, SENTENCES[:1], VOICES[0])  # the plain loop's own first-call setup, not measured
-    config["min_new_tokens"] = config["max_new_tokens"] = args.semantic_tokens
     loaded = rss_mb()
     print(f"machine: {describe()}")
     print(
-        f"checkpoint: {args.arch}; {args.semantic_tokens} semantic tokens per segment; torch {loaded - before:.0f} MB"
+        f"checkpoint: {args.arch}; {args.semantic_tokens} semantic tokens per segment; barksite in {engine.dtype}, "
+        f"batches of up to {engine.max_batch}; the plain loop in float32; torch and the model {loaded - before:.0f} MB"
     )
 
-    seconds, audio = plain_loop(engine, SENTENCES[: args.plain], VOICES[0])
-    plain_rate = audio / seconds
-    print(f"plain loop: {seconds:.1f} s for {audio:.1f} s of audio: {plain_rate:.3f} audio s per compute s", flush=True)
-
-    one = jobs_at_once(engine, [SENTENCES[: args.segments]])
+    jobs = [[SENTENCES[(i + k) % len(SENTENCES)] for k in range(args.segments)] for i in range(args.jobs)]
+    one = jobs_at_once(engine, jobs[:1])
     alone_first = one["job0_first"]
-    one_rate = one["audio"] / one["seconds"]
-    print(
-        f"one job: {one['seconds']:.1f} s for {one['audio']:.1f} s: {one_rate:.3f} "
-        f"({one_rate / plain_rate:.2f}x plain); first audio {alone_first:.1f} s",
-        flush=True,
-    )
-    jobs = [SENTENCES[i : i + args.segments] for i in range(args.jobs)]
     many = jobs_at_once(engine, jobs)
-    many_rate = many["audio"] / many["seconds"]
+    late = jobs_at_once(engine, jobs[:-1], late=SENTENCES[-1:])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the plain loop loads its own model
+    streams = engine._scheduler_for().most_streams_in_a_window
+
+    seconds, audio = plain_loop(directory, SENTENCES[: args.plain], VOICES[0], args.semantic_tokens)
+    plain_rate = audio / seconds
+    print(f"plain loop: {seconds:.1f} s for {audio:.1f} s of audio: {plain_rate:.3f} audio s per compute s")
+    one_rate, many_rate = one["audio"] / one["seconds"], many["audio"] / many["seconds"]
+    print(
+        f"one job ({args.segments} segments): {one['seconds']:.1f} s for {one['audio']:.1f} s: {one_rate:.3f} "
+        f"({one_rate / plain_rate:.2f}x plain); first audio {alone_first:.1f} s"
+    )
     print(
         f"{args.jobs} jobs at once: {many['seconds']:.1f} s for {many['audio']:.1f} s: {many_rate:.3f} "
-        f"({many_rate / plain_rate:.2f}x plain)",
-        flush=True,
+        f"({many_rate / plain_rate:.2f}x plain)"
     )
-    late = jobs_at_once(engine, jobs[:-1], late=SENTENCES[-1:])
     print(
         f"late job (arriving while {args.jobs - 1} run): first audio {late['late_first_after_arrival']:.1f} s after "
-        f"arrival; one segment alone took {alone_first:.1f} s",
-        flush=True,
+        f"arrival; one segment alone took {alone_first:.1f} s"
     )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"memory: {loaded:.0f} MB loaded and warm, peak {peak:.0f} MB ({peak / loaded:.2f}x)")
-    print(f"scheduler: at most {engine._scheduler_for().most_streams_in_a_window} jobs shared a coarse window")
+    print(f"scheduler: at most {streams} jobs shared a coarse window")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Runs the engine's own per-batch path (load with BARK_DTYPE's rules: float16 and 
 CUDA; generation with the engine's error handling) on a random-weight checkpoint, bark-small's architecture by
 default, with every segment forced to `--semantic-tokens` tokens (random weights never stop by themselves). Real
 time factor = seconds of audio made / seconds of wall time, all items of a batch together. On CUDA it then checks
-that a batch which cannot fit fails with a readable error and that the next batch still runs (the worker survives).
+that the scheduler splits a batch which cannot fit (or fails the job with a readable error when even one segment
+cannot) and that the next job still runs (the worker survives).
 
     bench/gpu.sh                                           # on a GPU machine (the wrapper: checkpoint + time limit)
     python bench/gpu.py --device cpu --arch tiny --batches 1,2 --semantic-tokens 16   # the same code on a CPU
@@ -77,20 +78,27 @@ def peak_memory(engine: BarkEngine) -> str:
 
 
 def oom_check(engine: BarkEngine, voice: str, batch: int) -> None:
-    """Cap this process's GPU memory just above what is in use, so a batch cannot fit; then lift the cap."""
+    """Cap this process's GPU memory so that a batch of `batch` segments cannot fit, run one job of `batch + 1`
+    segments through the engine's scheduler (its first segment alone, then the rest as one batch): the scheduler
+    should split the batch and finish the job. Then lift the cap and run one more job: the worker survives."""
     import torch
 
+    engine.max_batch = batch  # before the scheduler exists: it is made at the first synthesize
+    options = SynthesisOptions(voice=voice, text_temp=0.0, waveform_temp=0.0)
+    texts = [SENTENCES[index % len(SENTENCES)] for index in range(batch + 1)]
     total = torch.cuda.get_device_properties(0).total_memory
-    torch.cuda.set_per_process_memory_fraction(min(1.0, (torch.cuda.memory_allocated() + 64 * 2**20) / total))
+    torch.cuda.set_per_process_memory_fraction(min(1.0, (torch.cuda.memory_allocated() + 256 * 2**20) / total))
     try:
-        generate(engine, batch, voice)
-        print(f"OOM check: a batch of {batch} fit under the cap; nothing to check")
+        engine.synthesize(texts, options)
+        scheduler = engine._scheduler_for()
+        print(f"OOM check: a job of {batch + 1} segments finished under the cap; batches now hold {scheduler.max_rows}")
     except EngineFailed as exc:
-        print(f"OOM check: a batch of {batch} over the cap failed with: {exc}")
+        print(f"OOM check: a job of {batch + 1} segments failed even one segment at a time: {exc}")
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0)
-    audio, seconds = generate(engine, 1, voice)
-    print(f"OOM check: the next batch of 1 ran ({audio:.1f} s of audio in {seconds:.1f} s): the worker survives")
+    started = time.perf_counter()
+    engine.synthesize(texts[:1], options)
+    print(f"OOM check: the next job ran in {time.perf_counter() - started:.1f} s: the worker survives")
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from machine import describe  # noqa: E402  (bench/machine.py)
+from texts import PARAGRAPH, text_of  # noqa: E402  (bench/texts.py)
 
 from synthesis.engines import SynthesisOptions  # noqa: E402
 from synthesis.engines.bark import decode  # noqa: E402
@@ -36,20 +37,7 @@ from synthesis.engines.bark.checkpoint import build_bark_checkpoint  # noqa: E40
 from synthesis.engines.bark.engine import BarkEngine  # noqa: E402
 from synthesis.segments import split_text  # noqa: E402
 
-PARAGRAPH = (
-    "The lighthouse keeper climbed the spiral stairs every evening, counting each of the one hundred and twelve "
-    "steps under his breath. At the top he wiped the great lens, trimmed the wick, and watched the last fishing "
-    "boats turn for home. Storms came often in the autumn, and on those nights he stayed awake until dawn, "
-    "listening to the wind and the waves against the rocks below. Nobody in the village remembered a ship lost "
-    "on his watch. "
-)
 MODES = {"library": True, "batched": False}  # mode: full fine window
-
-
-def text_of(chars: int) -> str:
-    """`chars` characters of plain English prose, cut at a word."""
-    text = PARAGRAPH * (chars // len(PARAGRAPH) + 1)
-    return text[:chars].rsplit(" ", 1)[0] + "."
 
 
 def time_stages(engine: BarkEngine) -> dict[str, float]:

@@ -35,21 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from machine import describe  # bench/machine.py (benchmarks run as scripts from bench/)
+from texts import text_of  # bench/texts.py
 
 ROOT = Path(__file__).resolve().parent.parent
 VOICE = "v2/en_speaker_6"
-PARAGRAPH = (
-    "The lighthouse keeper climbed the spiral stairs every evening, counting each of the one hundred and twelve "
-    "steps under his breath. At the top he wiped the great lens, trimmed the wick, and watched the last fishing "
-    "boats turn for home. Storms came often in the autumn, and on those nights he stayed awake until dawn, "
-    "listening to the wind and the waves against the rocks below. Nobody in the village remembered a ship lost "
-    "on his watch. "
-)
-
-
-def text_of(chars: int) -> str:
-    text = PARAGRAPH * (chars // len(PARAGRAPH) + 1)
-    return text[:chars].rsplit(" ", 1)[0] + "."
 
 
 def job_text(chars: int, segments: int | None) -> str:

@@ -20,10 +20,14 @@ def one_at_a_time(engine: BarkEngine, texts: list[str], voices: list[str | None]
     ]
 
 
-def test_a_jobs_first_segment_runs_alone_then_up_to_four_of_its_segments_share_a_batch(bark_engine):
-    bark_engine.synthesize(TEXTS, SynthesisOptions(voice="v2/en_speaker_3", **GREEDY))
+def test_a_jobs_first_segment_runs_alone_then_the_rest_share_batches_of_up_to_max_batch(bark_engine, tiny_bark_dir):
+    small = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto", max_batch=3)
 
-    assert [run.batch for run in bark_engine.last_run] == [(0,), *[(1, 2, 3, 4)] * 4, (5,)]
+    bark_engine.synthesize(TEXTS, SynthesisOptions(voice="v2/en_speaker_3", **GREEDY))
+    small.synthesize(TEXTS, SynthesisOptions(voice="v2/en_speaker_3", **GREEDY))
+
+    assert [run.batch for run in bark_engine.last_run] == [(0,), *[(1, 2, 3, 4, 5)] * 5]
+    assert [run.batch for run in small.last_run] == [(0,), *[(1, 2, 3)] * 3, *[(4, 5)] * 2]
 
 
 def test_batched_generation_equals_one_segment_at_a_time_exactly_under_greedy_decoding(bark_engine):
@@ -99,11 +103,11 @@ def test_dialogue_segments_speak_with_their_own_voices_in_one_batch(bark_engine,
     runs = [(run.batch, run.prompt) for run in bark_engine.last_run]
     assert runs == [
         ((0,), "v2/en_speaker_1"),
-        ((1, 2, 3, 4), "v2/en_speaker_1"),
-        ((1, 2, 3, 4), "v2/de_speaker_2"),
-        ((1, 2, 3, 4), "v2/de_speaker_2"),
-        ((1, 2, 3, 4), "custom/it"),
-        ((5,), "v2/en_speaker_1"),  # no voice of its own: the job's voice
+        ((1, 2, 3, 4, 5), "v2/en_speaker_1"),
+        ((1, 2, 3, 4, 5), "v2/de_speaker_2"),
+        ((1, 2, 3, 4, 5), "v2/de_speaker_2"),
+        ((1, 2, 3, 4, 5), "custom/it"),
+        ((1, 2, 3, 4, 5), "v2/en_speaker_1"),  # no voice of its own: the job's voice
     ]
     expected = one_at_a_time(bark_engine, TEXTS[:4], voices[:4], **GREEDY)
     expected.append(bark_engine.synthesize(TEXTS[4:5], SynthesisOptions(voice="v2/it_speaker_4", **GREEDY))[0])

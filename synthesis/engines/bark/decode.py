@@ -49,6 +49,12 @@ class KVCache:
         self.keys = torch.zeros(shape, dtype=dtype, device=device)
         self.values = torch.zeros(shape, dtype=dtype, device=device)
 
+    def rows(self, start: int, stop: int) -> KVCache:
+        """The cache of rows start..stop-1, sharing this cache's memory (writes go through)."""
+        view = object.__new__(KVCache)
+        view.keys, view.values = self.keys[:, start:stop], self.values[:, start:stop]
+        return view
+
 
 class CausalDecoder:
     """Runs one of Bark's causal GPT models (semantic or coarse) with a per-row-position KV cache."""
@@ -96,11 +102,23 @@ class CausalDecoder:
         return hidden
 
     def prefill(self, embeds: torch.Tensor, lengths: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """Logits (B, V) at each row's last real position; `embeds` (B, L, H) is right-padded past `lengths`."""
+        """Logits (B, V) at each row's last real position; `embeds` (B, L, H) is right-padded past `lengths`.
+
+        On a CPU the rows go through one at a time: a prefill is compute-bound there, so this costs no speed, and
+        the eager attention's (rows, heads, L, L) scores stay one row's size (a coarse window at batch 8 would
+        otherwise hold about 1 GB of them at once). A GPU takes the whole batch at once."""
         batch, length, _ = embeds.shape
         positions = torch.arange(length, device=self.device)[None]
-        causal = torch.ones((length, length), dtype=torch.bool, device=self.device).tril()
-        hidden = self._forward(embeds, positions, cache, None, length, ~causal[None, None])
+        causal = ~torch.ones((length, length), dtype=torch.bool, device=self.device).tril()[None, None]
+        step = batch if self.device.type == "cuda" else 1
+        hidden = torch.cat(
+            [
+                self._forward(
+                    embeds[start : start + step], positions, cache.rows(start, start + step), None, length, causal
+                )
+                for start in range(0, batch, step)
+            ]
+        )
         last = hidden[torch.arange(batch, device=self.device), lengths - 1]
         return self.model.lm_head(self.model.layernorm_final(last)).float()
 

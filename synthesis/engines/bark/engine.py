@@ -31,7 +31,7 @@ from synthesis.engines.bark import loading, presets, prompts
 from synthesis.engines.bark.loading import LoadPlan
 from synthesis.engines.bark.precision import PrecisionError
 from synthesis.engines.bark.prompts import PROMPT_KEYS, VoicePromptError, validate_prompt
-from synthesis.engines.bark.scheduler import Scheduler, Segment, Stream
+from synthesis.engines.bark.scheduler import MAX_ROWS, Scheduler, Segment, Stream
 from synthesis.engines.bark.stages import BarkStages, BarkTokens, Sampling
 
 DEFAULT_SAMPLE_RATE = 24_000
@@ -61,6 +61,7 @@ class BarkEngine(Engine):
             mode=settings.BARK_MODELS_AVAILABLE,
             dtype=settings.BARK_DTYPE,
             force_semantic_tokens=settings.BARK_FORCE_SEMANTIC_TOKENS,
+            max_batch=settings.BARK_MAX_BATCH,
         )
 
     def __init__(
@@ -71,6 +72,7 @@ class BarkEngine(Engine):
         fine_full_window: bool = False,
         dtype: str = "float32",
         force_semantic_tokens: int = 0,
+        max_batch: int = MAX_ROWS,
     ) -> None:
         self._model_id = model
         # BARK_DTYPE: a name from precision.DTYPES; `auto` is resolved for the device at load (see choose_dtype).
@@ -82,6 +84,7 @@ class BarkEngine(Engine):
         # True runs the fine stage over Bark's whole 1024-frame window, reproducing BarkModel.generate exactly
         # (and costing a full window per segment); False (the default) runs it on each segment's real length.
         self.fine_full_window = fine_full_window
+        self.max_batch = max_batch  # rows generated together at most (the scheduler halves it on out-of-memory)
         self._requested_device = device
         self._mode = mode
         self.sample_rate = DEFAULT_SAMPLE_RATE
@@ -345,7 +348,7 @@ class BarkEngine(Engine):
     def _scheduler_for(self) -> Scheduler:
         with self._load_lock:
             if self._scheduler is None:
-                self._scheduler = Scheduler(self.stages, self._generate_lock)
+                self._scheduler = Scheduler(self.stages, self._generate_lock, self.max_batch)
             return self._scheduler
 
     def _failure(self, exc: Exception) -> EngineFailed:

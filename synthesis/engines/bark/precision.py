@@ -1,7 +1,7 @@
 """Which number format Bark's weights use (BARK_DTYPE), chosen for the hardware, and converting a loaded model to it.
 
-`auto` picks float16 on CUDA, bfloat16 on CPUs with bf16 units (AMX or AVX512-BF16) and float32 elsewhere: bf16
-on a CPU without those units runs through emulation and is slower than fp32. Weights are converted in place
+`auto` picks float16 on CUDA, bfloat16 on CPUs with AMX-BF16 tiles and float32 elsewhere: on a Xeon with AVX512-BF16
+but no AMX, and on an EPYC without either, bf16 was slower than fp32 end to end. Weights are converted in place
 (`model.to(dtype)`), not run under `torch.autocast`, which was twice as slow per decode step. `int8` quantizes the
 Linear layers of the three token models dynamically (CPU only). The codec always stays in float32: it costs well
 under 1% of a generation, and its output is the audio itself. Measurements behind these choices: docs/precision.md.
@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
-# CPU flags (as /proc/cpuinfo names them) of units that run bf16 matrix products natively.
-BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+# CPU flags (as /proc/cpuinfo names them) of units that make bf16 matrix products faster than fp32 in practice.
+# AVX512-BF16 alone is not enough: bark-small ran 1.3-1.5x slower in bf16 than in fp32 on such a Xeon.
+BF16_CPU_FLAGS = frozenset({"amx_bf16"})
 # The sub-models whose weights change format; the codec (`codec_model`) stays float32.
 TOKEN_MODELS = ("semantic", "coarse_acoustics", "fine_acoustics")
 
@@ -34,7 +35,7 @@ def cpu_flags() -> frozenset[str]:
     try:  # macOS, Windows: torch's own probes (private but stable since 2.0)
         import torch
 
-        probes = {"amx_bf16": torch.cpu._is_amx_tile_supported(), "avx512_bf16": torch.cpu._is_avx512_bf16_supported()}
+        probes = {"amx_bf16": torch.cpu._is_amx_tile_supported()}
     except Exception:
         return frozenset()
     return frozenset(flag for flag, present in probes.items() if present)
@@ -72,7 +73,7 @@ def convert(model: Any, dtype: str) -> Any:
             warnings.simplefilter("ignore", UserWarning)
             for name in TOKEN_MODELS:
                 quantized = torch.ao.quantization.quantize_dynamic(
-                    getattr(model, name), {torch.nn.Linear}, dtype=torch.qint8
+                    getattr(model, name), {torch.nn.Linear}, dtype=torch.qint8, inplace=True
                 )
                 setattr(model, name, quantized)
         return model

@@ -3,15 +3,19 @@
 Each caller (a job, through `BarkEngine.synthesize`) hands over a `Stream`: its segments, each with its own speaker
 prompt and sampling. One scheduler thread owns the model and loops over three kinds of step:
 
-1. admit new rows (the semantic stage, batched over the admitted rows): the most urgent streams first, one row per
-   stream before any stream gets a second, a stream's first segment alone until it is delivered (first audio early);
-2. one 60-token coarse window for every row in the coarse stage, batched, whatever job or voice it belongs to;
+1. admit new rows (the semantic stage, batched over the admitted rows): every new stream's first segment at once,
+   even past the batch size; then the most urgent streams first, one row per stream before any stream gets a
+   second, up to `max_rows` in flight. A stream's first segment runs alone until it is delivered (first audio early);
+2. one 60-token coarse window for every row in the coarse stage, batched, whatever job or voice it belongs to
+   (while some job waits for its first segment, only such rows: they go first);
 3. the fine stage and the codec for each row whose coarse codes are complete; its audio goes to its stream.
 
-So a job that arrives while others run waits at most one coarse window before its first segment starts, and then
-shares every window with them. Batched work runs in batches of at most `max_rows`; on out-of-memory the batch is
-rolled back, `max_rows` halves (down to 1) and the same rows run again in smaller batches, so a device that cannot
-hold a batch slows down instead of failing its jobs; only a single row that does not fit fails its job.
+So a job that arrives while others run waits at most one coarse window before its first segment starts; that segment
+runs ahead of the others, and the job's later segments share every window with them.
+
+Batched work runs in batches of at most `max_rows`; on out-of-memory the batch is rolled back, `max_rows` halves
+(down to 1) and the same rows run again in smaller batches, so a device that cannot hold a batch slows down instead
+of failing its jobs; only a single row that does not fit fails its job.
 
 Each stream receives its segments in order; a cancelled stream's rows are dropped at the next step. Rows carry their
 own `torch.Generator` when seeded, so what a seeded job generates does not depend on what it was batched with.
@@ -34,11 +38,10 @@ from synthesis.engines.bark.stages import MIN_EOS_P, BarkStages, BarkTokens, Sam
 
 logger = logging.getLogger(__name__)
 
-# Rows generated together at most (all streams). Measured at bark-small size on 2 CPU cores: aggregate decode
-# throughput still grows from batch 4 to 8 (docs/bark-batching.md); more rows make each window of every job slower.
+# Rows generated together at most (all streams), unless BARK_MAX_BATCH says otherwise. Measured at bark-small size
+# on 2 CPU cores: aggregate decode throughput still grows from batch 4 to 8 (docs/bark-batching.md); more rows make
+# each window of every job slower. A job alone may fill the batch; jobs running together share it row by row.
 MAX_ROWS = 8
-# Rows of one stream in flight at most, so one long job does not crowd out the next.
-MAX_ROWS_PER_STREAM = 4
 
 
 @dataclass
@@ -154,8 +157,6 @@ class Scheduler:
         in_flight = stream.next_to_admit - stream.delivered
         if stream.delivered == 0 and in_flight > 0:
             return False  # the first segment runs alone: first audio after one segment
-        if in_flight >= MAX_ROWS_PER_STREAM:
-            return False
         segment = stream.segments[stream.next_to_admit]
         # A voiceless segment waits for the carried voice, unless it is the first (its tokens become that voice).
         return not (segment.uses_carry and stream.carry is None and stream.carry_from is not None)
@@ -167,6 +168,12 @@ class Scheduler:
         self._rows.extend(admitted)
         self._in_batches(admitted, self._run_semantic)  # a row that fails here leaves self._rows (_fail_rows)
         coarse = [row for row in self._rows if row.window.generated < row.window.length]
+        # First audio before throughput: while some job waits for its first segment, only those rows run. On a CPU
+        # a window's cost grows with its rows (the prefill is compute-bound), so a late job's first segment would
+        # otherwise take as long as the whole batch it joined; the others lose one segment's time.
+        firsts = [row for row in coarse if row.stream.delivered == 0]
+        if firsts:
+            coarse = firsts
         if coarse:
             self._in_batches(coarse, self._run_coarse_window)
         for row in [row for row in self._rows if row.window.generated >= row.window.length]:
@@ -175,19 +182,19 @@ class Scheduler:
                 self._finish(row)
 
     def _admit(self) -> list[InFlight]:
-        """New rows, most urgent streams first, one per stream per pass, until max_rows are in flight."""
+        """New rows: every new stream's first segment at once, even past max_rows (a job arriving while others run
+        hears audio after one segment), then one row per stream per pass, most urgent first, up to max_rows."""
         admitted: list[InFlight] = []
         streams = sorted(self._streams, key=lambda s: (-s.priority, s.order))
+        for stream in streams:
+            if stream.next_to_admit == 0 and self._admissible(stream):
+                admitted.append(self._take(stream))
         while len(self._rows) + len(admitted) < self.max_rows:
             added = False
             for stream in streams:
                 if len(self._rows) + len(admitted) >= self.max_rows or not self._admissible(stream):
                     continue
-                segment = stream.segments[stream.next_to_admit]
-                if segment.uses_carry and stream.carry is None:
-                    stream.carry_from = segment.index  # this one speaks without a prompt; its tokens carry on
-                stream.next_to_admit += 1
-                admitted.append(InFlight(stream, segment, ()))
+                admitted.append(self._take(stream))
                 added = True
             if not added:
                 break
@@ -197,6 +204,15 @@ class Scheduler:
                 if row.stream is stream:
                     row.batch = batch
         return admitted
+
+    @staticmethod
+    def _take(stream: Stream) -> InFlight:
+        """The stream's next segment, as a row in flight."""
+        segment = stream.segments[stream.next_to_admit]
+        if segment.uses_carry and stream.carry is None:
+            stream.carry_from = segment.index  # this one speaks without a prompt; its tokens carry on
+        stream.next_to_admit += 1
+        return InFlight(stream, segment, ())
 
     def _prompt(self, row: InFlight) -> dict[str, np.ndarray] | None:
         if row.segment.uses_carry and row.stream.carry_from != row.segment.index:

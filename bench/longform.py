@@ -1,7 +1,7 @@
 """Long-form Bark on this machine: time to first audio and total time for a ~2,000-character text, by mode.
 
 Modes (all carry one voice through the text and call the engine exactly as a job does; the first segment alone,
-then batches of up to 4 segments, see synthesis/engines/bark/scheduler.py):
+then batches of up to BARK_MAX_BATCH segments, see synthesis/engines/bark/scheduler.py):
   library     fine stage over Bark's full 1024-frame window (what BarkModel.generate does)
   batched     fine stage on real lengths (BarkEngine's default)
 For the plain per-sentence BarkModel.generate loop and several jobs at once, see bench/batching.py.

@@ -187,7 +187,7 @@ class BarkStages:
         """
         import torch
 
-        semantic_config, coarse_config, fine_config = self._configs()
+        _, coarse_config, fine_config = self._configs()
         n_coarse, n_fine, size = coarse_config.n_coarse_codebooks, fine_config.n_fine_codebooks, self.codebook_size
         frames = coarse.shape[1]
         history = (
@@ -198,17 +198,7 @@ class BarkStages:
         n_history = history.shape[0]
         window = fine_config.max_fine_input_length
         if n_history + frames > window:
-            flat = torch.from_numpy(coarse.T.reshape(1, -1) + semantic_config.semantic_vocab_size).to(self.device)
-            output = self.model.fine_acoustics.generate(
-                flat,
-                history_prompt=prompt,
-                semantic_generation_config=semantic_config,
-                coarse_generation_config=coarse_config,
-                fine_generation_config=fine_config,
-                codebook_size=size,
-                temperature=sampling.fine_temperature,
-            )
-            return output[0].cpu().numpy().astype(np.int64)
+            return self._fine_sliding(coarse, prompt, sampling)
 
         length = window if full_window else n_history + frames
         buffer = torch.full((1, length, n_fine), size, dtype=torch.int64, device=self.device)
@@ -225,6 +215,23 @@ class BarkStages:
             # As in the library, pad frames get predictions too: later codebooks see them.
             buffer[:, n_history:, codebook] = predictions
         return buffer[0, n_history : n_history + frames].T.cpu().numpy()
+
+    def _fine_sliding(self, coarse: np.ndarray, prompt: dict[str, Any] | None, sampling: Sampling) -> np.ndarray:
+        """Fine codes (8, F) through the library's own sliding loop, for an item longer than the fine window."""
+        import torch
+
+        semantic_config, coarse_config, fine_config = self._configs()
+        flat = torch.from_numpy(coarse.T.reshape(1, -1) + semantic_config.semantic_vocab_size).to(self.device)
+        output = self.model.fine_acoustics.generate(
+            flat,
+            history_prompt=prompt,
+            semantic_generation_config=semantic_config,
+            coarse_generation_config=coarse_config,
+            fine_generation_config=fine_config,
+            codebook_size=self.codebook_size,
+            temperature=sampling.fine_temperature,
+        )
+        return output[0].cpu().numpy().astype(np.int64)
 
     def decode(self, fine: np.ndarray) -> np.ndarray:
         """One item's fine codes (8, F) as float32 audio (F * 320 samples at 24 kHz)."""

@@ -33,20 +33,27 @@ def out_of_memory_above(monkeypatch, stage: str, rows: int) -> list[int]:
     real = getattr(decode, stage)
     sizes: list[int] = []
 
-    def limited(model, configs, batch, *args):
+    def out_of_memory(batch) -> None:
         sizes.append(len(batch))
-        result = real(model, configs, batch, *args)
         if len(batch) > rows:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def limited(model, configs, batch, *args):
+        result = real(model, configs, batch, *args)
+        out_of_memory(batch)
         return result
 
-    monkeypatch.setattr(decode, stage, limited)
+    def limited_steps(model, configs, batch, *args):  # a window run a unit at a time: it fails at its end
+        yield from real(model, configs, batch, *args)
+        out_of_memory(batch)
+
+    monkeypatch.setattr(decode, stage, limited_steps if stage == "coarse_window_steps" else limited)
     return sizes
 
 
 def test_a_coarse_window_that_runs_out_of_memory_is_split_and_gives_the_same_audio(engine, monkeypatch, caplog):
     expected = engine.synthesize(TEXTS, GREEDY)
-    sizes = out_of_memory_above(monkeypatch, "coarse_window", rows=1)
+    sizes = out_of_memory_above(monkeypatch, "coarse_window_steps", rows=1)
 
     result = engine.synthesize(TEXTS, GREEDY)
 
@@ -59,7 +66,7 @@ def test_a_coarse_window_that_runs_out_of_memory_is_split_and_gives_the_same_aud
 def test_a_seeded_job_samples_the_same_after_its_coarse_window_is_split(engine, monkeypatch):
     seeded = SynthesisOptions(voice="v2/en_speaker_1", seed=11)
     expected = engine.synthesize(TEXTS, seeded)
-    out_of_memory_above(monkeypatch, "coarse_window", rows=2)
+    out_of_memory_above(monkeypatch, "coarse_window_steps", rows=2)
 
     result = engine.synthesize(TEXTS, seeded)
 
@@ -77,9 +84,7 @@ def test_a_semantic_batch_that_runs_out_of_memory_is_split_and_gives_the_same_au
     assert sizes == [1, 3, 1, 1, 1]
 
 
-def test_a_row_that_does_not_fit_alone_fails_its_job_with_a_reason_and_the_engine_serves_the_next(
-    engine, monkeypatch
-):
+def test_a_row_that_does_not_fit_alone_fails_its_job_with_a_reason_and_the_engine_serves_the_next(engine, monkeypatch):
     monkeypatch.setattr(
         decode, "semantic", lambda *args: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("CUDA out of memory."))
     )

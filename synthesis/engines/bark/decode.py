@@ -17,14 +17,16 @@ docs/bark-batching.md says where floating-point summation order can differ and w
 from __future__ import annotations
 
 import math
+from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 # Sampling temperature 0 means greedy (argmax).
 GREEDY = 0.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -102,24 +104,27 @@ class CausalDecoder:
         return hidden
 
     def prefill(self, embeds: torch.Tensor, lengths: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """Logits (B, V) at each row's last real position; `embeds` (B, L, H) is right-padded past `lengths`.
+        """Logits (B, V) at each row's last real position; `embeds` (B, L, H) is right-padded past `lengths`."""
+        return run_to_end(self.prefill_steps(embeds, lengths, cache))
 
-        On a CPU the rows go through one at a time: a prefill is compute-bound there, so this costs no speed, and
-        the eager attention's (rows, heads, L, L) scores stay one row's size (a coarse window at batch 8 would
-        otherwise hold about 1 GB of them at once). A GPU takes the whole batch at once."""
+    def prefill_steps(
+        self, embeds: torch.Tensor, lengths: torch.Tensor, cache: KVCache
+    ) -> Generator[None, None, torch.Tensor]:
+        """`prefill`, pausing (yielding) after each group of rows; returns the logits.
+
+        On a CPU the rows go through one at a time: a prefill is compute-bound there, so this costs no speed, the
+        eager attention's (rows, heads, L, L) scores stay one row's size (a coarse window at batch 8 would otherwise
+        hold about 1 GB of them at once), and the scheduler can pause between rows. A GPU takes the batch at once."""
         batch, length, _ = embeds.shape
         positions = torch.arange(length, device=self.device)[None]
         causal = ~torch.ones((length, length), dtype=torch.bool, device=self.device).tril()[None, None]
-        step = batch if self.device.type == "cuda" else 1
-        hidden = torch.cat(
-            [
-                self._forward(
-                    embeds[start : start + step], positions, cache.rows(start, start + step), None, length, causal
-                )
-                for start in range(0, batch, step)
-            ]
-        )
-        last = hidden[torch.arange(batch, device=self.device), lengths - 1]
+        group = batch if self.device.type == "cuda" else 1
+        hidden = []
+        for start in range(0, batch, group):
+            rows = cache.rows(start, start + group)
+            hidden.append(self._forward(embeds[start : start + group], positions, rows, None, length, causal))
+            yield
+        last = torch.cat(hidden)[torch.arange(batch, device=self.device), lengths - 1]
         return self.model.lm_head(self.model.layernorm_final(last)).float()
 
     def step(self, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache) -> torch.Tensor:
@@ -287,13 +292,21 @@ def coarse_window(model: Any, configs: tuple[Any, Any, Any], rows: list[CoarseRo
     Each window re-reads its whole context (semantic window, infer token, up to 630 coarse tokens): its positions
     shift from one window to the next, so the library's tokens depend on that re-prefill and it is kept.
     """
+    run_to_end(coarse_window_steps(model, configs, rows, codebook_size))
+
+
+def coarse_window_steps(
+    model: Any, configs: tuple[Any, Any, Any], rows: list[CoarseRow], codebook_size: int
+) -> Generator[None, None, None]:
+    """`coarse_window`, pausing (yielding) after each row's prefill and each decode step, so that the scheduler can
+    run a newly arrived job's first segment in between and come back; each row's tokens are appended as they come."""
     semantic_config, coarse_config, _ = configs
     decoder = CausalDecoder(model.coarse_acoustics)
     first, second = semantic_config.semantic_vocab_size, semantic_config.semantic_vocab_size + codebook_size
     inputs, lengths = pad_rows([coarse_window_input(row, configs) for row in rows], 0, decoder.device)
     steps = [min(coarse_config.sliding_window_len, row.length - row.generated) for row in rows]
     cache = decoder.new_cache(len(rows), inputs.shape[1] + max(steps))
-    scores = decoder.prefill(model.coarse_acoustics.input_embeds_layer(inputs), lengths, cache)
+    scores = yield from decoder.prefill_steps(model.coarse_acoustics.input_embeds_layer(inputs), lengths, cache)
     for step in range(max(steps)):
         # AlternatingCodebooksLogitsProcessor: even steps take codebook 0; odd steps anything from codebook 1 up
         # (the library leaves the tokens past codebook 1 open there, and so does this, to give the same tokens).
@@ -307,6 +320,16 @@ def coarse_window(model: Any, configs: tuple[Any, Any, Any], rows: list[CoarseRo
                 row.coarse.append(token)
         if step + 1 < max(steps):
             scores = decoder.step(tokens, lengths + step, cache)
+            yield
+
+
+def run_to_end(steps: Generator[None, None, T]) -> T:
+    """Run a pausing computation (a generator) to its end; its return value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
 
 
 def coarse_codes(row: CoarseRow, configs: tuple[Any, Any, Any], codebook_size: int) -> np.ndarray:

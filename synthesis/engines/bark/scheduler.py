@@ -6,12 +6,14 @@ prompt and sampling. One scheduler thread owns the model and loops over three ki
 1. admit new rows (the semantic stage, batched over the admitted rows): every new stream's first segment at once,
    even past the batch size; then the most urgent streams first, one row per stream before any stream gets a
    second, up to `max_rows` in flight. A stream's first segment runs alone until it is delivered (first audio early);
-2. one 60-token coarse window for every row in the coarse stage, batched, whatever job or voice it belongs to
-   (while some job waits for its first segment, only such rows: they go first);
+2. one 60-token coarse window for every row in the coarse stage, batched, whatever job or voice it belongs to, run
+   one unit (a row's prefill, a decode step) per loop; when a job's first segment arrives, the open windows pause
+   and that segment's windows run at once, then the open windows go on where they were;
 3. the fine stage and the codec for each row whose coarse codes are complete; its audio goes to its stream.
 
-So a job that arrives while others run waits at most one coarse window before its first segment starts; that segment
-runs ahead of the others, and the job's later segments share every window with them.
+So a job that arrives while others run waits at most one unit (a row's prefill or a decode step, about a second
+for bark-small on a 2-core CPU) before its first segment starts; that segment runs ahead of the others, and the
+job's later segments share every window with them.
 
 Batched work runs in batches of at most `max_rows`; on out-of-memory the batch is rolled back, `max_rows` halves
 (down to 1) and the same rows run again in smaller batches, so a device that cannot hold a batch slows down instead
@@ -27,7 +29,7 @@ import itertools
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +103,16 @@ class InFlight:
                 self.window.generator.set_state(rng)
 
 
+@dataclass(eq=False)
+class OpenWindow:
+    """A coarse window in progress: its rows, the pausing computation (decode.coarse_window_steps) and each row's
+    state before it (to roll back if it runs out of memory)."""
+
+    rows: list[InFlight]
+    steps: Iterator[None]
+    saved: list[tuple[int, Any]]
+
+
 class Scheduler:
     """The one thread that runs a loaded model for every stream (see the module docstring)."""
 
@@ -110,6 +122,7 @@ class Scheduler:
         self._model_lock = lock  # the engine's: encode_clip and semantic_tokens use the model from other threads
         self._streams: list[Stream] = []
         self._rows: list[InFlight] = []
+        self._windows: list[OpenWindow] = []  # coarse windows open, run a unit (row prefill, decode step) at a time
         self._wake = threading.Condition()
         self._arrivals = itertools.count()
         # The most jobs whose rows shared one coarse window so far (for tests and benchmarks).
@@ -150,6 +163,9 @@ class Scheduler:
     def _drop_cancelled(self) -> None:
         self._streams = [s for s in self._streams if not s.cancelled and s.delivered < len(s.segments)]
         self._rows = [row for row in self._rows if not row.stream.cancelled]
+        # A window whose rows have all left (cancelled, failed) is not worth finishing.
+        live = {id(row) for row in self._rows}
+        self._windows = [window for window in self._windows if any(id(row) in live for row in window.rows)]
 
     def _admissible(self, stream: Stream) -> bool:
         if stream.next_to_admit >= len(stream.segments):
@@ -162,24 +178,57 @@ class Scheduler:
         return not (segment.uses_carry and stream.carry is None and stream.carry_from is not None)
 
     def _step(self) -> None:
+        """One unit of work: admit new rows, then either a newly arrived job's first segments (a whole window), or
+        one row's prefill or one decode step of the open windows, or open the next windows; then finish rows."""
         with self._wake:  # submit() appends to the streams from other threads
             self._drop_cancelled()
             admitted = self._admit()
         self._rows.extend(admitted)
         self._in_batches(admitted, self._run_semantic)  # a row that fails here leaves self._rows (_fail_rows)
-        coarse = [row for row in self._rows if row.window.generated < row.window.length]
-        # First audio before throughput: while some job waits for its first segment, only those rows run. On a CPU
-        # a window's cost grows with its rows (the prefill is compute-bound), so a late job's first segment would
-        # otherwise take as long as the whole batch it joined; the others lose one segment's time.
-        firsts = [row for row in coarse if row.stream.delivered == 0]
+        in_windows = {id(row) for window in self._windows for row in window.rows}
+        waiting = [row for row in self._rows if row.window.generated < row.window.length and id(row) not in in_windows]
+        # First audio before throughput: while some job waits for its first segment, only those rows run, and the
+        # open windows wait. On a CPU a window's cost grows with its rows (the prefill is compute-bound), so a late
+        # job's first segment would otherwise take as long as the whole batch it joined.
+        firsts = [row for row in waiting if row.stream.delivered == 0]
         if firsts:
-            coarse = firsts
-        if coarse:
-            self._in_batches(coarse, self._run_coarse_window)
+            self._in_batches(firsts, self._run_coarse_window)
+        elif self._windows:
+            self._advance(self._windows[0])
+        elif waiting:
+            self._open_windows(waiting)
         for row in [row for row in self._rows if row.window.generated >= row.window.length]:
             self._rows.remove(row)
             if not row.stream.cancelled:
                 self._finish(row)
+
+    def _open_windows(self, rows: list[InFlight]) -> None:
+        """The next coarse window of `rows`, in batches of at most max_rows, to be run a unit at a time."""
+        from synthesis.engines.bark import decode
+
+        configs, codebook_size = self.stages._configs(), self.stages.codebook_size
+        for start in range(0, len(rows), self.max_rows):
+            batch = rows[start : start + self.max_rows]
+            self.most_streams_in_a_window = max(self.most_streams_in_a_window, len({row.stream for row in batch}))
+            steps = decode.coarse_window_steps(self.stages.model, configs, [row.window for row in batch], codebook_size)
+            self._windows.append(OpenWindow(batch, steps, [row.save() for row in batch]))
+
+    def _advance(self, window: OpenWindow) -> None:
+        """One unit of an open window; a window that runs out of memory is rolled back and its rows run again in
+        smaller batches (max_rows halves), one that fails otherwise fails its rows' jobs."""
+        try:
+            next(window.steps)
+        except StopIteration:
+            self._windows.remove(window)
+        except Exception as exc:
+            self._windows.remove(window)
+            if is_out_of_memory(exc) and len(window.rows) > 1:
+                for row, state in zip(window.rows, window.saved, strict=True):
+                    row.restore(state)
+                self._shrink(len(window.rows))
+            else:
+                logger.exception("Bark failed on a batch of %d rows", len(window.rows))
+                self._fail_rows(window.rows, exc)
 
     def _admit(self) -> list[InFlight]:
         """New rows: every new stream's first segment at once, even past max_rows (a job arriving while others run
@@ -233,21 +282,27 @@ class Scheduler:
                 if is_out_of_memory(exc) and len(batch) > 1:
                     for row, state in zip(batch, saved, strict=True):
                         row.restore(state)
-                    self.max_rows = max(1, len(batch) // 2)
-                    self.stages.release_memory()
-                    logger.warning("Bark ran out of memory at %d rows; batches now hold %d", len(batch), self.max_rows)
+                    self._shrink(len(batch))
                     continue
                 logger.exception("Bark failed on a batch of %d rows", len(batch))
                 self._fail_rows(batch, exc)
             start += len(batch)
 
+    def _shrink(self, rows: int) -> None:
+        """A batch of `rows` did not fit: later batches hold half as many (the windows still open are kept)."""
+        self.max_rows = max(1, rows // 2)
+        self.stages.release_memory()
+        logger.warning("Bark ran out of memory at %d rows; batches now hold %d", rows, self.max_rows)
+
     def _run_coarse_window(self, rows: list[InFlight]) -> None:
+        """The next coarse window of `rows`, at once (first segments: nothing else runs meanwhile)."""
         from synthesis.engines.bark import decode
 
         streams = len({row.stream for row in rows})
         self.most_streams_in_a_window = max(self.most_streams_in_a_window, streams)
-        decode.coarse_window(
-            self.stages.model, self.stages._configs(), [row.window for row in rows], self.stages.codebook_size
+        configs, codebook_size = self.stages._configs(), self.stages.codebook_size
+        decode.run_to_end(
+            decode.coarse_window_steps(self.stages.model, configs, [row.window for row in rows], codebook_size)
         )
 
     def _run_semantic(self, rows: list[InFlight]) -> None:

@@ -9,7 +9,8 @@ prompt and sampling. One scheduler thread owns the model and loops over three ki
 2. one 60-token coarse window for every row in the coarse stage, batched, whatever job or voice it belongs to, run
    one unit (a row's prefill, a decode step) per loop; when a job's first segment arrives, the open windows pause
    and that segment's windows run at once, then the open windows go on where they were;
-3. the fine stage and the codec for each row whose coarse codes are complete; its audio goes to its stream.
+3. the fine stage and the codec for each row whose coarse codes are complete (first segments first; a job arriving
+   meanwhile is admitted before the rest); its audio goes to its stream.
 
 So a job that arrives while others run waits at most one unit (a row's prefill or a decode step, about a second
 for bark-small on a 2-core CPU) before its first segment starts; that segment runs ahead of the others, and the
@@ -197,10 +198,23 @@ class Scheduler:
             self._advance(self._windows[0])
         elif waiting:
             self._open_windows(waiting)
-        for row in [row for row in self._rows if row.window.generated >= row.window.length]:
+        self._finish_done()
+
+    def _finish_done(self) -> None:
+        """The fine stage and codec of every row whose coarse codes are complete, first segments first; a job that
+        arrives meanwhile stops this (the rest finish at later steps), so it waits for one row's fine stage at most."""
+        done = [row for row in self._rows if row.window.generated >= row.window.length]
+        done.sort(key=lambda row: (row.stream.delivered > 0, -row.stream.priority, row.stream.order))
+        for index, row in enumerate(done):
+            if index > 0 and self._new_job_waiting():  # at least one per step: no job waits forever
+                break
             self._rows.remove(row)
             if not row.stream.cancelled:
                 self._finish(row)
+
+    def _new_job_waiting(self) -> bool:
+        with self._wake:
+            return any(stream.next_to_admit == 0 and self._admissible(stream) for stream in self._streams)
 
     def _open_windows(self, rows: list[InFlight]) -> None:
         """The next coarse window of `rows`, in batches of at most max_rows, to be run a unit at a time."""

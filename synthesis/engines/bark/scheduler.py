@@ -202,10 +202,15 @@ class Scheduler:
 
     def _finish_done(self) -> None:
         """The fine stage and codec of every row whose coarse codes are complete, first segments first; a job that
-        arrives meanwhile stops this (the rest finish at later steps), so it waits for one row's fine stage at most."""
+        arrives meanwhile stops this (the rest finish at later steps), so it waits for one row's fine stage at most,
+        and nothing else is finished until its first segment is."""
         done = [row for row in self._rows if row.window.generated >= row.window.length]
         done.sort(key=lambda row: (row.stream.delivered > 0, -row.stream.priority, row.stream.order))
+        # While a job's first segment is still generating, the others' fine stages wait for it too.
+        firsts_running = any(row.stream.delivered == 0 for row in self._rows if row not in done)
         for index, row in enumerate(done):
+            if row.stream.delivered > 0 and firsts_running:
+                break
             if index > 0 and self._new_job_waiting():  # at least one per step: no job waits forever
                 break
             self._rows.remove(row)

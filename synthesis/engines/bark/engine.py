@@ -213,11 +213,9 @@ class BarkEngine(Engine):
 
     def release_memory(self) -> None:
         """Hand the CUDA caching allocator's free blocks back to the device (after a job, or a failed batch), so
-        other processes on the GPU and the next job's batch shapes get them; a no-op on CPU."""
-        if self._device is not None and self._device.startswith("cuda"):
-            import torch
-
-            torch.cuda.empty_cache()
+        other processes on the GPU and the next job's batch shapes get them; a no-op on CPU or before loading."""
+        if self._stages is not None:
+            self._stages.release_memory()
 
     # --- voices ---------------------------------------------------------------------------------------
 

@@ -242,9 +242,7 @@ class Scheduler:
         except Exception as exc:
             self._windows.remove(window)
             if is_out_of_memory(exc) and len(window.rows) > 1:
-                for row, state in zip(window.rows, window.saved, strict=True):
-                    row.restore(state)
-                self._shrink(len(window.rows))
+                self._roll_back(window.rows, window.saved)
             else:
                 logger.exception("Bark failed on a batch of %d rows", len(window.rows))
                 self._fail_rows(window.rows, exc)
@@ -299,19 +297,20 @@ class Scheduler:
                 run(batch)
             except Exception as exc:
                 if is_out_of_memory(exc) and len(batch) > 1:
-                    for row, state in zip(batch, saved, strict=True):
-                        row.restore(state)
-                    self._shrink(len(batch))
+                    self._roll_back(batch, saved)
                     continue
                 logger.exception("Bark failed on a batch of %d rows", len(batch))
                 self._fail_rows(batch, exc)
             start += len(batch)
 
-    def _shrink(self, rows: int) -> None:
-        """A batch of `rows` did not fit: later batches hold half as many (the windows still open are kept)."""
-        self.max_rows = max(1, rows // 2)
+    def _roll_back(self, rows: list[InFlight], saved: list[tuple[int, Any]]) -> None:
+        """A batch of `rows` ran out of memory: put each row back as it was before it (`saved`), and make later
+        batches hold half as many rows (the windows still open are kept)."""
+        for row, state in zip(rows, saved, strict=True):
+            row.restore(state)
+        self.max_rows = max(1, len(rows) // 2)
         self.stages.release_memory()
-        logger.warning("Bark ran out of memory at %d rows; batches now hold %d", rows, self.max_rows)
+        logger.warning("Bark ran out of memory at %d rows; batches now hold %d", len(rows), self.max_rows)
 
     def _run_coarse_window(self, rows: list[InFlight]) -> None:
         """The next coarse window of `rows`, at once (first segments: nothing else runs meanwhile)."""
@@ -319,9 +318,8 @@ class Scheduler:
 
         streams = len({row.stream for row in rows})
         self.most_streams_in_a_window = max(self.most_streams_in_a_window, streams)
-        configs, codebook_size = self.stages._configs(), self.stages.codebook_size
-        decode.run_to_end(
-            decode.coarse_window_steps(self.stages.model, configs, [row.window for row in rows], codebook_size)
+        decode.coarse_window(
+            self.stages.model, self.stages._configs(), [row.window for row in rows], self.stages.codebook_size
         )
 
     def _run_semantic(self, rows: list[InFlight]) -> None:

@@ -102,13 +102,14 @@ def main() -> None:
     parser.add_argument("--voice", default="v2/en_speaker_6", help="a preset, or 'none' to carry segment 1's voice")
     parser.add_argument("--modes", default="batched,library")
     parser.add_argument("--repeat", type=int, default=1, help="runs per mode; the fastest is reported (noisy hosts)")
+    parser.add_argument("--dtype", default="float32", help="BARK_DTYPE for the engine (auto, float32, int8, ...)")
     args = parser.parse_args()
 
     directory = args.checkpoint or Path(tempfile.mkdtemp(prefix=f"bark-{args.arch}-"))
     if not (directory / "config.json").is_file():
         build_bark_checkpoint(directory, arch=args.arch)
     loading = time.perf_counter()
-    engine = BarkEngine(model=str(directory), device="cpu", mode="auto")
+    engine = BarkEngine(model=str(directory), device="cpu", mode="auto", dtype=args.dtype)
     engine.load()
     loading = time.perf_counter() - loading
     semantic_config = engine.stages.model.generation_config.semantic_config
@@ -128,7 +129,8 @@ def main() -> None:
     voice = None if args.voice == "none" else args.voice
     print(f"machine: {describe()}")
     print(
-        f"checkpoint: {args.arch} at {directory} (loaded in {loading:.1f} s); text: {len(text)} characters, "
+        f"checkpoint: {args.arch} at {directory} in {engine.dtype} (loaded in {loading:.1f} s); "
+        f"text: {len(text)} characters, "
         f"{len(segments)} segments; voice: {voice or 'carried from segment 1'}; "
         f"semantic tokens per segment: {args.semantic_tokens or 'from the checkpoint config'}"
     )

@@ -7,10 +7,12 @@ every prompt position of every prefill. This module runs the same models, throug
 - one prompt per row: rows of different voices (or no voice) go in one batch; rows whose prompts have different
   lengths are right-padded, each row keeps its own positions, and its cache slots past its own length are masked;
 - a preallocated KV cache written in place, and the head applied only to the positions that are sampled;
-- a `torch.Generator` per row for sampling, so a seeded row gives the same tokens whatever it is batched with.
+- a `torch.Generator` per row for sampling, so a seeded row gives the same tokens whatever it is batched with;
+- attention over whole sequences (prefills, and the fine model) through torch's fused kernel (`attention`).
 
-The arithmetic is the library's (the same modules, the same eager attention, the same logits processing), so under
-greedy decoding each row's tokens equal what `BarkModel.generate` gives for it alone (tests/test_bark_decode.py);
+The arithmetic is the library's (the same modules, the same logits processing; the library's eager attention for
+decode steps, the same softmax(QK^T)V summed in another order for whole sequences), so under greedy decoding each
+row's tokens equal what `BarkModel.generate` gives for it alone (tests/test_bark_batching.py, test_bark_longform.py);
 docs/bark-batching.md says where floating-point summation order can differ and what that means.
 """
 
@@ -76,25 +78,23 @@ class CausalDecoder:
     def _attention(self, layer: int, hidden: torch.Tensor, cache: KVCache, slots: torch.Tensor | None, keys: int, mask):
         """One block's attention. `slots` None: a prefill writing positions 0..L-1 of every row; else (B,) slots."""
         attn = self.model.layers[layer].attn
-        batch, length, _ = hidden.shape
-        query, key, value = attn.att_proj(hidden).split(attn.embed_dim, dim=2)
-        query, key, value = (
-            t.view(batch, length, self.heads, self.head_dim).permute(0, 2, 1, 3) for t in (query, key, value)
-        )
+        batch = hidden.shape[0]
+        query, key, value = split_heads(attn, hidden, self.heads)
         if slots is None:
-            cache.keys[layer, :, :, :length] = key
-            cache.values[layer, :, :, :length] = value
-        else:
-            rows = torch.arange(batch, device=hidden.device)
-            cache.keys[layer, rows, :, slots] = key[:, :, 0]
-            cache.values[layer, rows, :, slots] = value[:, :, 0]
+            cache.keys[layer, :, :, : key.shape[2]] = key
+            cache.values[layer, :, :, : key.shape[2]] = value
+            # A prefill's rows are right-padded, so the causal mask is each row's own: pad positions come after its
+            # last real one and are overwritten by its decode steps before any step reads them.
+            return merge_heads(attn, attention(query, key, value, self.scale, causal=True))
+        rows = torch.arange(batch, device=hidden.device)
+        cache.keys[layer, rows, :, slots] = key[:, :, 0]
+        cache.values[layer, rows, :, slots] = value[:, :, 0]
         key, value = cache.keys[layer, :, :, :keys], cache.values[layer, :, :, :keys]
-        # The library's eager attention, op for op (BarkSelfAttention._attn), with this batch's mask.
+        # A decode step: the library's eager attention, op for op (BarkSelfAttention._attn), with this batch's mask.
+        # (SDPA with a mask was no faster here for one query per row, and slower at batch 8 with int8 weights.)
         weights = torch.matmul(query, key.transpose(-1, -2)) * self.scale
         weights = weights.masked_fill(mask, torch.finfo(weights.dtype).min)
-        weights = torch.nn.functional.softmax(weights, dim=-1).to(value.dtype)
-        output = torch.matmul(weights, value).transpose(1, 2).contiguous().view(batch, length, attn.embed_dim)
-        return attn.out_proj(output)
+        return merge_heads(attn, torch.matmul(torch.nn.functional.softmax(weights, dim=-1).to(value.dtype), value))
 
     def _forward(self, embeds: torch.Tensor, positions: torch.Tensor, cache: KVCache, slots, keys: int, mask):
         hidden = embeds + self.model.position_embeds_layer(positions)
@@ -112,17 +112,16 @@ class CausalDecoder:
     ) -> Generator[None, None, torch.Tensor]:
         """`prefill`, pausing (yielding) after each group of rows; returns the logits.
 
-        On a CPU the rows go through one at a time: a prefill is compute-bound there, so this costs no speed, the
-        eager attention's (rows, heads, L, L) scores stay one row's size (a coarse window at batch 8 would otherwise
-        hold about 1 GB of them at once), and the scheduler can pause between rows. A GPU takes the batch at once."""
+        On a CPU the rows go through one at a time: a prefill is compute-bound there, so this costs no speed, one
+        row's activations are all that is held at once, and the scheduler can pause between rows. A GPU takes the
+        batch at once."""
         batch, length, _ = embeds.shape
         positions = torch.arange(length, device=self.device)[None]
-        causal = ~torch.ones((length, length), dtype=torch.bool, device=self.device).tril()[None, None]
         group = batch if self.device.type == "cuda" else 1
         hidden = []
         for start in range(0, batch, group):
             rows = cache.rows(start, start + group)
-            hidden.append(self._forward(embeds[start : start + group], positions, rows, None, length, causal))
+            hidden.append(self._forward(embeds[start : start + group], positions, rows, None, length, None))
             yield
         last = torch.cat(hidden)[torch.arange(batch, device=self.device), lengths - 1]
         return self.model.lm_head(self.model.layernorm_final(last)).float()
@@ -135,6 +134,46 @@ class CausalDecoder:
         embeds = self.model.input_embeds_layer(tokens)[:, None]
         hidden = self._forward(embeds, positions[:, None], cache, positions, keys, mask)
         return self.model.lm_head(self.model.layernorm_final(hidden[:, 0])).float()
+
+
+def split_heads(attn: Any, hidden: torch.Tensor, heads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A Bark attention block's query, key and value for `hidden` (B, L, H), each (B, heads, L, H / heads)."""
+    batch, length, _ = hidden.shape
+    return tuple(
+        t.view(batch, length, heads, -1).permute(0, 2, 1, 3) for t in attn.att_proj(hidden).split(attn.embed_dim, dim=2)
+    )
+
+
+def merge_heads(attn: Any, output: torch.Tensor) -> torch.Tensor:
+    """The block's output projection of attention `output` (B, heads, L, D)."""
+    batch, _, length, _ = output.shape
+    return attn.out_proj(output.transpose(1, 2).contiguous().view(batch, length, attn.embed_dim))
+
+
+def attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float, causal: bool) -> torch.Tensor:
+    """softmax(QK^T * scale) V over whole sequences, through torch's fused kernel (scaled_dot_product_attention).
+
+    The library's eager attention builds the (B, heads, L, L) scores, masks, softmaxes and multiplies in separate
+    passes; over a coarse window's ~890 positions that was 75% of a prefill with int8 weights (40% in float32) on a
+    2-core Xeon, and the fused kernel is 5-6x faster (docs/bark-batching.md). Same sums, another order: results
+    differ from the library's in the last bits (about 1e-6 in float32)."""
+    return torch.nn.functional.scaled_dot_product_attention(query, key, value, is_causal=causal, scale=scale)
+
+
+def fine_logits(model: Any, codebook: int, codes: torch.Tensor) -> torch.Tensor:
+    """`BarkFineModel(codebook, codes).logits` (B, L, V) through the model's own modules, with `attention`.
+
+    `codes` (B, L, 8): codebooks 0..`codebook` are embedded and summed; the model is non-causal, every frame sees all.
+    """
+    heads = model.config.num_heads
+    scale = 1.0 / math.sqrt(model.config.hidden_size // heads)
+    embeds = torch.stack([model.input_embeds_layers[i](codes[:, :, i]) for i in range(codebook + 1)], dim=-1).sum(-1)
+    hidden = embeds + model.position_embeds_layer(torch.arange(codes.shape[1], device=codes.device))[None]
+    for block in model.layers:
+        query, key, value = split_heads(block.attn, block.layernorm_1(hidden), heads)
+        hidden = hidden + merge_heads(block.attn, attention(query, key, value, scale, causal=False))
+        hidden = hidden + block.mlp(block.layernorm_2(hidden))
+    return model.lm_heads[codebook - model.config.n_codes_given](model.layernorm_final(hidden))
 
 
 def choose(

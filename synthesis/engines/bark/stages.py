@@ -187,6 +187,8 @@ class BarkStages:
         """
         import torch
 
+        from synthesis.engines.bark.decode import fine_logits
+
         _, coarse_config, fine_config = self._configs()
         n_coarse, n_fine, size = coarse_config.n_coarse_codebooks, fine_config.n_fine_codebooks, self.codebook_size
         frames = coarse.shape[1]
@@ -206,7 +208,7 @@ class BarkStages:
         buffer[0, n_history : n_history + frames, :n_coarse] = torch.from_numpy(coarse.T).to(self.device)
         temperature = sampling.fine_temperature
         for codebook in range(n_coarse, n_fine):
-            logits = self.model.fine_acoustics(codebook, buffer).logits[:, n_history:, :size]
+            logits = fine_logits(self.model.fine_acoustics, codebook, buffer)[:, n_history:, :size]
             if temperature is None or temperature == 1.0:
                 predictions = torch.argmax(logits, -1)
             else:

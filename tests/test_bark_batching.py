@@ -116,6 +116,42 @@ def test_a_job_arriving_mid_run_hears_its_first_segment_before_the_running_batch
     assert np.array_equal(late["box"]["result"][0], expected[0])
 
 
+def test_a_job_arriving_during_another_jobs_semantic_batch_is_delivered_before_that_batch_ends(
+    bark_engine, monkeypatch
+):
+    scheduler, real_steps = bark_engine._scheduler_for(), decode.semantic_steps
+    options = SynthesisOptions(voice="v2/pl_speaker_1", **GREEDY)
+    expected = bark_engine.synthesize(TEXTS[:1], options)
+    arrived: dict = {}
+    submitted = threading.Event()
+    real_submit = scheduler.submit
+
+    def submit(stream) -> None:
+        real_submit(stream)
+        arrived["stream"] = stream
+        submitted.set()
+
+    def semantic_steps(model, configs, rows, *args):
+        steps = real_steps(model, configs, rows, *args)
+        if len(rows) > 1 and "thread" not in arrived:  # the long job's second batch has begun: the short job arrives
+            next(steps)
+            arrived["thread"], arrived["box"] = run_in_thread(bark_engine.synthesize, TEXTS[:1], options)
+            while not submitted.wait(0.01):
+                yield  # the scheduler loops (and releases the model) while the short job is on its way
+        tokens = yield from steps
+        if len(rows) > 1:
+            arrived.setdefault("delivered when the batch ended", arrived["stream"].delivered)
+        return tokens
+
+    monkeypatch.setattr(scheduler, "submit", submit)
+    monkeypatch.setattr(decode, "semantic_steps", semantic_steps)
+    bark_engine.synthesize(TEXTS * 2, SynthesisOptions(voice="v2/en_speaker_4", **GREEDY))
+    arrived["thread"].join(timeout=60)
+
+    assert arrived["delivered when the batch ended"] == 1  # the batch paused while the short job ran
+    assert np.array_equal(arrived["box"]["result"][0], expected[0])
+
+
 def test_a_seeded_job_gives_the_same_audio_alone_and_batched_with_another_job(bark_engine):
     seeded = SynthesisOptions(voice="v2/en_speaker_2", seed=7)
     alone = bark_engine.synthesize(TEXTS[:2], seeded)

@@ -38,16 +38,12 @@ def out_of_memory_above(monkeypatch, stage: str, rows: int) -> list[int]:
         if len(batch) > rows:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    def limited(model, configs, batch, *args):
-        result = real(model, configs, batch, *args)
+    def limited_steps(model, configs, batch, *args):  # a stage run a unit at a time: it fails at its end
+        result = yield from real(model, configs, batch, *args)
         out_of_memory(batch)
         return result
 
-    def limited_steps(model, configs, batch, *args):  # a window run a unit at a time: it fails at its end
-        yield from real(model, configs, batch, *args)
-        out_of_memory(batch)
-
-    monkeypatch.setattr(decode, stage, limited_steps if stage == "coarse_window_steps" else limited)
+    monkeypatch.setattr(decode, stage, limited_steps)
     return sizes
 
 
@@ -76,7 +72,7 @@ def test_a_seeded_job_samples_the_same_after_its_coarse_window_is_split(engine, 
 
 def test_a_semantic_batch_that_runs_out_of_memory_is_split_and_gives_the_same_audio(engine, monkeypatch):
     expected = engine.synthesize(TEXTS, GREEDY)
-    sizes = out_of_memory_above(monkeypatch, "semantic", rows=1)
+    sizes = out_of_memory_above(monkeypatch, "semantic_steps", rows=1)
 
     result = engine.synthesize(TEXTS, GREEDY)
 
@@ -86,7 +82,9 @@ def test_a_semantic_batch_that_runs_out_of_memory_is_split_and_gives_the_same_au
 
 def test_a_row_that_does_not_fit_alone_fails_its_job_with_a_reason_and_the_engine_serves_the_next(engine, monkeypatch):
     monkeypatch.setattr(
-        decode, "semantic", lambda *args: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("CUDA out of memory."))
+        decode,
+        "semantic_steps",
+        lambda *args: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("CUDA out of memory.")),
     )
     with pytest.raises(EngineFailed, match="Bark ran out of cpu memory in float32; try shorter text segments"):
         engine.synthesize(TEXTS[:1], GREEDY)

@@ -103,14 +103,11 @@ class CausalDecoder:
             hidden = hidden + block.mlp(block.layernorm_2(hidden))
         return hidden
 
-    def prefill(self, embeds: torch.Tensor, lengths: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """Logits (B, V) at each row's last real position; `embeds` (B, L, H) is right-padded past `lengths`."""
-        return run_to_end(self.prefill_steps(embeds, lengths, cache))
-
     def prefill_steps(
         self, embeds: torch.Tensor, lengths: torch.Tensor, cache: KVCache
     ) -> Generator[None, None, torch.Tensor]:
-        """`prefill`, pausing (yielding) after each group of rows; returns the logits.
+        """Logits (B, V) at each row's last real position (`embeds` (B, L, H) is right-padded past `lengths`),
+        pausing (yielding) after each group of rows.
 
         On a CPU the rows go through one at a time: a prefill is compute-bound there, so this costs no speed, one
         row's activations are all that is held at once, and the scheduler can pause between rows. A GPU takes the
@@ -206,6 +203,13 @@ def pad_rows(rows: list[np.ndarray], pad: int, device: Any) -> tuple[torch.Tenso
 
 def semantic(model: Any, configs: tuple[Any, Any, Any], rows: list[Row], min_eos_p: float | None) -> list[np.ndarray]:
     """Semantic tokens (0..9999) per row, each cut at its EOS; what BarkSemanticModel.generate does per row."""
+    return run_to_end(semantic_steps(model, configs, rows, min_eos_p))
+
+
+def semantic_steps(
+    model: Any, configs: tuple[Any, Any, Any], rows: list[Row], min_eos_p: float | None
+) -> Generator[None, None, list[np.ndarray]]:
+    """`semantic`, pausing (yielding) after each row's prefill and each decode step; returns the tokens."""
     config = configs[0]
     decoder = CausalDecoder(model.semantic)
     device, history_length = decoder.device, config.max_input_semantic_length
@@ -224,7 +228,7 @@ def semantic(model: Any, configs: tuple[Any, Any, Any], rows: list[Row], min_eos
     longest = max(row.max_new_tokens for row in rows)
     cache = decoder.new_cache(len(rows), start + longest)
     lengths = torch.full((len(rows),), start, device=device)
-    scores = decoder.prefill(embeds, lengths, cache)
+    scores = yield from decoder.prefill_steps(embeds, lengths, cache)
     eos, vocab = config.eos_token_id, config.semantic_vocab_size
     out: list[list[int]] = [[] for _ in rows]
     done = [False] * len(rows)
@@ -249,6 +253,7 @@ def semantic(model: Any, configs: tuple[Any, Any, Any], rows: list[Row], min_eos
         if all(done):
             break
         scores = decoder.step(tokens, lengths + step, cache)
+        yield
     return [np.asarray(tokens, dtype=np.int64) for tokens in out]
 
 

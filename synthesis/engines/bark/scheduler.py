@@ -3,18 +3,19 @@
 Each caller (a job, through `BarkEngine.synthesize`) hands over a `Stream`: its segments, each with its own speaker
 prompt and sampling. One scheduler thread owns the model and loops over three kinds of step:
 
-1. admit new rows (the semantic stage, batched over the admitted rows): every new stream's first segment at once,
-   even past the batch size; then the most urgent streams first, one row per stream before any stream gets a
-   second, up to `max_rows` in flight. A stream's first segment runs alone until it is delivered (first audio early);
+1. admit new rows: every new stream's first segment at once, even past the batch size (its semantic stage runs at
+   once); then the most urgent streams first, one row per stream before any stream gets a second, up to `max_rows`
+   in flight (their semantic stage, batched, runs one unit at a time like a coarse window, below). A stream's first
+   segment runs alone until it is delivered (first audio early);
 2. one 60-token coarse window for every row in the coarse stage, batched, whatever job or voice it belongs to, run
    one unit (a row's prefill, a decode step) per loop; when a job's first segment arrives, the open windows pause
    and that segment's windows run at once, then the open windows go on where they were;
 3. the fine stage and the codec for each row whose coarse codes are complete (first segments first; a job arriving
    meanwhile is admitted before the rest); its audio goes to its stream.
 
-So a job that arrives while others run waits at most one unit (a row's prefill or a decode step, about a second
-for bark-small on a 2-core CPU) before its first segment starts; that segment runs ahead of the others, and the
-job's later segments share every window with them.
+So a job that arrives while others run waits at most one unit (a row's prefill or a decode step, under half a
+second for bark-small on a 2-core CPU, or one row's fine stage) before its first segment starts; that segment runs
+ahead of the others, and the job's later segments share every window with them.
 
 Batched work runs in batches of at most `max_rows`; on out-of-memory the batch is rolled back, `max_rows` halves
 (down to 1) and the same rows run again in smaller batches, so a device that cannot hold a batch slows down instead
@@ -30,7 +31,7 @@ import itertools
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,9 +186,14 @@ class Scheduler:
             self._drop_cancelled()
             admitted = self._admit()
         self._rows.extend(admitted)
-        self._in_batches(admitted, self._run_semantic)  # a row that fails here leaves self._rows (_fail_rows)
+        # New jobs' first segments run their semantic stage at once; other rows' (and any rolled back) get a window
+        # that runs a unit at a time, ahead of the coarse windows, so that a job arriving meanwhile need not wait.
+        new_firsts = [row for row in admitted if row.stream.delivered == 0]
+        self._in_batches(new_firsts, self._run_semantic)  # a row that fails here leaves self._rows (_fail_rows)
         in_windows = {id(row) for window in self._windows for row in window.rows}
-        waiting = [row for row in self._rows if row.window.generated < row.window.length and id(row) not in in_windows]
+        self._open_semantic([row for row in self._rows if row.window is None and id(row) not in in_windows])
+        in_windows = {id(row) for window in self._windows for row in window.rows}
+        waiting = [row for row in self._rows if _coarse_left(row) and id(row) not in in_windows]
         # First audio before throughput: while some job waits for its first segment, only those rows run, and the
         # open windows wait. On a CPU a window's cost grows with its rows (the prefill is compute-bound), so a late
         # job's first segment would otherwise take as long as the whole batch it joined.
@@ -204,7 +210,7 @@ class Scheduler:
         """The fine stage and codec of every row whose coarse codes are complete, first segments first; a job that
         arrives meanwhile stops this (the rest finish at later steps), so it waits for one row's fine stage at most,
         and nothing else is finished until its first segment is."""
-        done = [row for row in self._rows if row.window.generated >= row.window.length]
+        done = [row for row in self._rows if row.window is not None and not _coarse_left(row)]
         done.sort(key=lambda row: (row.stream.delivered > 0, -row.stream.priority, row.stream.order))
         # While a job's first segment is still generating, the others' fine stages wait for it too.
         firsts_running = any(row.stream.delivered == 0 for row in self._rows if row not in done)
@@ -220,6 +226,13 @@ class Scheduler:
     def _new_job_waiting(self) -> bool:
         with self._wake:
             return any(stream.next_to_admit == 0 and self._admissible(stream) for stream in self._streams)
+
+    def _open_semantic(self, rows: list[InFlight]) -> None:
+        """The semantic stage of `rows`, in batches of at most max_rows, to be run a unit at a time before the coarse
+        windows already open (as if it had run when the rows were admitted)."""
+        for start in reversed(range(0, len(rows), self.max_rows)):
+            batch = rows[start : start + self.max_rows]
+            self._windows.insert(0, OpenWindow(batch, self._semantic_steps(batch), [row.save() for row in batch]))
 
     def _open_windows(self, rows: list[InFlight]) -> None:
         """The next coarse window of `rows`, in batches of at most max_rows, to be run a unit at a time."""
@@ -323,6 +336,13 @@ class Scheduler:
         )
 
     def _run_semantic(self, rows: list[InFlight]) -> None:
+        """The semantic stage of `rows`, at once (new jobs' first segments)."""
+        from synthesis.engines.bark import decode
+
+        decode.run_to_end(self._semantic_steps(rows))
+
+    def _semantic_steps(self, rows: list[InFlight]) -> Generator[None, None, None]:
+        """The semantic stage of `rows` as a pausing computation; each row gets its tokens and coarse state."""
         import torch
 
         from synthesis.engines.bark import decode
@@ -331,10 +351,10 @@ class Scheduler:
         batch = []
         for row in rows:
             generator = None
-            if row.segment.seed is not None:
+            if row.segment.seed is not None:  # a fresh generator each run: a rolled-back row samples the same again
                 generator = torch.Generator(device=self.stages.device).manual_seed(row.segment.seed)
             batch.append(self.stages.row(row.segment.text_ids, self._prompt(row), row.segment.sampling, generator))
-        semantic = decode.semantic(self.stages.model, configs, batch, MIN_EOS_P)
+        semantic = yield from decode.semantic_steps(self.stages.model, configs, batch, MIN_EOS_P)
         for row, spec, tokens in zip(rows, batch, semantic, strict=True):
             row.semantic = tokens
             row.spec = spec
@@ -373,3 +393,8 @@ class Scheduler:
             stream.cancelled = True
             stream.results.put(exc)
         self._rows = [row for row in self._rows if row not in rows]
+
+
+def _coarse_left(row: InFlight) -> bool:
+    """Whether `row` is through the semantic stage and still has coarse tokens to generate."""
+    return row.window is not None and row.window.generated < row.window.length

@@ -2,6 +2,7 @@
 at once share batches, a job that arrives mid-run starts at the next step and its first segment goes first, seeds
 and cancel hold per job."""
 
+import itertools
 import threading
 import time
 
@@ -116,12 +117,11 @@ def test_a_job_arriving_mid_run_hears_its_first_segment_before_the_running_batch
     assert np.array_equal(late["box"]["result"][0], expected[0])
 
 
-def test_a_job_arriving_during_another_jobs_semantic_batch_is_delivered_before_that_batch_ends(
-    bark_engine, monkeypatch
-):
-    scheduler, real_steps = bark_engine._scheduler_for(), decode.semantic_steps
-    options = SynthesisOptions(voice="v2/pl_speaker_1", **GREEDY)
-    expected = bark_engine.synthesize(TEXTS[:1], options)
+def arrive_during(bark_engine, monkeypatch, owner, name: str, when) -> dict:
+    """Run a 12-segment job; the first time `owner.name` (a pausing stage) is called with arguments for which `when`
+    is true, a one-segment job arrives after that call's first unit. Returns what happened: "delivered when it
+    ended" is how many segments the short job had received when that call ended, and "result" its audio."""
+    scheduler, real_steps = bark_engine._scheduler_for(), getattr(owner, name)
     arrived: dict = {}
     submitted = threading.Event()
     real_submit = scheduler.submit
@@ -131,25 +131,51 @@ def test_a_job_arriving_during_another_jobs_semantic_batch_is_delivered_before_t
         arrived["stream"] = stream
         submitted.set()
 
-    def semantic_steps(model, configs, rows, *args):
-        steps = real_steps(model, configs, rows, *args)
-        if len(rows) > 1 and "thread" not in arrived:  # the long job's second batch has begun: the short job arrives
-            next(steps)
-            arrived["thread"], arrived["box"] = run_in_thread(bark_engine.synthesize, TEXTS[:1], options)
+    def steps(*args):
+        units = real_steps(*args)
+        watched = "thread" not in arrived and when(*args)
+        if watched:
+            next(units)
+            short = SynthesisOptions(voice="v2/pl_speaker_1", **GREEDY)
+            arrived["thread"], arrived["box"] = run_in_thread(bark_engine.synthesize, TEXTS[:1], short)
             while not submitted.wait(0.01):
                 yield  # the scheduler loops (and releases the model) while the short job is on its way
-        tokens = yield from steps
-        if len(rows) > 1:
-            arrived.setdefault("delivered when the batch ended", arrived["stream"].delivered)
-        return tokens
+        result = yield from units
+        if watched:
+            arrived["delivered when it ended"] = arrived["stream"].delivered
+        return result
 
     monkeypatch.setattr(scheduler, "submit", submit)
-    monkeypatch.setattr(decode, "semantic_steps", semantic_steps)
+    monkeypatch.setattr(owner, name, steps)
     bark_engine.synthesize(TEXTS * 2, SynthesisOptions(voice="v2/en_speaker_4", **GREEDY))
     arrived["thread"].join(timeout=60)
+    arrived["result"] = arrived["box"]["result"]
+    return arrived
 
-    assert arrived["delivered when the batch ended"] == 1  # the batch paused while the short job ran
-    assert np.array_equal(arrived["box"]["result"][0], expected[0])
+
+def test_a_job_arriving_during_another_jobs_semantic_batch_is_delivered_before_that_batch_ends(
+    bark_engine, monkeypatch
+):
+    expected = bark_engine.synthesize(TEXTS[:1], SynthesisOptions(voice="v2/pl_speaker_1", **GREEDY))
+
+    arrived = arrive_during(
+        bark_engine, monkeypatch, decode, "semantic_steps", lambda model, configs, rows, *_: len(rows) > 1
+    )
+
+    assert arrived["delivered when it ended"] == 1  # the batch paused while the short job ran
+    assert np.array_equal(arrived["result"][0], expected[0])
+
+
+def test_a_job_arriving_during_another_jobs_fine_stage_is_delivered_before_that_fine_stage_ends(
+    bark_engine, monkeypatch
+):
+    expected = bark_engine.synthesize(TEXTS[:1], SynthesisOptions(voice="v2/pl_speaker_1", **GREEDY))
+    calls = itertools.count()
+
+    arrived = arrive_during(bark_engine, monkeypatch, bark_engine.stages, "fine_steps", lambda *_: next(calls) == 1)
+
+    assert arrived["delivered when it ended"] == 1  # the long job's second segment paused between codebook passes
+    assert np.array_equal(arrived["result"][0], expected[0])
 
 
 def test_a_seeded_job_gives_the_same_audio_alone_and_batched_with_another_job(bark_engine):

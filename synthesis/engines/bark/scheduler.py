@@ -11,11 +11,12 @@ prompt and sampling. One scheduler thread owns the model and loops over three ki
    one unit (a row's prefill, a decode step) per loop; when a job's first segment arrives, the open windows pause
    and that segment's windows run at once, then the open windows go on where they were;
 3. the fine stage and the codec for each row whose coarse codes are complete (first segments first; a job arriving
-   meanwhile is admitted before the rest); its audio goes to its stream.
+   meanwhile pauses it after the current codebook's pass, and it goes on once that job's first segment is out);
+   its audio goes to its stream.
 
-So a job that arrives while others run waits at most one unit (a row's prefill or a decode step, under half a
-second for bark-small on a 2-core CPU, or one row's fine stage) before its first segment starts; that segment runs
-ahead of the others, and the job's later segments share every window with them.
+So a job that arrives while others run waits at most one unit (a row's prefill, a decode step or a fine-stage pass:
+under a second for bark-small on a 2-core CPU) before its first segment starts; that segment runs ahead of the
+others, and the job's later segments share every window with them.
 
 Batched work runs in batches of at most `max_rows`; on out-of-memory the batch is rolled back, `max_rows` halves
 (down to 1) and the same rows run again in smaller batches, so a device that cannot hold a batch slows down instead
@@ -89,6 +90,7 @@ class InFlight:
     spec: Any = None  # decode.Row once admitted
     window: Any = None  # decode.CoarseRow once its semantic tokens exist
     semantic: np.ndarray | None = None
+    fine: Generator[None, None, np.ndarray] | None = None  # its fine stage, once started (BarkStages.fine_steps)
 
     def save(self) -> tuple[int, Any]:
         """What a batch that fails part-way changes: the coarse tokens so far and the row's RNG state."""
@@ -207,21 +209,20 @@ class Scheduler:
         self._finish_done()
 
     def _finish_done(self) -> None:
-        """The fine stage and codec of every row whose coarse codes are complete, first segments first; a job that
-        arrives meanwhile stops this (the rest finish at later steps), so it waits for one row's fine stage at most,
-        and nothing else is finished until its first segment is."""
+        """The fine stage and codec of every row whose coarse codes are complete, first segments first. A job that
+        arrives meanwhile pauses this after the current codebook's pass (the rest go on at later steps), so it waits
+        for one pass at most, and nothing else is finished until its first segment is."""
         done = [row for row in self._rows if row.window is not None and not _coarse_left(row)]
         done.sort(key=lambda row: (row.stream.delivered > 0, -row.stream.priority, row.stream.order))
         # While a job's first segment is still generating, the others' fine stages wait for it too.
         firsts_running = any(row.stream.delivered == 0 for row in self._rows if row not in done)
-        for index, row in enumerate(done):
+        for row in done:
             if row.stream.delivered > 0 and firsts_running:
                 break
-            if index > 0 and self._new_job_waiting():  # at least one per step: no job waits forever
+            if row.stream.cancelled:  # cancelled since this step began
+                self._rows.remove(row)
+            elif not self._finish(row):
                 break
-            self._rows.remove(row)
-            if not row.stream.cancelled:
-                self._finish(row)
 
     def _new_job_waiting(self) -> bool:
         with self._wake:
@@ -360,24 +361,32 @@ class Scheduler:
             row.spec = spec
             row.window = decode.coarse_row(spec, tokens, configs, self.stages.codebook_size)
 
-    def _finish(self, row: InFlight) -> None:
+    def _finish(self, row: InFlight) -> bool:
+        """Run `row`'s fine stage and codec and deliver its audio; False if a new job arrived first (the fine stage
+        pauses between codebook passes and goes on at a later step)."""
         from synthesis.engines.bark import decode
 
         spec = row.spec
         coarse = decode.coarse_codes(row.window, self.stages._configs(), self.stages.codebook_size)
+        if row.fine is None:
+            prompt = self.stages.prompt_tensors(spec.prompt)
+            sampling, full_window = row.segment.sampling, row.stream.full_window
+            row.fine = self.stages.fine_steps(coarse, prompt, sampling, full_window, spec.generator)
         try:
-            fine = self.stages.fine(
-                coarse,
-                self.stages.prompt_tensors(spec.prompt),
-                row.segment.sampling,
-                row.stream.full_window,
-                spec.generator,
-            )
+            while True:
+                try:
+                    next(row.fine)
+                except StopIteration as stop:
+                    fine = stop.value
+                    break
+                if self._new_job_waiting():
+                    return False
             audio = self.stages.decode(fine)
         except Exception as exc:
             logger.exception("Bark fine stage failed")
             self._fail_rows([row], exc)
-            return
+            return True
+        self._rows.remove(row)
         assert row.semantic is not None
         tokens = BarkTokens(row.semantic, coarse, fine)
         stream = row.stream
@@ -387,6 +396,7 @@ class Scheduler:
         while stream.delivered in stream.finished:  # in order, as soon as each is ready
             stream.results.put(stream.finished.pop(stream.delivered))
             stream.delivered += 1
+        return True
 
     def _fail_rows(self, rows: list[InFlight], exc: Exception) -> None:
         for stream in {row.stream for row in rows}:

@@ -8,7 +8,7 @@ stage (see `BarkStages.fine`). torch is imported lazily: importing this module s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -177,7 +177,20 @@ class BarkStages:
         full_window: bool = False,
         generator: Any = None,
     ) -> np.ndarray:
-        """Fine codes (8, F) for one item's coarse codes (2, F).
+        """Fine codes (8, F) for one item's coarse codes (2, F); see `fine_steps`."""
+        from synthesis.engines.bark.decode import run_to_end
+
+        return run_to_end(self.fine_steps(coarse, prompt, sampling, full_window, generator))
+
+    def fine_steps(
+        self,
+        coarse: np.ndarray,
+        prompt: dict[str, Any] | None,
+        sampling: Sampling,
+        full_window: bool = False,
+        generator: Any = None,
+    ) -> Generator[None, None, np.ndarray]:
+        """Fine codes (8, F) for one item's coarse codes (2, F), pausing (yielding) after each codebook's pass.
 
         transformers (like upstream Bark) pads every item to the fine model's 1024-frame window; the model is
         non-causal, so those pad frames are attended to and cost as much as real ones. Here the window is the item's
@@ -216,6 +229,8 @@ class BarkStages:
                 predictions = torch.multinomial(probs, num_samples=1, generator=generator).view(1, -1)
             # As in the library, pad frames get predictions too: later codebooks see them.
             buffer[:, n_history:, codebook] = predictions
+            if codebook + 1 < n_fine:
+                yield
         return buffer[0, n_history : n_history + frames].T.cpu().numpy()
 
     def _fine_sliding(self, coarse: np.ndarray, prompt: dict[str, Any] | None, sampling: Sampling) -> np.ndarray:

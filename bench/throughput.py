@@ -1,14 +1,15 @@
 """Audio made per second through the real service (gunicorn + `manage.py runworkers` with the project's default
 settings, the web API, the Bark engine) against a plain per-sentence `BarkModel.generate` loop, in the same run.
 
-N jobs of one ~2,000-character text are submitted at once through the API (the last of them once another is running,
-so its time to first audio is that of a job arriving while the others run). Random weights never stop by
-themselves, so every segment gets exactly `--tokens` semantic tokens: the service through BARK_FORCE_SEMANTIC_TOKENS
-(a benchmarking knob), the plain loop through `semantic_min_new_tokens == semantic_max_new_tokens`. The plain loop
-(`processor(sentence, voice_preset=...)` then `model.generate`, float32 as loaded, in a process of its own) runs one
-job's sentences; all jobs share them, so its rate compares directly. Printed: audio seconds per wall second for both
-(the whole machine is the compute either way), their ratio, time to first audio, and peak memory (the summed RSS of
-every service process; the plain process's own peak), with the machine.
+N jobs of one ~2,000-character text are submitted at once through the API (the last of them once each of the others
+has stored its first segment, so its time to first audio is that of a job arriving while the others run). Random
+weights never stop by themselves, so every segment gets exactly `--tokens` semantic tokens: the service through
+BARK_FORCE_SEMANTIC_TOKENS (a benchmarking knob), the plain loop through `semantic_min_new_tokens ==
+semantic_max_new_tokens`. The plain loop (`processor(sentence, voice_preset=...)` then `model.generate`, float32 as
+loaded, in a process of its own) runs one job's sentences; all jobs share them, so its rate compares directly.
+Printed: audio seconds per wall second for both (the whole machine is the compute either way), their ratio, time to
+first audio, and peak memory (the summed RSS of every service process; the plain process's own peak), with the
+machine.
 
 At bark-small's size the plain loop costs ~23 s of compute per second of audio on 2 cores: scale down with
 --jobs, --segments (segments per job, from the start of the text) and --tokens.
@@ -174,8 +175,11 @@ def free_port() -> int:
 def run_service(service: Service, text: str, jobs: int, timeout_s: float) -> dict[str, Any]:
     start = time.monotonic()
     ids = [service.submit(text, seed=index + 1) for index in range(jobs - 1)]
-    # The last job arrives while the others run: once one of them is running (or at once when it is alone).
-    while ids and not any(service.job(job_id)["status"] != "queued" for job_id in ids):
+    # The last job arrives while the others run: once each of them has stored its first segment (or at once when it
+    # is alone), so its time to first audio is that of a job arriving mid-run, not one queued behind their starts.
+    while ids and not all(service.job(job_id)["progress"]["segments_done"] >= 1 for job_id in ids):
+        if time.monotonic() - start > timeout_s:
+            raise SystemExit(f"no first audio after {timeout_s:.0f} s; raise --timeout or scale down")
         time.sleep(0.2)
     probe_submitted = time.monotonic()
     probe = service.submit(text, seed=jobs)
@@ -297,7 +301,8 @@ def report(args: argparse.Namespace, checkpoint: Path, text: str, served: dict, 
         f"{len(served['segments'])} segments each, {args.tokens} semantic tokens per segment, voice {VOICE}"
     )
     print(
-        f"service (default settings: gunicorn + runworkers, BARK_DTYPE=auto -> {served['dtype']}): "
+        f"service (default settings: gunicorn + runworkers, "
+        f"BARK_DTYPE={os.environ.get('BARK_DTYPE', 'auto')} -> {served['dtype']}): "
         f"{served['audio']:.1f} s of audio in {served['wall']:.1f} s (model loads included): "
         f"{service_rate:.3f} audio s per s; peak memory {served['peak_rss'] / gib:.2f} GiB (all processes)"
     )

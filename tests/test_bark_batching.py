@@ -136,6 +136,7 @@ def arrive_during(bark_engine, monkeypatch, owner, name: str, when) -> dict:
         watched = "thread" not in arrived and when(*args)
         if watched:
             next(units)
+            submitted.clear()  # set by the long job's own submission
             short = SynthesisOptions(voice="v2/pl_speaker_1", **GREEDY)
             arrived["thread"], arrived["box"] = run_in_thread(bark_engine.synthesize, TEXTS[:1], short)
             while not submitted.wait(0.01):

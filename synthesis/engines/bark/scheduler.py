@@ -15,7 +15,7 @@ prompt and sampling. One scheduler thread owns the model and loops over three ki
    its audio goes to its stream.
 
 So a job that arrives while others run waits at most one unit (a row's prefill, a decode step or a fine-stage pass:
-under a second for bark-small on a 2-core CPU) before its first segment starts; that segment runs ahead of the
+about a second at most for bark-small on a 2-core CPU) before its first segment starts; that segment runs ahead of the
 others, and the job's later segments share every window with them.
 
 Batched work runs in batches of at most `max_rows`; on out-of-memory the batch is rolled back, `max_rows` halves

@@ -151,8 +151,8 @@ def attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale
     """softmax(QK^T * scale) V over whole sequences, through torch's fused kernel (scaled_dot_product_attention).
 
     The library's eager attention builds the (B, heads, L, L) scores, masks, softmaxes and multiplies in separate
-    passes; over a coarse window's ~890 positions that was 75% of a prefill with int8 weights (40% in float32) on a
-    2-core Xeon, and the fused kernel is 5-6x faster (docs/bark-batching.md). Same sums, another order: results
+    passes; over a coarse window's ~890 positions that was 75% of a prefill with int8 weights (40% in float32) on 2
+    AMD EPYC cores, and the fused kernel is 5-6x faster (docs/bark-batching.md). Same sums, another order: results
     differ from the library's in the last bits (about 1e-6 in float32)."""
     return torch.nn.functional.scaled_dot_product_attention(query, key, value, is_causal=causal, scale=scale)
 

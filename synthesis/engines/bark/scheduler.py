@@ -194,7 +194,7 @@ class Scheduler:
         self._in_batches(new_firsts, self._run_semantic)  # a row that fails here leaves self._rows (_fail_rows)
         in_windows = {id(row) for window in self._windows for row in window.rows}
         self._open_semantic([row for row in self._rows if row.window is None and id(row) not in in_windows])
-        in_windows = {id(row) for window in self._windows for row in window.rows}
+        # (The semantic windows just opened hold rows without coarse state, which _coarse_left leaves out anyway.)
         waiting = [row for row in self._rows if _coarse_left(row) and id(row) not in in_windows]
         # First audio before throughput: while some job waits for its first segment, only those rows run, and the
         # open windows wait. On a CPU a window's cost grows with its rows (the prefill is compute-bound), so a late

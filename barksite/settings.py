@@ -216,7 +216,8 @@ RATELIMIT_VIEW = "synthesis.api.errors.ratelimited"
 BARK_MODELS_AVAILABLE = env_tristate("BARK_MODELS_AVAILABLE", "auto")
 BARK_MODEL = env_str("BARK_MODEL", "suno/bark-small")
 BARK_DEVICE = env_choice("BARK_DEVICE", "auto", {"auto", "cpu", "cuda", "mps"})
-# Bark's weights: auto = float16 on CUDA, bfloat16 on CPUs with AMX, else float32 (docs/precision.md).
+# Bark's weights: auto = float16 on CUDA, bfloat16 on CPUs with AMX or where bf16 measures 2x faster than float32 at
+# load, else float32 (docs/precision.md).
 BARK_DTYPE = env_choice("BARK_DTYPE", "auto", {"auto", "float32", "bfloat16", "float16", "int8"})
 # A benchmarking knob, not for production: every Bark segment gets exactly this many semantic tokens (random-weight
 # checkpoints never stop by themselves). 0 (the default) leaves the checkpoint's own limits; 768 is Bark's cap.
@@ -224,6 +225,10 @@ BARK_FORCE_SEMANTIC_TOKENS = env_int("BARK_FORCE_SEMANTIC_TOKENS", 0, minimum=0,
 # Bark segments generated together at most, across all running jobs (one batch on one device). 8 suits a 2-core CPU
 # (docs/bark-batching.md); a GPU wants more (bench/gpu.sh). A batch that runs out of memory is split by itself.
 BARK_MAX_BATCH = env_int("BARK_MAX_BATCH", 8, minimum=1, maximum=256)
+# Coarse tokens Bark generates per window before it re-reads its whole context. 60, Bark's default, gives exactly the
+# library's tokens; up to 138 (upstream Bark's own bound with its 630-token history) re-reads less often, which is
+# faster and changes the tokens (docs/bark-batching.md, "Longer coarse windows").
+BARK_COARSE_WINDOW = env_int("BARK_COARSE_WINDOW", 60, minimum=60, maximum=138)
 BARK_DEFAULT_ENGINE = env_choice("BARK_DEFAULT_ENGINE", "auto", {"auto", "bark", "piper"})
 BARK_MAX_QUEUE_SIZE = env_int("BARK_MAX_QUEUE_SIZE", 8, minimum=1)
 BARK_MAX_CONCURRENCY = env_int("BARK_MAX_CONCURRENCY", 4, minimum=1, maximum=64)

@@ -12,7 +12,7 @@ import torch
 
 from synthesis.engines import SynthesisCancelled, SynthesisOptions
 from synthesis.engines.bark import decode
-from synthesis.engines.bark.stages import Sampling
+from synthesis.engines.bark.stages import MIN_EOS_P, Sampling
 from tests.fixtures_bark import GREEDY, TEXTS
 
 
@@ -50,6 +50,32 @@ def test_rows_with_different_voices_and_history_lengths_give_the_library_tokens_
             coarse = stages.coarse(semantic, library_prompt, greedy)
             assert np.array_equal(tokens.semantic, semantic[0])
             assert np.array_equal(tokens.coarse, coarse[0])
+
+
+def test_semantic_rows_that_outgrow_the_decode_cache_block_keep_the_library_tokens(bark_engine):
+    # 150 and 100 tokens: the decode cache starts a block (KVCache.GROWTH) past the prompt and grows as rows do.
+    stages, greedy = bark_engine.stages, Sampling(0.0, 0.0)
+    prompts = [bark_engine._voice_prompt(voice, SynthesisOptions()) for voice in ("v2/en_speaker_1", None)]
+    texts, lengths = ["Hello there.", "A second, longer sentence."], [150, 100]
+
+    with torch.inference_mode():
+        inputs = bark_engine._processor(texts)
+        text_ids = stages.text_rows(inputs["input_ids"], inputs["attention_mask"])
+        rows = [stages.row(ids, prompt, greedy) for ids, prompt in zip(text_ids, prompts, strict=True)]
+        for row, length in zip(rows, lengths, strict=True):
+            row.min_new_tokens = row.max_new_tokens = length
+        together = decode.semantic(stages.model, stages._configs(), rows, MIN_EOS_P)
+        alone = []
+        for text, prompt, length in zip(texts, prompts, lengths, strict=True):
+            single = bark_engine._processor([text])
+            library_prompt = stages.prompt_tensors(prompt)
+            ids, mask = single["input_ids"], single["attention_mask"]
+            alone.append(
+                stages.semantic(ids, mask, library_prompt, greedy, min_new_tokens=length, max_new_tokens=length)[0]
+            )
+
+    assert [len(tokens) for tokens in together] == lengths
+    assert all(np.array_equal(a, b) for a, b in zip(together, alone, strict=True))
 
 
 def test_coarse_rows_of_different_lengths_and_voices_keep_exactly_the_library_codes_of_each_alone(bark_engine):

@@ -9,7 +9,7 @@ import torch
 from synthesis.engines import EngineUnavailable, SynthesisOptions, get_engine
 from synthesis.engines.bark.checkpoint import TINY_SEMANTIC_TOKENS
 from synthesis.engines.bark.engine import BarkEngine
-from synthesis.engines.bark.precision import PrecisionError, choose_dtype, cpu_flags
+from synthesis.engines.bark.precision import PrecisionError, bf16_speedup, choose_dtype, cpu_flags
 
 XEON = frozenset({"avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile"})
 EPYC_ZEN3 = frozenset({"avx2", "fma", "sse4_2"})
@@ -25,7 +25,6 @@ def samples_for(semantic_tokens: int) -> int:
         ("cuda", frozenset(), "float16"),
         ("cuda:1", XEON, "float16"),
         ("cpu", XEON, "bfloat16"),
-        ("cpu", frozenset({"avx512f", "avx512_bf16", "avx512_vnni"}), "float32"),  # bf16 measured slower there
         ("cpu", frozenset({"amx_bf16"}), "bfloat16"),
         ("cpu", EPYC_ZEN3, "float32"),
         ("cpu", frozenset(), "float32"),
@@ -33,7 +32,23 @@ def samples_for(semantic_tokens: int) -> int:
     ],
 )
 def test_auto_picks_float16_on_cuda_bfloat16_on_cpus_with_amx_and_float32_otherwise(device, flags, expected):
-    assert choose_dtype("auto", device, flags) == expected
+    assert choose_dtype("auto", device, flags, speedup=lambda: pytest.fail("no measurement needed")) == expected
+
+
+AVX512_BF16 = frozenset({"avx512f", "avx512_bf16", "avx512_vnni"})
+
+
+@pytest.mark.parametrize(
+    ("speedup", "expected"), [(4.0, "bfloat16"), (2.0, "bfloat16"), (1.9, "float32"), (0.7, "float32")]
+)
+def test_auto_on_a_cpu_with_avx512_bf16_alone_picks_bfloat16_only_where_it_measures_clearly_faster(speedup, expected):
+    assert choose_dtype("auto", "cpu", AVX512_BF16, speedup=lambda: speedup) == expected
+
+
+def test_the_bf16_measurement_is_a_positive_ratio_taken_once_per_process():
+    first = bf16_speedup()
+
+    assert first > 0 and bf16_speedup() == first
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16", "int8"])

@@ -34,6 +34,7 @@ def run_check(**env: str) -> subprocess.CompletedProcess:
         ("DATABASE_URL", "nonsense://x", "DATABASE_URL is not a valid database URL"),
         ("BARK_BROKER_URL", "amqp://127.0.0.1", "BARK_BROKER_URL='amqp://127.0.0.1' is not a Redis URL"),
         ("BARK_BREAKER_WHILE_OPEN", "panic", "BARK_BREAKER_WHILE_OPEN='panic' is not one of fail, queue"),
+        ("BARK_COARSE_WINDOW", "200", "BARK_COARSE_WINDOW=200 is out of range; it must be between 60 and 138"),
     ],
 )
 def test_a_bad_environment_variable_stops_start_up_with_a_message_naming_it(variable, value, message):

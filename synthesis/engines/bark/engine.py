@@ -32,7 +32,7 @@ from synthesis.engines.bark.loading import LoadPlan
 from synthesis.engines.bark.precision import PrecisionError
 from synthesis.engines.bark.prompts import PROMPT_KEYS, VoicePromptError, validate_prompt
 from synthesis.engines.bark.scheduler import MAX_ROWS, Scheduler, Segment, Stream
-from synthesis.engines.bark.stages import BarkStages, BarkTokens, Sampling
+from synthesis.engines.bark.stages import COARSE_WINDOW, BarkStages, BarkTokens, Sampling
 
 DEFAULT_SAMPLE_RATE = 24_000
 
@@ -62,6 +62,7 @@ class BarkEngine(Engine):
             dtype=settings.BARK_DTYPE,
             force_semantic_tokens=settings.BARK_FORCE_SEMANTIC_TOKENS,
             max_batch=settings.BARK_MAX_BATCH,
+            coarse_window=settings.BARK_COARSE_WINDOW,
         )
 
     def __init__(
@@ -73,6 +74,7 @@ class BarkEngine(Engine):
         dtype: str = "float32",
         force_semantic_tokens: int = 0,
         max_batch: int = MAX_ROWS,
+        coarse_window: int = COARSE_WINDOW,
     ) -> None:
         self._model_id = model
         # BARK_DTYPE: a name from precision.DTYPES; `auto` is resolved for the device at load (see choose_dtype).
@@ -85,6 +87,8 @@ class BarkEngine(Engine):
         # (and costing a full window per segment); False (the default) runs it on each segment's real length.
         self.fine_full_window = fine_full_window
         self.max_batch = max_batch  # rows generated together at most (the scheduler halves it on out-of-memory)
+        # BARK_COARSE_WINDOW: coarse tokens per sliding window; Bark's 60 is exact, more is faster and changes tokens.
+        self.coarse_window = coarse_window
         self._requested_device = device
         self._mode = mode
         self.sample_rate = DEFAULT_SAMPLE_RATE
@@ -164,7 +168,8 @@ class BarkEngine(Engine):
         if self._mode == "false":
             return False, "disabled by BARK_MODELS_AVAILABLE=false"
         if self._model is not None:
-            return True, f"loaded {self._model_id} on {self._device} in {self._dtype}"
+            window = f", coarse windows of {self.coarse_window} tokens" if self.coarse_window != COARSE_WINDOW else ""
+            return True, f"loaded {self._model_id} on {self._device} in {self._dtype}{window}"
         if self._load_error is not None:
             return False, self._load_error
         try:
@@ -199,8 +204,16 @@ class BarkEngine(Engine):
         if self.force_semantic_tokens:
             semantic_config = model.generation_config.semantic_config
             semantic_config["min_new_tokens"] = semantic_config["max_new_tokens"] = self.force_semantic_tokens
+        stages = BarkStages(model, plan.device)
+        if self.coarse_window > stages.coarse_window_limit():
+            raise EngineUnavailable(
+                f"BARK_COARSE_WINDOW={self.coarse_window} does not fit {self._model_id}'s coarse model: its positions "
+                f"allow windows of at most {stages.coarse_window_limit()} tokens."
+            )
+        # The library's coarse loop and barksite's (decode.py) both read the window from the generation config.
+        model.generation_config.coarse_acoustics_config["sliding_window_len"] = self.coarse_window
         self._processor = processor
-        self._stages = BarkStages(model, plan.device)
+        self._stages = stages
         self._device = plan.device
         self._dtype = plan.dtype
         self.sample_rate = int(

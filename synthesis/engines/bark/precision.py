@@ -1,22 +1,31 @@
 """Which number format Bark's weights use (BARK_DTYPE), chosen for the hardware, and converting a loaded model to it.
 
-`auto` picks float16 on CUDA, bfloat16 on CPUs with AMX-BF16 tiles and float32 elsewhere: on a Xeon with AVX512-BF16
-but no AMX, and on an EPYC without either, bf16 was slower than fp32 end to end. Weights are converted in place
-(`model.to(dtype)`), not run under `torch.autocast`, which was twice as slow per decode step. `int8` quantizes the
-Linear layers of the three token models dynamically (CPU only). The codec always stays in float32: it costs well
-under 1% of a generation, and its output is the audio itself. Measurements behind these choices: docs/precision.md.
+`auto` picks float16 on CUDA, bfloat16 on CPUs with AMX-BF16 tiles, and on CPUs with AVX512-BF16 alone bfloat16 only
+where a matrix product measured at load shows it clearly faster than float32: on a 2-core AMD EPYC (Zen 5) bf16 ran
+Bark 2-3x faster than fp32, on a Xeon with the same flag but no AMX 1.3-1.5x slower, so the flag cannot tell. Weights
+are converted in place (`model.to(dtype)`), not run under `torch.autocast`, which was twice as slow per decode step.
+`int8` quantizes the Linear layers of the three token models dynamically (CPU only). The codec always stays in
+float32: it costs well under 1% of a generation, and its output is the audio itself. Measurements behind these
+choices: docs/precision.md.
 """
 
 from __future__ import annotations
 
+import functools
+import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
 # CPU flags (as /proc/cpuinfo names them) of units that make bf16 matrix products faster than fp32 in practice.
-# AVX512-BF16 alone is not enough: bark-small ran 1.3-1.5x slower in bf16 than in fp32 on such a Xeon.
 BF16_CPU_FLAGS = frozenset({"amx_bf16"})
+# AVX512-BF16 alone: faster on some CPUs and slower on others (see the module docstring), so `auto` measures.
+BF16_MAYBE_FLAGS = frozenset({"avx512_bf16"})
+# How much faster a bf16 matrix product must be than a float32 one for `auto` to take bf16 (the probe is noisy, and
+# bf16 changes the tokens: it must buy a clear gain). The EPYC measured 4x, the Xeon without AMX about 1x.
+BF16_MIN_SPEEDUP = 2.0
 # The sub-models whose weights change format; the codec (`codec_model`) stays float32.
 TOKEN_MODELS = ("semantic", "coarse_acoustics", "fine_acoustics")
 
@@ -41,8 +50,33 @@ def cpu_flags() -> frozenset[str]:
     return frozenset(flag for flag, present in probes.items() if present)
 
 
-def choose_dtype(requested: str, device: str, flags: frozenset[str]) -> str:
-    """The dtype to run: `requested` itself, or for `auto` the best for `device` and a CPU with these `flags`.
+@functools.cache
+def bf16_speedup() -> float:
+    """How many times faster this CPU multiplies bark-small-sized matrices in bf16 than in float32 (best of 3 each).
+
+    One MLP projection over a coarse window's prefill (887 x 768 by 768 x 3072), the shape that dominates Bark on a
+    CPU; about 0.2 s, once per process."""
+    import torch
+
+    def fastest(dtype: torch.dtype) -> float:
+        inputs, weights = torch.randn(887, 768, dtype=dtype), torch.randn(3072, 768, dtype=dtype)
+        torch.nn.functional.linear(inputs, weights)  # the first call sets up the kernel
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            torch.nn.functional.linear(inputs, weights)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    with torch.inference_mode():
+        return fastest(torch.float32) / fastest(torch.bfloat16)
+
+
+def choose_dtype(
+    requested: str, device: str, flags: frozenset[str], speedup: Callable[[], float] = bf16_speedup
+) -> str:
+    """The dtype to run: `requested` itself, or for `auto` the best for `device` and a CPU with these `flags`
+    (`speedup` measures bf16 against float32 where the flags cannot tell).
 
     Raises PrecisionError for a name outside DTYPES or a combination that cannot run.
     """
@@ -53,6 +87,8 @@ def choose_dtype(requested: str, device: str, flags: frozenset[str]) -> str:
         if on_cuda:
             return "float16"
         if device == "cpu" and flags & BF16_CPU_FLAGS:
+            return "bfloat16"
+        if device == "cpu" and flags & BF16_MAYBE_FLAGS and speedup() >= BF16_MIN_SPEEDUP:
             return "bfloat16"
         return "float32"
     if requested == "int8" and device != "cpu":

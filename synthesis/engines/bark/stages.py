@@ -17,6 +17,9 @@ import numpy as np
 if TYPE_CHECKING:
     from synthesis.engines.bark.decode import Row
 
+# Coarse tokens per sliding window in Bark (its generation config's sliding_window_len); BARK_COARSE_WINDOW can raise
+# it up to the positions left after the window's context (`coarse_window_limit`).
+COARSE_WINDOW = 60
 # The fine stage's temperature in Bark's own generate_audio; it is not exposed to users.
 FINE_TEMPERATURE = 0.5
 # Upstream Bark ends the semantic stage once EOS has this probability (its generate_text_semantic default).
@@ -101,6 +104,14 @@ class BarkStages:
             import torch
 
             torch.cuda.empty_cache()
+
+    def coarse_window_limit(self) -> int:
+        """The longest coarse window this checkpoint's positions allow: a window's context (the semantic window, the
+        infer token, the coarse history) and the window's tokens but the last, which is never fed back, must fit in
+        the coarse model's positions (for Bark, 1024 - 256 - 1 - 630 + 1 = 138, upstream's own bound)."""
+        _, coarse_config, _ = self._configs()
+        positions = self.model.coarse_acoustics.config.block_size
+        return positions - coarse_config.max_coarse_input_length - 1 - coarse_config.max_coarse_history + 1
 
     @property
     def codebook_size(self) -> int:
@@ -221,7 +232,7 @@ class BarkStages:
         buffer[0, n_history : n_history + frames, :n_coarse] = torch.from_numpy(coarse.T).to(self.device)
         temperature = sampling.fine_temperature
         for codebook in range(n_coarse, n_fine):
-            logits = fine_logits(self.model.fine_acoustics, codebook, buffer)[:, n_history:, :size]
+            logits = fine_logits(self.model.fine_acoustics, codebook, buffer, n_history)[..., :size]
             if temperature is None or temperature == 1.0:
                 predictions = torch.argmax(logits, -1)
             else:

@@ -119,6 +119,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=4, help="jobs at once")
     parser.add_argument("--plain", type=int, default=2, help="sentences for the plain loop")
     parser.add_argument("--dtype", default="auto", help="barksite's BARK_DTYPE (the plain loop stays float32)")
+    parser.add_argument("--coarse-window", type=int, default=60, help="barksite's BARK_COARSE_WINDOW (60: exact)")
     args = parser.parse_args()
 
     directory = args.checkpoint or Path(f"/tmp/bark-{args.arch}")
@@ -126,7 +127,12 @@ def main() -> None:
         build_bark_checkpoint(directory, arch=args.arch)
     before = rss_mb()
     engine = BarkEngine(
-        model=str(directory), device="cpu", mode="auto", dtype=args.dtype, force_semantic_tokens=args.semantic_tokens
+        model=str(directory),
+        device="cpu",
+        mode="auto",
+        dtype=args.dtype,
+        force_semantic_tokens=args.semantic_tokens,
+        coarse_window=args.coarse_window,
     )
     engine.load()
     Runner("unused", None, engine).warm_up()
@@ -134,7 +140,8 @@ def main() -> None:
     print(f"machine: {describe()}")
     print(
         f"checkpoint: {args.arch}; {args.semantic_tokens} semantic tokens per segment; barksite in {engine.dtype}, "
-        f"batches of up to {engine.max_batch}; the plain loop in float32; torch and the model {loaded - before:.0f} MB"
+        f"batches of up to {engine.max_batch}, coarse windows of {engine.coarse_window}; the plain loop in float32 "
+        f"(windows of 60); torch and the model {loaded - before:.0f} MB"
     )
 
     jobs = [[SENTENCES[(i + k) % len(SENTENCES)] for k in range(args.segments)] for i in range(args.jobs)]

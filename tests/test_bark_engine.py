@@ -13,8 +13,10 @@ from synthesis.engines import (
     SynthesisOptions,
     get_engine,
 )
+from synthesis.engines.bark import loading
 from synthesis.engines.bark.checkpoint import TINY_SEMANTIC_TOKENS
 from synthesis.engines.bark.engine import BarkEngine
+from synthesis.engines.bark.scheduler import Scheduler
 
 TINY_SAMPLES = int(np.floor(TINY_SEMANTIC_TOKENS * 75 / 49.9)) * 320
 
@@ -204,3 +206,30 @@ def test_get_engine_builds_bark_from_the_settings(tiny_bark):
 
     assert isinstance(engine, BarkEngine) and engine.model_id == str(tiny_bark)
     assert engine.health().ok
+
+
+def test_loading_runs_torch_on_one_thread_and_generation_on_the_processs_thread_count(tiny_bark_dir, monkeypatch):
+    # Only the scheduler's thread may run torch on several threads (loading.one_torch_thread says why).
+    engine = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto")
+    seen, read, scheduler_step = {}, loading.read, Scheduler._step
+
+    def reading(plan):
+        seen["loading"] = torch.get_num_threads()
+        return read(plan)
+
+    def stepping(self):
+        seen["scheduler"] = torch.get_num_threads()
+        return scheduler_step(self)
+
+    monkeypatch.setattr(loading, "read", reading)
+    monkeypatch.setattr(Scheduler, "_step", stepping)
+    suite_threads = torch.get_num_threads()  # bin/test runs one per test worker
+    torch.set_num_threads(2)
+    try:
+        engine.synthesize(["Hello."], SynthesisOptions(seed=1))
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(suite_threads)
+
+    assert seen == {"loading": 1, "scheduler": 2}
+    assert after == 2

@@ -120,6 +120,7 @@ class CausalDecoder:
         return merge_heads(attn, torch.matmul(torch.nn.functional.softmax(weights, dim=-1).to(value.dtype), value))
 
     def _forward(self, embeds: torch.Tensor, positions: torch.Tensor, cache: KVCache, slots, mask):
+        """A decode step through every block: one new position per row, written to its cache slot."""
         hidden = embeds + self.model.position_embeds_layer(positions)
         for index, block in enumerate(self.model.layers):
             hidden = hidden + self._attention(index, block.layernorm_1(hidden), cache, slots, mask)

@@ -195,9 +195,10 @@ class BarkEngine(Engine):
             self._load_error = None
 
     def _load(self) -> None:
-        plan = self._plan()
-        model, processor = loading.read(plan)
-        self._install(model, processor, plan)
+        with loading.one_torch_thread():  # the scheduler's thread alone runs torch on several (see there)
+            plan = self._plan()
+            model, processor = loading.read(plan)
+            self._install(model, processor, plan)
 
     def _install(self, model: Any, processor: Any, plan: LoadPlan) -> None:
         """Take a freshly read model into use; the engine counts as loaded once `_model` is set, last."""
@@ -395,7 +396,7 @@ class BarkEngine(Engine):
 
         self.load()
         try:
-            with self._generate_lock, torch.inference_mode():
+            with self._generate_lock, torch.inference_mode(), loading.one_torch_thread():
                 return self.stages.encode(waveform)
         except Exception as exc:
             raise EngineFailed(f"Bark could not encode the clip: {type(exc).__name__}: {exc}") from exc
@@ -406,7 +407,7 @@ class BarkEngine(Engine):
 
         self.load()
         try:
-            with self._generate_lock, torch.inference_mode():
+            with self._generate_lock, torch.inference_mode(), loading.one_torch_thread():
                 inputs = self._processor([text]).to(self._device)
                 (row,) = self.stages.semantic(
                     inputs["input_ids"],

@@ -8,9 +8,10 @@ never disagree. torch and transformers are imported inside the functions that ne
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,28 @@ def resolve_device(requested: str) -> str:
 def dtype_for(requested: str, device: str) -> str:
     """BARK_DTYPE resolved for `device` (PrecisionError when it cannot run there)."""
     flags = cpu_flags() if requested == "auto" and device == "cpu" else frozenset()
-    return choose_dtype(requested, device, flags)
+    with one_torch_thread():  # `auto` may time a matrix product here (precision.bf16_speedup)
+        return choose_dtype(requested, device, flags)
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one thread for the duration: for model work on any thread but the scheduler's (loading, the bf16
+    measurement, voice cloning), so that the scheduler's thread is the only one that runs torch on several.
+
+    torch's OpenMP runtime (libgomp) keeps a pool of worker threads for every thread that has run a parallel region;
+    once a process holds more such workers than it has CPUs, they all sleep between regions instead of spinning, and
+    each of the hundreds of small operations in a decode step pays a wake-up. Measured 2026-12-02 on 2 AMD EPYC cores
+    with int8 weights: a model loaded on the main thread with 2 threads, then run by the scheduler's thread, took 25
+    instead of 16.5 ms per batch-4 coarse step and 36 instead of 24 ms at batch 8 (docs/bark-batching.md)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def local_checkpoint(model: str) -> Path | None:

@@ -100,7 +100,13 @@ class Runner:
         self._listener = Listener(self.socket_path, family="AF_UNIX", authkey=authkey())
         os.chmod(self.socket_path, 0o600)
         health = self.engine.health()
-        self.state = {"state": "ready", "socket": self.socket_path, "device": health.device, "model": health.model}
+        self.state = {
+            "state": "ready",
+            "socket": self.socket_path,
+            "device": health.device,
+            "model": health.model,
+            "dtype": health.dtype,
+        }
         _set_state(**self.state)
         logger.info("Bark runner ready on %s", self.socket_path)
 
@@ -161,7 +167,8 @@ class Runner:
                     connection.send(("result", getattr(self.engine, request["op"])(*request["args"])))
                     return
                 segments, options = request["segments"], request["options"]
-                connection.send(("started", self.engine.sample_rate, self.engine.device, self.engine.model_id))
+                started = ("started", self.engine.sample_rate, self.engine.device, self.engine.model_id)
+                connection.send((*started, self.engine.dtype))
 
                 def on_segment(index: int, waveform: np.ndarray) -> bool:
                     connection.send(("segment", index, waveform))
@@ -211,6 +218,7 @@ class RemoteBarkEngine(Engine):
         self.socket_path = socket_path
         self.sample_rate = local.sample_rate
         self._device: str | None = None
+        self._dtype: str | None = None  # what the runner loaded (auto may measure the CPU: ask the one that ran)
 
     @property
     def model_id(self) -> str:
@@ -236,7 +244,7 @@ class RemoteBarkEngine(Engine):
 
     @property
     def dtype(self) -> str:
-        return self._local.dtype
+        return self._dtype or self._local.dtype
 
     def catalogue(self) -> list[CatalogueVoice]:
         return self._local.catalogue()
@@ -301,7 +309,7 @@ class RemoteBarkEngine(Engine):
                 while True:
                     message = connection.recv()
                     if message[0] == "started":
-                        self.sample_rate, self._device = message[1], message[2]
+                        self.sample_rate, self._device, self._dtype = message[1], message[2], message[4]
                     elif message[0] == "segment":
                         waveforms.append(message[2])
                         keep_going = on_segment is None or on_segment(message[1], message[2]) is not False

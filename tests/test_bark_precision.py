@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from transformers import BarkModel
 
 from synthesis.engines import EngineUnavailable, SynthesisOptions, get_engine
 from synthesis.engines.bark.checkpoint import TINY_SEMANTIC_TOKENS
@@ -83,6 +84,8 @@ def test_each_dtype_loads_and_generates_audio_of_the_exact_length_with_a_float32
     assert engine.dtype == dtype and engine.health().dtype == dtype
     assert engine.health().reason.endswith(f"on cpu in {dtype}")
     assert {parameter.dtype for parameter in model.codec_model.parameters()} == {torch.float32}
+    checkpoint_codec = BarkModel.from_pretrained(tiny_bark_dir).codec_model.state_dict()
+    assert all(torch.equal(value, checkpoint_codec[key]) for key, value in model.codec_model.state_dict().items())
     if dtype == "int8":
         quantized = [m for m in model.semantic.modules() if type(m).__module__.startswith("torch.ao.nn.quantized")]
         assert quantized, "the semantic model's Linear layers are quantized"

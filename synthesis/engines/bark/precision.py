@@ -114,6 +114,6 @@ def convert(model: Any, dtype: str) -> Any:
                 setattr(model, name, quantized)
         return model
     if dtype != "float32":
-        model.to(getattr(torch, dtype))
-        model.codec_model.float()
+        for name in TOKEN_MODELS:  # not model.to(): the codec's weights would be rounded through `dtype` and back
+            getattr(model, name).to(getattr(torch, dtype))
     return model

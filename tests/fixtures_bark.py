@@ -3,7 +3,9 @@ plugin: see conftest); what Bark's tests share."""
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from synthesis.engines.bark.checkpoint import build_bark_checkpoint
 from synthesis.engines.bark.engine import BarkEngine
@@ -25,3 +27,22 @@ def bark_engine(tiny_bark_dir: Path) -> BarkEngine:
     engine = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto")
     engine.load()
     return engine
+
+
+def coarse_together_and_alone(stages, prompts: list, semantic: list[np.ndarray]) -> tuple[list, list]:
+    """Greedy coarse codes of `semantic` rows (each with its prompt), batched by barksite and one by one by the
+    library: what the two give, row for row."""
+    from synthesis.engines.bark import decode
+    from synthesis.engines.bark.stages import Sampling
+
+    greedy, configs = Sampling(0.0, 0.0), stages._configs()
+    with torch.inference_mode():
+        rows = [
+            decode.coarse_row(stages.row(np.zeros(256, dtype=np.int64), prompt, greedy), tokens, configs, 1024)
+            for prompt, tokens in zip(prompts, semantic, strict=True)
+        ]
+        together = decode.coarse(stages.model, configs, rows, stages.codebook_size)
+        alone = [
+            stages.coarse([row], stages.prompt_tensors(p), greedy)[0] for row, p in zip(semantic, prompts, strict=True)
+        ]
+    return together, alone

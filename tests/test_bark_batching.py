@@ -13,7 +13,7 @@ import torch
 from synthesis.engines import SynthesisCancelled, SynthesisOptions
 from synthesis.engines.bark import decode
 from synthesis.engines.bark.stages import MIN_EOS_P, Sampling
-from tests.fixtures_bark import GREEDY, TEXTS
+from tests.fixtures_bark import GREEDY, TEXTS, coarse_together_and_alone
 
 
 def run_in_thread(target, *args) -> tuple[threading.Thread, dict]:
@@ -79,23 +79,13 @@ def test_semantic_rows_that_outgrow_the_decode_cache_block_keep_the_library_toke
 
 
 def test_coarse_rows_of_different_lengths_and_voices_keep_exactly_the_library_codes_of_each_alone(bark_engine):
-    stages, greedy = bark_engine.stages, Sampling(0.0, 0.0)
     rng = np.random.default_rng(0)
     semantic = [rng.integers(0, 10_000, size) for size in (40, 17, 90)]
     prompts = [
         bark_engine._voice_prompt(voice, SynthesisOptions()) for voice in ("v2/en_speaker_1", None, "v2/it_speaker_2")
     ]
-    configs = stages._configs()
 
-    with torch.inference_mode():
-        rows = [
-            decode.coarse_row(stages.row(np.zeros(256, dtype=np.int64), prompt, greedy), tokens, configs, 1024)
-            for prompt, tokens in zip(prompts, semantic, strict=True)
-        ]
-        together = decode.coarse(stages.model, configs, rows, stages.codebook_size)
-        alone = [
-            stages.coarse([row], stages.prompt_tensors(p), greedy)[0] for row, p in zip(semantic, prompts, strict=True)
-        ]
+    together, alone = coarse_together_and_alone(bark_engine.stages, prompts, semantic)
 
     assert [codes.shape for codes in together] == [(2, 60), (2, 25), (2, 135)]  # floor(T * 75 / 49.9) frames
     assert all(np.array_equal(a, b) for a, b in zip(together, alone, strict=True))

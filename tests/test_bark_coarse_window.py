@@ -4,12 +4,12 @@ is refused with a message."""
 
 import numpy as np
 import pytest
-import torch
 
 from synthesis.engines import EngineUnavailable, SynthesisOptions, get_engine
 from synthesis.engines.bark import decode
 from synthesis.engines.bark.engine import BarkEngine
-from synthesis.engines.bark.stages import COARSE_WINDOW, Sampling
+from synthesis.engines.bark.stages import COARSE_WINDOW
+from tests.fixtures_bark import coarse_together_and_alone
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +22,6 @@ def long_window_engine(tiny_bark_dir) -> BarkEngine:
 def test_a_longer_window_reads_the_context_fewer_times_and_matches_the_library_with_that_window(
     long_window_engine, monkeypatch
 ):
-    stages, greedy = long_window_engine.stages, Sampling(0.0, 0.0)
-    configs = stages._configs()
     prompts = [long_window_engine._voice_prompt(voice, SynthesisOptions()) for voice in ("v2/en_speaker_1", None)]
     semantic = [np.random.default_rng(1).integers(0, 10_000, size) for size in (120, 60)]  # 360 and 180 coarse tokens
     windows, read_window = [], decode.coarse_window_input
@@ -34,17 +32,9 @@ def test_a_longer_window_reads_the_context_fewer_times_and_matches_the_library_w
 
     monkeypatch.setattr(decode, "coarse_window_input", counting_windows)
 
-    with torch.inference_mode():
-        rows = [
-            decode.coarse_row(stages.row(np.zeros(256, dtype=np.int64), prompt, greedy), tokens, configs, 1024)
-            for prompt, tokens in zip(prompts, semantic, strict=True)
-        ]
-        together = decode.coarse(stages.model, configs, rows, stages.codebook_size)
-        alone = [
-            stages.coarse([row], stages.prompt_tensors(p), greedy)[0] for row, p in zip(semantic, prompts, strict=True)
-        ]
+    together, alone = coarse_together_and_alone(long_window_engine.stages, prompts, semantic)
 
-    assert configs[1].sliding_window_len == 138
+    assert long_window_engine.stages._configs()[1].sliding_window_len == 138
     assert sorted(windows) == [0, 0, 138, 138, 276]  # 3 windows for 360 tokens and 2 for 180, instead of 6 and 3
     assert [codes.shape for codes in together] == [(2, 180), (2, 90)]
     assert all(np.array_equal(a, b) for a, b in zip(together, alone, strict=True))

@@ -127,6 +127,8 @@ class BarkEngine(Engine):
         """The weights' format once loaded; before that, what BARK_DTYPE resolves to here (or the bad value itself)."""
         if self._dtype is not None:
             return self._dtype
+        if self._mode == "false" or self._import_problem is not None:  # cheap health: no torch for a measurement
+            return self._requested_dtype
         try:
             return loading.dtype_for(self._requested_dtype, self.device)
         except PrecisionError:

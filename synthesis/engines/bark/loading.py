@@ -100,9 +100,10 @@ def resolve_device(requested: str) -> str:
 
 def dtype_for(requested: str, device: str) -> str:
     """BARK_DTYPE resolved for `device` (PrecisionError when it cannot run there)."""
-    flags = cpu_flags() if requested == "auto" and device == "cpu" else frozenset()
+    if requested != "auto" or device != "cpu":
+        return choose_dtype(requested, device, frozenset())
     with one_torch_thread():  # `auto` may time a matrix product here (precision.bf16_speedup)
-        return choose_dtype(requested, device, flags)
+        return choose_dtype(requested, device, cpu_flags())
 
 
 @contextlib.contextmanager

@@ -98,34 +98,13 @@ class CausalDecoder:
         dtype = self.model.position_embeds_layer.weight.dtype
         return KVCache(len(self.model.layers), batch, self.heads, size, self.head_dim, dtype, self.device)
 
-    def _attention(self, layer: int, hidden: torch.Tensor, cache: KVCache, slots: torch.Tensor | None, mask):
-        """One block's attention. `slots` None: a prefill writing positions 0..L-1 of every row; else (B,) slots."""
-        attn = self.model.layers[layer].attn
-        batch = hidden.shape[0]
-        query, key, value = split_heads(attn, hidden, self.heads)
-        if slots is None:
-            cache.keys[layer, :, :, : key.shape[2]] = key
-            cache.values[layer, :, :, : key.shape[2]] = value
-            # A prefill's rows are right-padded, so the causal mask is each row's own: pad positions come after its
-            # last real one and are overwritten by its decode steps before any step reads them.
-            return merge_heads(attn, attention(query, key, value, self.scale, causal=True))
-        rows = torch.arange(batch, device=hidden.device)
-        cache.keys[layer, rows, :, slots] = key[:, :, 0]
-        cache.values[layer, rows, :, slots] = value[:, :, 0]
-        key, value = cache.keys[layer], cache.values[layer]  # the whole buffer (see KVCache), masked past each row
-        # A decode step: the library's eager attention, op for op (BarkSelfAttention._attn), with this batch's mask.
-        # (SDPA with a mask was no faster here for one query per row, and slower at batch 8 with int8 weights.)
-        weights = torch.matmul(query, key.transpose(-1, -2)) * self.scale
-        weights = weights.masked_fill(mask, torch.finfo(weights.dtype).min)
-        return merge_heads(attn, torch.matmul(torch.nn.functional.softmax(weights, dim=-1).to(value.dtype), value))
-
-    def _forward(self, embeds: torch.Tensor, positions: torch.Tensor, cache: KVCache, slots, mask):
-        """A decode step through every block: one new position per row, written to its cache slot."""
-        hidden = embeds + self.model.position_embeds_layer(positions)
-        for index, block in enumerate(self.model.layers):
-            hidden = hidden + self._attention(index, block.layernorm_1(hidden), cache, slots, mask)
-            hidden = hidden + block.mlp(block.layernorm_2(hidden))
-        return hidden
+    def _prefill_projections(self, layer: int, hidden: torch.Tensor, cache: KVCache):
+        """Query, key and value (B, heads, L, D) of block `layer` in a prefill; positions 0..L-1 of every row's keys
+        and values go to the cache."""
+        query, key, value = split_heads(self.model.layers[layer].attn, hidden, self.heads)
+        cache.keys[layer, :, :, : key.shape[2]] = key
+        cache.values[layer, :, :, : key.shape[2]] = value
+        return query, key, value
 
     def _prefill(self, embeds: torch.Tensor, lengths: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """Hidden states (B, H) at each row's last real position, with every position's keys and values cached.
@@ -139,11 +118,12 @@ class CausalDecoder:
         *blocks, last = self.model.layers
         hidden = embeds + self.model.position_embeds_layer(positions)
         for index, block in enumerate(blocks):
-            hidden = hidden + self._attention(index, block.layernorm_1(hidden), cache, None, None)
+            query, key, value = self._prefill_projections(index, block.layernorm_1(hidden), cache)
+            # Rows are right-padded, so the causal mask is each row's own: pad positions come after its last real
+            # one and are overwritten by its decode steps before any step reads them.
+            hidden = hidden + merge_heads(block.attn, attention(query, key, value, self.scale, causal=True))
             hidden = hidden + block.mlp(block.layernorm_2(hidden))
-        query, key, value = split_heads(last.attn, last.layernorm_1(hidden), self.heads)
-        cache.keys[len(blocks), :, :, :length] = key
-        cache.values[len(blocks), :, :, :length] = value
+        query, key, value = self._prefill_projections(len(blocks), last.layernorm_1(hidden), cache)
         rows = torch.arange(batch, device=self.device)
         query, hidden = query[rows, :, lengths - 1][:, :, None], hidden[rows, lengths - 1][:, None]
         # The last position attends to all of its row's positions: only the right padding is masked.
@@ -151,6 +131,20 @@ class CausalDecoder:
         output = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=keep, scale=self.scale)
         hidden = hidden + merge_heads(last.attn, output)
         return (hidden + last.mlp(last.layernorm_2(hidden)))[:, 0]
+
+    def _step_attention(self, layer: int, hidden: torch.Tensor, cache: KVCache, positions: torch.Tensor, mask):
+        """Block `layer`'s attention in a decode step: each row's one new position, written to its cache slot."""
+        attn = self.model.layers[layer].attn
+        query, key, value = split_heads(attn, hidden, self.heads)
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        cache.keys[layer, rows, :, positions] = key[:, :, 0]
+        cache.values[layer, rows, :, positions] = value[:, :, 0]
+        key, value = cache.keys[layer], cache.values[layer]  # the whole buffer (see KVCache), masked past each row
+        # The library's eager attention, op for op (BarkSelfAttention._attn), with this batch's mask.
+        # (SDPA with a mask was no faster here for one query per row, and slower at batch 8 with int8 weights.)
+        weights = torch.matmul(query, key.transpose(-1, -2)) * self.scale
+        weights = weights.masked_fill(mask, torch.finfo(weights.dtype).min)
+        return merge_heads(attn, torch.matmul(torch.nn.functional.softmax(weights, dim=-1).to(value.dtype), value))
 
     def prefill_steps(
         self, embeds: torch.Tensor, lengths: torch.Tensor, cache: KVCache
@@ -181,8 +175,10 @@ class CausalDecoder:
         cache.reserve(int(positions.max()) + 1)
         slots = torch.arange(cache.size, device=self.device)
         mask = (slots[None, :] > positions[:, None])[:, None, None, :]  # a row sees its own slots up to its position
-        embeds = self.model.input_embeds_layer(tokens)[:, None]
-        hidden = self._forward(embeds, positions[:, None], cache, positions, mask)
+        hidden = self.model.input_embeds_layer(tokens)[:, None] + self.model.position_embeds_layer(positions[:, None])
+        for index, block in enumerate(self.model.layers):
+            hidden = hidden + self._step_attention(index, block.layernorm_1(hidden), cache, positions, mask)
+            hidden = hidden + block.mlp(block.layernorm_2(hidden))
         return self.model.lm_head(self.model.layernorm_final(hidden[:, 0])).float()
 
 

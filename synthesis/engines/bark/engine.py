@@ -117,8 +117,7 @@ class BarkEngine(Engine):
         """The device in use once loaded; before that, the one `auto` would pick (or the one requested)."""
         if self._device is not None:
             return self._device
-        # A disabled engine's health must stay cheap: no torch import just to name a device.
-        if self._requested_device == "auto" and (self._mode == "false" or self._import_problem is not None):
+        if self._requested_device == "auto" and self._answers_without_torch:
             return "cpu"
         return loading.resolve_device(self._requested_device)
 
@@ -127,12 +126,18 @@ class BarkEngine(Engine):
         """The weights' format once loaded; before that, what BARK_DTYPE resolves to here (or the bad value itself)."""
         if self._dtype is not None:
             return self._dtype
-        if self._mode == "false" or self._import_problem is not None:  # cheap health: no torch for a measurement
+        if self._answers_without_torch:  # `auto` would measure the CPU with torch
             return self._requested_dtype
         try:
             return loading.dtype_for(self._requested_dtype, self.device)
         except PrecisionError:
             return self._requested_dtype
+
+    @property
+    def _answers_without_torch(self) -> bool:
+        """A disabled engine, or one that cannot import torch: its health must stay cheap, so the device and dtype it
+        names are the ones asked for, not resolved with torch."""
+        return self._mode == "false" or self._import_problem is not None
 
     @property
     def stages(self) -> BarkStages:
@@ -208,10 +213,10 @@ class BarkEngine(Engine):
             semantic_config = model.generation_config.semantic_config
             semantic_config["min_new_tokens"] = semantic_config["max_new_tokens"] = self.force_semantic_tokens
         stages = BarkStages(model, plan.device)
-        if self.coarse_window > stages.coarse_window_limit():
+        if self.coarse_window > (limit := stages.coarse_window_limit()):
             raise EngineUnavailable(
                 f"BARK_COARSE_WINDOW={self.coarse_window} does not fit {self._model_id}'s coarse model: its positions "
-                f"allow windows of at most {stages.coarse_window_limit()} tokens."
+                f"allow windows of at most {limit} tokens."
             )
         # The library's coarse loop and barksite's (decode.py) both read the window from the generation config.
         model.generation_config.coarse_acoustics_config["sliding_window_len"] = self.coarse_window

@@ -2,11 +2,11 @@
 
 `auto` picks float16 on CUDA, bfloat16 on CPUs with AMX-BF16 tiles, and on CPUs with AVX512-BF16 alone bfloat16 only
 where a matrix product measured at load shows it clearly faster than float32: on a 2-core AMD EPYC (Zen 5) bf16 ran
-Bark 2-3x faster than fp32, on a Xeon with the same flag but no AMX 1.3-1.5x slower, so the flag cannot tell. Weights
-are converted in place (`model.to(dtype)`), not run under `torch.autocast`, which was twice as slow per decode step.
-`int8` quantizes the Linear layers of the three token models dynamically (CPU only). The codec always stays in
-float32: it costs well under 1% of a generation, and its output is the audio itself. Measurements behind these
-choices: docs/precision.md.
+Bark 2-3x faster than fp32, on a Xeon with the same flag but no AMX 1.3-1.5x slower, so the flag cannot tell. The
+token models' weights are converted in place (`.to(dtype)`), not run under `torch.autocast`, which was twice as slow
+per decode step. `int8` quantizes the Linear layers of the three token models dynamically (CPU only). The codec
+always stays in float32: it costs well under 1% of a generation, and its output is the audio itself. Measurements
+behind these choices: docs/precision.md.
 """
 
 from __future__ import annotations

@@ -167,8 +167,8 @@ class Runner:
                     connection.send(("result", getattr(self.engine, request["op"])(*request["args"])))
                     return
                 segments, options = request["segments"], request["options"]
-                started = ("started", self.engine.sample_rate, self.engine.device, self.engine.model_id)
-                connection.send((*started, self.engine.dtype))
+                engine = self.engine
+                connection.send(("started", engine.sample_rate, engine.device, engine.model_id, engine.dtype))
 
                 def on_segment(index: int, waveform: np.ndarray) -> bool:
                     connection.send(("segment", index, waveform))

@@ -9,8 +9,9 @@ semantic_max_new_tokens`. The plain loop (`processor(sentence, voice_preset=...)
 loaded, in a process of its own) runs one job's sentences; all jobs share them, so its rate compares directly.
 The jobs are submitted once the Bark runner reports "ready" in /api/health (a service starts once, then serves; the
 start is printed apart, as the plain loop's load is). Printed: audio seconds per wall second for both (the whole
-machine is the compute either way), their ratio, time to first audio, and peak memory (the summed RSS of every
-service process; the plain process's own peak), with the machine.
+machine is the compute either way; the service's audio counted without the silences it puts between segments),
+their ratio, time to first audio, and peak memory (the summed RSS of every service process; the plain process's own
+peak), with the machine.
 
 At bark-small's size the plain loop costs ~23 s of compute per second of audio on 2 cores: scale down with
 --jobs, --segments (segments per job, from the start of the text) and --tokens.
@@ -232,7 +233,7 @@ def run_service(service: Service, text: str, jobs: int, timeout_s: float) -> dic
         raise SystemExit(f"{len(failed)} jobs did not complete; the first: {failed[0]['error']}")
     states = [finished[job_id] for job_id in ids]
     return {
-        "audio": sum(state["duration_s"] for state in states),
+        "audio": sum(speech_s(state) for state in states),
         "wall": wall,
         "first_audio": first_audio,
         "segments": states[0]["plan"]["segments"],
@@ -241,6 +242,19 @@ def run_service(service: Service, text: str, jobs: int, timeout_s: float) -> dic
         "ready_after": service.ready_after,
         "probe_waited": _when(probe_state["started_at"]) - _when(probe_state["submitted_at"]) if first_audio else None,
     }
+
+
+def speech_s(job: dict) -> float:
+    """The seconds of audio the engine generated for a finished job: its duration less the silences that the service
+    puts between its segments (SEGMENT_PAUSE_S, or the pause a control event set), which cost no compute."""
+    sys.path.insert(0, str(ROOT))
+    from synthesis.media.audio import SEGMENT_PAUSE_S
+
+    plan = job["plan"]
+    pauses_ms = {int(index): ms for index, ms in (plan.get("pauses_ms") or {}).items()}
+    last = len(plan["segments"]) - 1
+    silence = sum(pauses_ms[index] / 1000 if index in pauses_ms else SEGMENT_PAUSE_S for index in range(last))
+    return job["duration_s"] - silence - pauses_ms.get(last, 0) / 1000
 
 
 def _when(timestamp: str | None) -> float:

@@ -1,5 +1,6 @@
 """BARK_DTYPE: choosing the weights' number format for the hardware, converting the model, and generating in it."""
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,8 @@ AVX512_BF16 = frozenset({"avx512f", "avx512_bf16", "avx512_vnni"})
 
 
 @pytest.mark.parametrize(
-    ("speedup", "expected"), [(4.0, "bfloat16"), (2.0, "bfloat16"), (1.9, "float32"), (0.7, "float32")]
+    ("speedup", "expected"),
+    [(4.0, "bfloat16"), (2.2, "bfloat16"), (1.5, "bfloat16"), (1.4, "float32"), (0.7, "float32")],
 )
 def test_auto_on_a_cpu_with_avx512_bf16_alone_picks_bfloat16_only_where_it_measures_clearly_faster(speedup, expected):
     assert choose_dtype("auto", "cpu", AVX512_BF16, speedup=lambda: speedup) == expected
@@ -50,6 +52,29 @@ def test_the_bf16_measurement_is_a_positive_ratio_taken_once_per_process():
     first = bf16_speedup()
 
     assert first > 0 and bf16_speedup() == first
+
+
+def test_a_burst_of_load_during_the_bf16_timings_does_not_flip_the_measurement(monkeypatch):
+    # Stand-in products that take a known time: float32 20 ms, bf16 5 ms, and three bf16 timings in a row slowed by
+    # 100 ms, as when the rest of the service imports at the same moment. Timed in turns, the fastest of each wins.
+    bf16_calls = []
+
+    def linear(inputs, weights):
+        if inputs.dtype == torch.bfloat16:
+            bf16_calls.append(1)
+            time.sleep(0.005 + (0.1 if 2 <= len(bf16_calls) <= 4 else 0.0))
+        else:
+            time.sleep(0.02)
+
+    monkeypatch.setattr(torch.nn.functional, "linear", linear)
+    bf16_speedup.cache_clear()
+    try:
+        speedup = bf16_speedup()
+    finally:
+        bf16_speedup.cache_clear()
+
+    assert 3.0 < speedup < 4.5
+    assert choose_dtype("auto", "cpu", AVX512_BF16, speedup=lambda: speedup) == "bfloat16"
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16", "int8"])

@@ -23,9 +23,10 @@ DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
 BF16_CPU_FLAGS = frozenset({"amx_bf16"})
 # AVX512-BF16 alone: faster on some CPUs and slower on others (see the module docstring), so `auto` measures.
 BF16_MAYBE_FLAGS = frozenset({"avx512_bf16"})
-# How much faster a bf16 matrix product must be than a float32 one for `auto` to take bf16 (the probe is noisy, and
-# bf16 changes the tokens: it must buy a clear gain). The EPYC measured 4x, the Xeon without AMX about 1x.
-BF16_MIN_SPEEDUP = 2.0
+# How much faster a bf16 matrix product must be than a float32 one for `auto` to take bf16 (bf16 changes the tokens:
+# it must buy a clear gain). Measured: EPYC Zen 5 4x, EPYC Zen 4 2.2-3.2x, the Xeon without AMX about 1x.
+BF16_MIN_SPEEDUP = 1.5
+ROUNDS = 5  # timings of each format in the probe
 # The sub-models whose weights change format; the codec (`codec_model`) stays float32.
 TOKEN_MODELS = ("semantic", "coarse_acoustics", "fine_acoustics")
 
@@ -52,24 +53,26 @@ def cpu_flags() -> frozenset[str]:
 
 @functools.cache
 def bf16_speedup() -> float:
-    """How many times faster this CPU multiplies bark-small-sized matrices in bf16 than in float32 (best of 3 each).
+    """How many times faster this CPU multiplies bark-small-sized matrices in bf16 than in float32.
 
     One MLP projection over a coarse window's prefill (887 x 768 by 768 x 3072), the shape that dominates Bark on a
-    CPU; about 0.2 s, once per process."""
+    CPU, timed ROUNDS times in each format, the two formats taking turns, the fastest of each compared: the probe
+    runs while the rest of the service starts (gunicorn and the workers import at the same moment), and a burst of
+    that load must slow both formats alike, not flip the choice. About 0.3 s, once per process."""
     import torch
 
-    def fastest(dtype: torch.dtype) -> float:
-        inputs, weights = torch.randn(887, 768, dtype=dtype), torch.randn(3072, 768, dtype=dtype)
-        torch.nn.functional.linear(inputs, weights)  # the first call sets up the kernel
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            torch.nn.functional.linear(inputs, weights)
-            times.append(time.perf_counter() - start)
-        return min(times)
-
+    inputs = {dtype: torch.randn(887, 768, dtype=dtype) for dtype in (torch.float32, torch.bfloat16)}
+    weights = {dtype: torch.randn(3072, 768, dtype=dtype) for dtype in inputs}
+    fastest = dict.fromkeys(inputs, float("inf"))
     with torch.inference_mode():
-        return fastest(torch.float32) / fastest(torch.bfloat16)
+        for dtype in inputs:
+            torch.nn.functional.linear(inputs[dtype], weights[dtype])  # the first call sets up the kernel
+        for _ in range(ROUNDS):
+            for dtype in inputs:
+                start = time.perf_counter()
+                torch.nn.functional.linear(inputs[dtype], weights[dtype])
+                fastest[dtype] = min(fastest[dtype], time.perf_counter() - start)
+    return fastest[torch.float32] / fastest[torch.bfloat16]
 
 
 def choose_dtype(

@@ -1,6 +1,5 @@
 """BarkEngine on the tiny random-weight checkpoint: real transformers Bark code, real files, no network."""
 
-import platform
 import sys
 
 import numpy as np
@@ -234,21 +233,3 @@ def test_loading_runs_torch_on_one_thread_and_generation_on_the_processs_thread_
 
     assert seen == {"loading": 1, "scheduler": 2}
     assert after == 2
-
-
-@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="flush-to-zero is an x86 mode")
-def test_generation_computes_subnormal_floats_as_zero_and_leaves_the_callers_thread_alone(tiny_bark_dir, monkeypatch):
-    # x86 CPUs take a slow path on subnormals, which sampled rows meet (scheduler.Scheduler._loop says why).
-    engine = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto")
-    seen, scheduler_step = {}, Scheduler._step
-    subnormal = torch.tensor([1e-39])
-
-    def stepping(self):
-        seen["scheduler"] = (subnormal * 1.0).item()
-        return scheduler_step(self)
-
-    monkeypatch.setattr(Scheduler, "_step", stepping)
-    engine.synthesize(["Hello."], SynthesisOptions(seed=1))
-
-    assert seen == {"scheduler": 0.0}
-    assert (subnormal * 1.0).item() > 0

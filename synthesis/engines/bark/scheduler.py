@@ -149,11 +149,6 @@ class Scheduler:
     def _loop(self) -> None:
         import torch
 
-        # Subnormal floats (below ~1.2e-38) are computed as zero on this thread and on the OpenMP workers it starts
-        # (they inherit its floating-point mode). x86 CPUs take a slow path for every operation on a subnormal, and
-        # sampled rows meet them: 4 sampled jobs took 10-14% longer in bf16 and 8% in int8 without this on 2 EPYC cores
-        # (docs/bark-batching.md). Greedy tokens stay the library's (the batching tests run through this thread).
-        torch.set_flush_denormal(True)
         while True:
             with self._wake:
                 while not self._has_work():

@@ -41,3 +41,15 @@ def test_throughput_bench_refuses_sizes_the_service_cannot_take_with_a_clear_mes
     )
 
     assert result.returncode == 2 and "--jobs must be 1-8 (the default queue size)" in result.stderr
+
+
+def test_the_throughput_bench_counts_generated_speech_not_the_silences_between_segments(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import throughput
+
+    three_segments = {"segments": ["One.", "Two.", "Three."], "pauses_ms": {}}
+    # 3 segments of 1.2 s, the default 0.25 s between them; then a control event's 1 s pause after the first.
+    assert throughput.speech_s({"duration_s": 4.1, "plan": three_segments}) == pytest.approx(3.6)
+    with_event = {**three_segments, "pauses_ms": {"0": 1000}}
+    assert throughput.speech_s({"duration_s": 4.85, "plan": with_event}) == pytest.approx(3.6)
+    assert throughput.speech_s({"duration_s": 1.2, "plan": {"segments": ["One."]}}) == pytest.approx(1.2)

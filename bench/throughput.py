@@ -41,12 +41,12 @@ from machine import describe  # bench/machine.py (benchmarks run as scripts from
 from texts import text_of  # bench/texts.py
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the project's own helpers (segments, pauses), imported where they are used
 VOICE = "v2/en_speaker_6"
 
 
 def job_text(chars: int, segments: int | None) -> str:
     """The text of one job: `chars` characters, or only as many of its first segments as asked."""
-    sys.path.insert(0, str(ROOT))
     from synthesis.segments import split_text
 
     text = text_of(chars)
@@ -245,16 +245,14 @@ def run_service(service: Service, text: str, jobs: int, timeout_s: float) -> dic
 
 
 def speech_s(job: dict) -> float:
-    """The seconds of audio the engine generated for a finished job: its duration less the silences that the service
-    puts between its segments (SEGMENT_PAUSE_S, or the pause a control event set), which cost no compute."""
-    sys.path.insert(0, str(ROOT))
-    from synthesis.media.audio import SEGMENT_PAUSE_S
+    """The seconds of audio the engine generated for a finished job: its duration less the silences the service puts
+    after its segments (between them, or where a control event set a pause), which cost no compute."""
+    from synthesis.media.audio import pause_after_s
 
     plan = job["plan"]
-    pauses_ms = {int(index): ms for index, ms in (plan.get("pauses_ms") or {}).items()}
-    last = len(plan["segments"]) - 1
-    silence = sum(pauses_ms[index] / 1000 if index in pauses_ms else SEGMENT_PAUSE_S for index in range(last))
-    return job["duration_s"] - silence - pauses_ms.get(last, 0) / 1000
+    pauses_s = {int(index): ms / 1000 for index, ms in (plan.get("pauses_ms") or {}).items()}
+    count = len(plan["segments"])
+    return job["duration_s"] - sum(pause_after_s(index, count, pauses_s) for index in range(count))
 
 
 def _when(timestamp: str | None) -> float:

@@ -18,7 +18,7 @@ from django.http import StreamingHttpResponse
 from scipy.io import wavfile
 
 from synthesis.media import ffmpeg
-from synthesis.media.audio import SEGMENT_PAUSE_S, to_pcm16
+from synthesis.media.audio import pause_after_s, to_pcm16
 from synthesis.media.transcode import PCM_SAMPLE_RATE
 from synthesis.models import Job
 
@@ -61,15 +61,13 @@ def _follow(job_id: str, timeout_s: float) -> Iterator[tuple[np.ndarray, int]]:
             if whole is not None:
                 yield whole
             return
-        pauses_ms = job.get_plan().pauses_ms
+        pauses_s = {index: ms / 1000 for index, ms in job.get_plan().pauses_ms.items()}
         while sent < job.segments_done:
             segment = _read_wav(job, job.segment_name(sent))
             if segment is None:
                 return
             samples, rate = segment
-            is_last = sent == job.segments_total - 1
-            pause_s = pauses_ms[sent] / 1000 if sent in pauses_ms else (0.0 if is_last else SEGMENT_PAUSE_S)
-            silence = np.zeros(int(round(pause_s * rate)), dtype=np.int16)
+            silence = np.zeros(int(round(pause_after_s(sent, job.segments_total, pauses_s) * rate)), dtype=np.int16)
             yield np.concatenate([samples, silence]), rate
             sent += 1
         if job.status == Job.Status.COMPLETED or (job.segments_total and sent >= job.segments_total):

@@ -9,14 +9,19 @@ from scipy.io import wavfile
 SEGMENT_PAUSE_S = 0.25
 
 
+def pause_after_s(index: int, segments: int, pauses_s: dict[int, float]) -> float:
+    """Seconds of silence after segment `index` of `segments`: the pause `pauses_s` names for it (a control event's),
+    else SEGMENT_PAUSE_S between segments and none after the last."""
+    return pauses_s.get(index, 0.0 if index == segments - 1 else SEGMENT_PAUSE_S)
+
+
 def join_segments(
     waveforms: list[np.ndarray], sample_rate: int, pauses_s: dict[int, float] | None = None
 ) -> tuple[np.ndarray, list[tuple[float, float]]]:
     """Concatenate segments with a short silence between them.
 
-    `pauses_s` maps a segment index to the silence after it (default SEGMENT_PAUSE_S between segments,
-    none after the last). Returns the joined waveform and each segment's (start, end) in seconds, which
-    caption timings come from.
+    `pauses_s` maps a segment index to the silence after it (see `pause_after_s`). Returns the joined waveform
+    and each segment's (start, end) in seconds, which caption timings come from.
     """
     pauses_s = pauses_s or {}
     parts: list[np.ndarray] = []
@@ -27,8 +32,7 @@ def join_segments(
         spans.append((cursor / sample_rate, (cursor + len(waveform)) / sample_rate))
         parts.append(waveform)
         cursor += len(waveform)
-        is_last = index == len(waveforms) - 1
-        pause = pauses_s.get(index, 0.0 if is_last else SEGMENT_PAUSE_S)
+        pause = pause_after_s(index, len(waveforms), pauses_s)
         if pause > 0:
             silence = np.zeros(int(round(pause * sample_rate)), dtype=np.float32)
             parts.append(silence)

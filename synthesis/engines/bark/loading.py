@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from synthesis.engines import EngineUnavailable
-from synthesis.engines.bark.precision import PrecisionError, choose_dtype, convert, cpu_flags
+from synthesis.engines.bark.precision import TOKEN_MODELS, PrecisionError, choose_dtype, convert, cpu_flags
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +183,8 @@ def read(plan: LoadPlan) -> tuple[Any, Any]:
     import torch
     from transformers import BarkModel, BarkProcessor
 
+    from synthesis.engines.bark.packing import pack_linear_layers
+
     _quiet_transformers()
     attention = _attention(plan)
     kwargs: dict[str, Any] = {
@@ -195,12 +197,15 @@ def read(plan: LoadPlan) -> tuple[Any, Any]:
         model = BarkModel.from_pretrained(plan.source, **kwargs)
         model = convert(model, plan.dtype).to(plan.device)
         model.eval()
+        # Last: a packed weight cannot move to another device or format. Only bf16 layers on a CPU are packed.
+        packed = pack_linear_layers([getattr(model, name) for name in TOKEN_MODELS])
         processor = BarkProcessor.from_pretrained(plan.source, local_files_only=plan.local is not None)
     except torch.cuda.OutOfMemoryError as exc:
         raise EngineUnavailable(f"Bark does not fit in {plan.device}'s memory in {plan.dtype}: {exc}") from exc
     except Exception as exc:
         raise EngineUnavailable(f"could not load Bark from {plan.source}: {type(exc).__name__}: {exc}") from exc
-    logger.info("Bark loaded from %s on %s (%s, %s)", plan.source, plan.device, plan.dtype, attention)
+    packing = ", Linear weights packed for oneDNN" if packed else ""
+    logger.info("Bark loaded from %s on %s (%s, %s%s)", plan.source, plan.device, plan.dtype, attention, packing)
     return model, processor
 
 

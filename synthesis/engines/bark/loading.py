@@ -183,6 +183,7 @@ def read(plan: LoadPlan) -> tuple[Any, Any]:
     import torch
     from transformers import BarkModel, BarkProcessor
 
+    from synthesis.engines.bark.memory import release_dead_weights, tensor_spans
     from synthesis.engines.bark.packing import pack_linear_layers
 
     _quiet_transformers()
@@ -195,10 +196,13 @@ def read(plan: LoadPlan) -> tuple[Any, Any]:
     }
     try:
         model = BarkModel.from_pretrained(plan.source, **kwargs)
+        loaded = tensor_spans([model])
         model = convert(model, plan.dtype).to(plan.device)
         model.eval()
-        # Last: a packed weight cannot move to another device or format. Only bf16 layers on a CPU are packed.
+        # Last: a packed weight cannot move to another device or format. Only bf16 and float32 CPU layers are packed.
         packed = pack_linear_layers([getattr(model, name) for name in TOKEN_MODELS])
+        # The weights converted, packed or moved to a GPU leave their pages of the checkpoint file behind.
+        release_dead_weights(loaded, [model])
         processor = BarkProcessor.from_pretrained(plan.source, local_files_only=plan.local is not None)
     except torch.cuda.OutOfMemoryError as exc:
         raise EngineUnavailable(f"Bark does not fit in {plan.device}'s memory in {plan.dtype}: {exc}") from exc

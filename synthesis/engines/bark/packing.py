@@ -1,20 +1,18 @@
-"""bf16 Linear layers with their weights stored in oneDNN's blocked layout, for decode steps on a CPU.
+"""Linear layers with their weights stored in oneDNN's blocked layout, for decode steps on a CPU.
 
 A decode step multiplies a few rows (one per segment in the batch) by every weight matrix of the model: it is bound
-by how fast the weights are read. `torch.nn.functional.linear` in bf16 reads a plain row-major weight and, measured
-on 2 AMD EPYC (Zen 4) cores, ran at 9-14 GB/s of the ~31 GB/s the memory gives; the same product through oneDNN with
-the weight reordered once into its blocked layout (`torch.ops.mkldnn._reorder_linear_weight`, what torch.compile's
-CPU backend does to frozen bf16 weights) ran 1.4-4.5x faster for 1-16 rows and up to 29% faster for a prefill's
-257-887 rows, with bitwise the same results (docs/precision.md). So the token models' Linear layers are swapped for
-`PackedLinear` once the model is in bf16 on a CPU, and only after a check that the packed product equals the plain
-one here.
+by how fast the weights are read. `torch.nn.functional.linear` reads a plain row-major weight and, for a few rows,
+ran far below the memory's speed: in bf16 on 2 AMD EPYC (Zen 4) cores at 9-14 GB/s of the ~31 GB/s there, in float32
+on 2 AMD EPYC (Zen 3) cores 3-4x slower for 2-8 rows than for one. The same product through oneDNN with the weight
+reordered once into its blocked layout (`torch.ops.mkldnn._reorder_linear_weight`, what torch.compile's CPU backend
+does to frozen weights) ran 1.4-4.5x (bf16, Zen 4) and 2.5-4x (float32, Zen 3) faster for 2-8 rows, and no slower
+for a prefill's hundreds (docs/precision.md). So the token models' Linear layers are swapped for `PackedLinear` once
+the model is in its format on a CPU, after a check on this CPU that the packed product agrees with the plain one:
+bitwise in bf16, to float32's rounding in float32 (below).
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import ctypes.util
 import logging
 from typing import Any
 
@@ -25,6 +23,13 @@ logger = logging.getLogger(__name__)
 # The row count oneDNN is told to expect when it picks the weight's layout; any count works with it. Decode steps,
 # where the layout matters, run 1-8 rows (BARK_MAX_BATCH's default).
 ROWS_HINT = 8
+
+# How far the packed product may be from torch's, as a fraction of the largest output, per format. In bf16 oneDNN
+# gives torch's result bit for bit, so nothing less is accepted. In float32 no two kernels agree bitwise (they add
+# the products in different orders): torch itself gives a row computed in a batch about 5e-7 of the largest output
+# away from the same row computed alone, and oneDNN's packed product was 1e-6 away on the CPUs measured; 1e-5 admits
+# that rounding and nothing that would be an error.
+TOLERANCE = {torch.bfloat16: 0.0, torch.float32: 1e-5}
 
 
 class PackedLinear(torch.nn.Module):
@@ -44,44 +49,47 @@ class PackedLinear(torch.nn.Module):
 
 
 def pack_linear_layers(models: list[Any]) -> bool:
-    """Swap every bf16 `torch.nn.Linear` in `models` (on the CPU) for a `PackedLinear`; whether it was done.
+    """Swap every bf16 or float32 `torch.nn.Linear` in `models` (on the CPU) for a `PackedLinear`; whether it was done.
 
-    Nothing is swapped where oneDNN cannot run bf16 here, or where its packed product differs from the plain one by
-    a single bit on this CPU: the layers then stay as they were, which is only slower."""
+    Nothing is swapped where oneDNN cannot run the format here, or where its packed product is farther from the plain
+    one than TOLERANCE on this CPU: the layers then stay as they were, which is only slower."""
     layers = [
         (parent, name, child)
         for model in models
         for parent in model.modules()
         for name, child in parent.named_children()
-        if type(child) is torch.nn.Linear and child.weight.dtype == torch.bfloat16 and child.weight.device.type == "cpu"
+        if type(child) is torch.nn.Linear and child.weight.dtype in TOLERANCE and child.weight.device.type == "cpu"
     ]
-    if not layers or not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+    if not layers or not onednn_runs(probe_dtype := layers[0][2].weight.dtype):
         return False
     probe = layers[0][2]
     try:
         packed = PackedLinear(probe)
         with torch.inference_mode():
-            same = all(
-                torch.equal(packed(inputs), probe(inputs))
-                for inputs in (torch.randn(rows, probe.in_features, dtype=torch.bfloat16) for rows in (1, 4, 64))
+            agrees = all(
+                within(packed(inputs), probe(inputs), TOLERANCE[probe_dtype])
+                for inputs in (torch.randn(rows, probe.in_features, dtype=probe_dtype) for rows in (1, 4, 64))
             )
     except RuntimeError as exc:  # an op this build of torch lacks
-        logger.info("bf16 Linear layers left unpacked: oneDNN's packed product failed here (%s)", exc)
+        logger.info("Linear layers left unpacked: oneDNN's packed product failed here (%s)", exc)
         return False
-    if not same:
-        logger.info("bf16 Linear layers left unpacked: oneDNN's packed product differs from torch's on this CPU")
+    if not agrees:
+        logger.info("Linear layers left unpacked: oneDNN's packed product differs from torch's on this CPU")
         return False
     for parent, name, child in layers:
         setattr(parent, name, PackedLinear(child))
-    del layers, probe, packed, child  # the last references to the plain weights, before their memory goes back
-    release_freed_heap()
     return True
 
 
-def release_freed_heap() -> None:
-    """Hand the memory of the dropped plain weights back to the system. glibc keeps freed blocks in the process's
-    heap; measured with bark-small, the process held 3187 MB after packing and 2709 MB after this (its size before
-    packing). A no-op where the C library is not glibc."""
-    # No C library found, or one without malloc_trim (musl, macOS): nothing to do.
-    with contextlib.suppress(OSError, AttributeError, TypeError):
-        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
+def onednn_runs(dtype: torch.dtype) -> bool:
+    if not torch.backends.mkldnn.is_available():
+        return False
+    return dtype != torch.bfloat16 or bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def within(packed: torch.Tensor, plain: torch.Tensor, tolerance: float) -> bool:
+    """Whether every output of `packed` is within `tolerance` x the largest output of `plain` (0: bitwise equal)."""
+    if tolerance == 0.0:
+        return torch.equal(packed, plain)
+    largest = plain.abs().max().item()
+    return bool((packed - plain).abs().max().item() <= tolerance * largest)

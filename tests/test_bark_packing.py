@@ -47,31 +47,17 @@ def test_a_cpu_model_packs_every_linear_layer_of_the_token_models_and_leaves_the
     assert {parameter.dtype for parameter in model.codec_model.parameters()} == {torch.float32}
 
 
-@needs_onednn_bf16
-def test_packed_layers_give_bitwise_the_tokens_and_audio_of_the_plain_bf16_model(tiny_bark_dir, monkeypatch):
-    packed = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto", dtype="bfloat16")
-    packed_audio = synthesize(packed)
-    monkeypatch.setattr(packing, "pack_linear_layers", lambda models: False)
-    plain = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto", dtype="bfloat16")
-    plain_audio = synthesize(plain)
-
-    assert linear_layers(plain.stages.model.semantic, torch.nn.Linear)
-    assert linear_layers(packed.stages.model.semantic, torch.nn.Linear) == []
-    for packed_run, plain_run in zip(packed.last_run, plain.last_run, strict=True):
-        assert np.array_equal(packed_run.tokens.semantic, plain_run.tokens.semantic)
-        assert np.array_equal(packed_run.tokens.coarse, plain_run.tokens.coarse)
-        assert np.array_equal(packed_run.tokens.fine, plain_run.tokens.fine)
-    assert all(np.array_equal(a, b) for a, b in zip(packed_audio, plain_audio, strict=True))
-
-
-@needs_onednn
-def test_packed_float32_layers_give_the_tokens_of_the_plain_float32_model_and_its_audio_to_rounding(
-    tiny_bark_dir, monkeypatch
+@pytest.mark.parametrize(
+    ("dtype", "audio_tolerance"),
+    [pytest.param("bfloat16", 0.0, marks=needs_onednn_bf16), pytest.param("float32", 1e-4, marks=needs_onednn)],
+)
+def test_packed_layers_give_the_plain_models_tokens_and_its_audio_bitwise_in_bf16_and_to_rounding_in_float32(
+    tiny_bark_dir, monkeypatch, dtype, audio_tolerance
 ):
-    packed = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto", dtype="float32")
+    packed = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto", dtype=dtype)
     packed_audio = synthesize(packed)
     monkeypatch.setattr(packing, "pack_linear_layers", lambda models: False)
-    plain = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto", dtype="float32")
+    plain = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto", dtype=dtype)
     plain_audio = synthesize(plain)
 
     assert linear_layers(plain.stages.model.semantic, torch.nn.Linear)
@@ -81,7 +67,7 @@ def test_packed_float32_layers_give_the_tokens_of_the_plain_float32_model_and_it
         assert np.array_equal(packed_run.tokens.coarse, plain_run.tokens.coarse)
         assert np.array_equal(packed_run.tokens.fine, plain_run.tokens.fine)
     for packed_wave, plain_wave in zip(packed_audio, plain_audio, strict=True):
-        np.testing.assert_allclose(packed_wave, plain_wave, rtol=0, atol=1e-4)
+        np.testing.assert_allclose(packed_wave, plain_wave, rtol=0, atol=audio_tolerance)
 
 
 def test_int8_models_keep_their_quantized_layers(tiny_bark_dir):

@@ -100,10 +100,13 @@ def main() -> None:
     parser.add_argument("--semantic-tokens", type=int, help="force this many semantic tokens per segment")
     parser.add_argument("--segments", type=int, help="measure only the first K segments and extrapolate")
     parser.add_argument("--voice", default="v2/en_speaker_6", help="a preset, or 'none' to carry segment 1's voice")
-    parser.add_argument("--modes", default="batched,library")
+    parser.add_argument("--modes", default="batched,library", help=f"comma-separated, of: {', '.join(MODES)}")
     parser.add_argument("--repeat", type=int, default=1, help="runs per mode; the fastest is reported (noisy hosts)")
     parser.add_argument("--dtype", default="float32", help="BARK_DTYPE for the engine (auto, float32, int8, ...)")
     args = parser.parse_args()
+    modes = args.modes.split(",")
+    if unknown := [mode for mode in modes if mode not in MODES]:
+        parser.error(f"--modes: no mode {', '.join(unknown)}; the modes are {', '.join(MODES)}")
 
     directory = args.checkpoint or Path(tempfile.mkdtemp(prefix=f"bark-{args.arch}-"))
     if not (directory / "config.json").is_file():
@@ -137,7 +140,6 @@ def main() -> None:
     if len(measured) < len(segments):
         print(f"measuring the first {len(measured)} segments; totals for all {len(segments)} are extrapolated")
 
-    modes = args.modes.split(",")
     best: dict[str, dict[str, Any]] = {}
     # Round-robin, so that a burst of load elsewhere on the host hits every mode alike.
     for _ in range(args.repeat):

@@ -26,13 +26,15 @@ Span = tuple[int, int]  # [start, end) addresses
 
 
 def tensor_spans(models: Iterable[Any]) -> set[Span]:
-    """Where the parameters and buffers of `models` lie in memory (CPU tensors only)."""
-    return {
-        (tensor.data_ptr(), tensor.data_ptr() + tensor.untyped_storage().nbytes())
+    """Where the storages of the parameters and buffers of `models` lie in memory (CPU tensors only). A storage,
+    not the tensor: a view starts inside its storage, and tied weights share one."""
+    storages = (
+        tensor.untyped_storage()
         for model in models
         for tensor in (*model.parameters(), *model.buffers())
-        if tensor.device.type == "cpu" and tensor.untyped_storage().nbytes()
-    }
+        if tensor.device.type == "cpu"
+    )
+    return {(storage.data_ptr(), storage.data_ptr() + storage.nbytes()) for storage in storages if storage.nbytes()}
 
 
 def release_dead_weights(loaded: set[Span], models: Iterable[Any]) -> None:

@@ -60,15 +60,18 @@ def pack_linear_layers(models: list[Any]) -> bool:
         for name, child in parent.named_children()
         if type(child) is torch.nn.Linear and child.weight.dtype in TOLERANCE and child.weight.device.type == "cpu"
     ]
-    if not layers or not onednn_runs(probe_dtype := layers[0][2].weight.dtype):
+    if not layers:
         return False
-    probe = layers[0][2]
+    probe = layers[0][2]  # the token models are converted as one, so the first layer's format is every layer's
+    dtype = probe.weight.dtype
+    if not onednn_runs(dtype):
+        return False
     try:
         packed = PackedLinear(probe)
         with torch.inference_mode():
             agrees = all(
-                within(packed(inputs), probe(inputs), TOLERANCE[probe_dtype])
-                for inputs in (torch.randn(rows, probe.in_features, dtype=probe_dtype) for rows in (1, 4, 64))
+                within(packed(inputs), probe(inputs), TOLERANCE[dtype])
+                for inputs in (torch.randn(rows, probe.in_features, dtype=dtype) for rows in (1, 4, 64))
             )
     except RuntimeError as exc:  # an op this build of torch lacks
         logger.info("Linear layers left unpacked: oneDNN's packed product failed here (%s)", exc)

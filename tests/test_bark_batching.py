@@ -91,6 +91,34 @@ def test_coarse_rows_of_different_lengths_and_voices_keep_exactly_the_library_co
     assert all(np.array_equal(a, b) for a, b in zip(together, alone, strict=True))
 
 
+def count_pauses(steps) -> tuple[int, torch.Tensor]:
+    pauses = 0
+    while True:
+        try:
+            next(steps)
+            pauses += 1
+        except StopIteration as done:
+            return pauses, done.value
+
+
+def test_a_prefill_and_a_fine_pass_pause_after_every_block_so_a_new_job_waits_for_one_block(bark_engine):
+    model = bark_engine.stages.model
+    decoder = decode.CausalDecoder(model.coarse_acoustics)
+    lengths = torch.tensor([300, 200])
+
+    with torch.inference_mode():
+        embeds = decoder.model.input_embeds_layer(torch.randint(0, 10_000, (2, 300), generator=torch.Generator()))
+        prefill_pauses, logits = count_pauses(decoder.prefill_steps(embeds, lengths, decoder.new_cache(2, 300)))
+        codes = torch.randint(0, 1024, (1, 120, 8), generator=torch.Generator())
+        fine_pauses, fine = count_pauses(decode.fine_logits_steps(model.fine_acoustics, 2, codes, start=20))
+
+    # Each row of a CPU prefill goes alone: a pause after each of its blocks but the last, and one after the row.
+    assert prefill_pauses == 2 * len(decoder.model.layers)
+    assert logits.shape == (2, decoder.model.lm_head.out_features) and torch.isfinite(logits).all()
+    assert fine_pauses == len(model.fine_acoustics.layers) - 1
+    assert fine.shape == (1, 100, model.fine_acoustics.lm_heads[0].out_features)
+
+
 def test_two_jobs_running_at_once_share_batches_and_each_gets_what_it_gets_alone(bark_engine):
     first = SynthesisOptions(voice="v2/en_speaker_1", **GREEDY)
     second = SynthesisOptions(voice="v2/de_speaker_2", **GREEDY)

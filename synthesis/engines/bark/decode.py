@@ -106,8 +106,11 @@ class CausalDecoder:
         cache.values[layer, :, :, : key.shape[2]] = value
         return query, key, value
 
-    def _prefill(self, embeds: torch.Tensor, lengths: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """Hidden states (B, H) at each row's last real position, with every position's keys and values cached.
+    def _prefill(
+        self, embeds: torch.Tensor, lengths: torch.Tensor, cache: KVCache
+    ) -> Generator[None, None, torch.Tensor]:
+        """Hidden states (B, H) at each row's last real position, with every position's keys and values cached,
+        pausing (yielding) after each block but the last.
 
         Every block but the last runs on all positions. The last one caches its keys and values for all of them too
         but computes attention and the MLP only at the last position, the one whose logits are sampled: the other
@@ -123,6 +126,7 @@ class CausalDecoder:
             # one and are overwritten by its decode steps before any step reads them.
             hidden = hidden + merge_heads(block.attn, attention(query, key, value, self.scale, causal=True))
             hidden = hidden + block.mlp(block.layernorm_2(hidden))
+            yield
         query, key, value = self._prefill_projections(len(blocks), last.layernorm_1(hidden), cache)
         rows = torch.arange(batch, device=self.device)
         query, hidden = query[rows, :, lengths - 1][:, :, None], hidden[rows, lengths - 1][:, None]
@@ -150,22 +154,23 @@ class CausalDecoder:
         self, embeds: torch.Tensor, lengths: torch.Tensor, cache: KVCache
     ) -> Generator[None, None, torch.Tensor]:
         """Logits (B, V) at each row's last real position (`embeds` (B, L, H) is right-padded past `lengths`),
-        pausing (yielding) after each group of rows.
+        pausing (yielding) after each block of the model.
 
-        On a CPU the rows go through one at a time, each cut to its own length: a prefill is compute-bound there, so
-        this costs no speed, no padding is computed, one row's activations are all that is held at once, and the
-        scheduler can pause between rows. A GPU takes the batch at once."""
+        The pauses are where the scheduler can start a job that just arrived: a whole coarse-window prefill (887
+        positions) took 3.2 s in float32 on 2 slow AMD EPYC (Zen 2) cores, one block a twelfth of that. Pausing
+        changes nothing in the arithmetic. On a CPU the rows go through one at a time, each cut to its own length: a
+        prefill is compute-bound there, so this costs no speed, no padding is computed and one row's activations are
+        all that is held at once. A GPU takes the batch at once."""
         batch = embeds.shape[0]
         if self.device.type == "cuda":
-            last = self._prefill(embeds, lengths, cache)
+            last = yield from self._prefill(embeds, lengths, cache)
             yield
         else:
             hidden = []
             for row in range(batch):
                 length = int(lengths[row])
-                hidden.append(
-                    self._prefill(embeds[row : row + 1, :length], lengths[row : row + 1], cache.rows(row, row + 1))
-                )
+                row_embeds, row_cache = embeds[row : row + 1, :length], cache.rows(row, row + 1)
+                hidden.append((yield from self._prefill(row_embeds, lengths[row : row + 1], row_cache)))
                 yield
             last = torch.cat(hidden)
         return self.model.lm_head(self.model.layernorm_final(last)).float()
@@ -206,9 +211,12 @@ def attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale
     return torch.nn.functional.scaled_dot_product_attention(query, key, value, is_causal=causal, scale=scale)
 
 
-def fine_logits(model: Any, codebook: int, codes: torch.Tensor, start: int = 0) -> torch.Tensor:
+def fine_logits_steps(
+    model: Any, codebook: int, codes: torch.Tensor, start: int = 0
+) -> Generator[None, None, torch.Tensor]:
     """`BarkFineModel(codebook, codes).logits[:, start:]` (B, L - start, V) through the model's own modules, with
-    `attention`.
+    `attention`, pausing (yielding) after each block but the last (a pass over a segment's ~600 frames took about
+    2 s in float32 on 2 Zen 2 cores: a job arriving meanwhile waits for one block, not the pass).
 
     `codes` (B, L, 8): codebooks 0..`codebook` are embedded and summed; the model is non-causal, every frame sees all.
     The last block runs its attention queries and its MLP only from `start` on (the frames whose codes are predicted;
@@ -223,6 +231,7 @@ def fine_logits(model: Any, codebook: int, codes: torch.Tensor, start: int = 0) 
         query, key, value = split_heads(block.attn, block.layernorm_1(hidden), heads)
         hidden = hidden + merge_heads(block.attn, attention(query, key, value, scale, causal=False))
         hidden = hidden + block.mlp(block.layernorm_2(hidden))
+        yield
     query, key, value = split_heads(last.attn, last.layernorm_1(hidden), heads)
     hidden = hidden[:, start:] + merge_heads(last.attn, attention(query[:, :, start:], key, value, scale, causal=False))
     hidden = hidden + last.mlp(last.layernorm_2(hidden))
@@ -265,7 +274,8 @@ def semantic(model: Any, configs: tuple[Any, Any, Any], rows: list[Row], min_eos
 def semantic_steps(
     model: Any, configs: tuple[Any, Any, Any], rows: list[Row], min_eos_p: float | None
 ) -> Generator[None, None, list[np.ndarray]]:
-    """`semantic`, pausing (yielding) after each row's prefill and each decode step; returns the tokens."""
+    """`semantic`, pausing (yielding) in its prefill (see `CausalDecoder.prefill_steps`) and after each decode step;
+    returns the tokens."""
     config = configs[0]
     decoder = CausalDecoder(model.semantic)
     device, history_length = decoder.device, config.max_input_semantic_length
@@ -398,8 +408,9 @@ def coarse_window(model: Any, configs: tuple[Any, Any, Any], rows: list[CoarseRo
 def coarse_window_steps(
     model: Any, configs: tuple[Any, Any, Any], rows: list[CoarseRow], codebook_size: int
 ) -> Generator[None, None, None]:
-    """`coarse_window`, pausing (yielding) after each row's prefill and each decode step, so that the scheduler can
-    run a newly arrived job's first segment in between and come back; each row's tokens are appended as they come."""
+    """`coarse_window`, pausing (yielding) in its prefill (after each block) and after each decode step, so that the
+    scheduler can run a newly arrived job's first segment in between and come back; each row's tokens are appended as
+    they come."""
     semantic_config, coarse_config, _ = configs
     decoder = CausalDecoder(model.coarse_acoustics)
     first, second = semantic_config.semantic_vocab_size, semantic_config.semantic_vocab_size + codebook_size

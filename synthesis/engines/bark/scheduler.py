@@ -8,15 +8,15 @@ prompt and sampling. One scheduler thread owns the model and loops over three ki
    in flight (their semantic stage, batched, runs one unit at a time like a coarse window, below). A stream's first
    segment runs alone until it is delivered (first audio early);
 2. one 60-token coarse window for every row in the coarse stage, batched, whatever job or voice it belongs to, run
-   one unit (a row's prefill, a decode step) per loop; when a job's first segment arrives, the open windows pause
-   and that segment's windows run at once, then the open windows go on where they were;
+   one unit (a block of a row's prefill, a decode step) per loop; when a job's first segment arrives, the open
+   windows pause and that segment's windows run at once, then the open windows go on where they were;
 3. the fine stage and the codec for each row whose coarse codes are complete (first segments first; a job arriving
-   meanwhile pauses it after the current codebook's pass, and it goes on once that job's first segment is out);
-   its audio goes to its stream.
+   meanwhile pauses it after the current block of a codebook's pass, and it goes on once that job's first segment is
+   out); its audio goes to its stream.
 
-So a job that arrives while others run waits at most one unit (a row's prefill, a decode step or a fine-stage pass:
-about a second at most for bark-small on a 2-core CPU) before its first segment starts; that segment runs ahead of the
-others, and the job's later segments share every window with them.
+So a job that arrives while others run waits at most one unit (one transformer block of a prefill or of a fine-stage
+pass, or one decode step: about 0.3 s at most for bark-small in float32 on a slow 2-core CPU) before its first
+segment starts; that segment runs ahead of the others, and the job's later segments share every window with them.
 
 Batched work runs in batches of at most `max_rows`; on out-of-memory the batch is rolled back, `max_rows` halves
 (down to 1) and the same rows run again in smaller batches, so a device that cannot hold a batch slows down instead
@@ -126,7 +126,7 @@ class Scheduler:
         self._model_lock = lock  # the engine's: encode_clip and semantic_tokens use the model from other threads
         self._streams: list[Stream] = []
         self._rows: list[InFlight] = []
-        self._windows: list[OpenWindow] = []  # coarse windows open, run a unit (row prefill, decode step) at a time
+        self._windows: list[OpenWindow] = []  # coarse windows open, run a unit (prefill block, decode step) at a time
         self._wake = threading.Condition()
         self._arrivals = itertools.count()
         # The most jobs whose rows shared one coarse window so far (for tests and benchmarks).
@@ -183,7 +183,8 @@ class Scheduler:
 
     def _step(self) -> None:
         """One unit of work: admit new rows, then either a newly arrived job's first segments (a whole window), or
-        one row's prefill or one decode step of the open windows, or open the next windows; then finish rows."""
+        one block of a row's prefill or one decode step of the open windows, or open the next windows; then finish
+        rows."""
         with self._wake:  # submit() appends to the streams from other threads
             self._drop_cancelled()
             admitted = self._admit()
@@ -210,8 +211,8 @@ class Scheduler:
 
     def _finish_done(self) -> None:
         """The fine stage and codec of every row whose coarse codes are complete, first segments first. A job that
-        arrives meanwhile pauses this after the current codebook's pass (the rest go on at later steps), so it waits
-        for one pass at most, and nothing else is finished until its first segment is."""
+        arrives meanwhile pauses this after the current block of a codebook's pass (the rest go on at later steps), so
+        it waits for one block at most, and nothing else is finished until its first segment is."""
         done = [row for row in self._rows if row.window is not None and not _coarse_left(row)]
         done.sort(key=lambda row: (row.stream.delivered > 0, -row.stream.priority, row.stream.order))
         # While a job's first segment is still generating, the others' fine stages wait for it too.
@@ -363,7 +364,7 @@ class Scheduler:
 
     def _finish(self, row: InFlight) -> bool:
         """Run `row`'s fine stage and codec and deliver its audio; False if a new job arrived first (the fine stage
-        pauses between codebook passes and goes on at a later step)."""
+        pauses after each block of each codebook pass and goes on at a later step)."""
         from synthesis.engines.bark import decode
 
         spec = row.spec

@@ -201,7 +201,8 @@ class BarkStages:
         full_window: bool = False,
         generator: Any = None,
     ) -> Generator[None, None, np.ndarray]:
-        """Fine codes (8, F) for one item's coarse codes (2, F), pausing (yielding) after each codebook's pass.
+        """Fine codes (8, F) for one item's coarse codes (2, F), pausing (yielding) after each block of each
+        codebook's pass and between passes.
 
         transformers (like upstream Bark) pads every item to the fine model's 1024-frame window; the model is
         non-causal, so those pad frames are attended to and cost as much as real ones. Here the window is the item's
@@ -211,7 +212,7 @@ class BarkStages:
         """
         import torch
 
-        from synthesis.engines.bark.decode import fine_logits
+        from synthesis.engines.bark.decode import fine_logits_steps
 
         _, coarse_config, fine_config = self._configs()
         n_coarse, n_fine, size = coarse_config.n_coarse_codebooks, fine_config.n_fine_codebooks, self.codebook_size
@@ -232,7 +233,7 @@ class BarkStages:
         buffer[0, n_history : n_history + frames, :n_coarse] = torch.from_numpy(coarse.T).to(self.device)
         temperature = sampling.fine_temperature
         for codebook in range(n_coarse, n_fine):
-            logits = fine_logits(self.model.fine_acoustics, codebook, buffer, n_history)[..., :size]
+            logits = (yield from fine_logits_steps(self.model.fine_acoustics, codebook, buffer, n_history))[..., :size]
             if temperature is None or temperature == 1.0:
                 predictions = torch.argmax(logits, -1)
             else:

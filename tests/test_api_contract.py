@@ -13,8 +13,8 @@ from tests.processes import ROOT, call, create_api_key, service_env, web_and_wor
 
 pytestmark = pytest.mark.live
 
-# Bounded to about a minute and a half on 2 CPU cores; every operation still gets its examples and coverage cases.
-MAX_TIME_S = 60
+# Bounded to about a minute on 2 CPU cores; every operation still gets its examples and coverage cases.
+MAX_TIME_S = 40
 EXAMPLES = 15
 
 

@@ -10,6 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.live  # it starts gunicorn and the workers, on a SQLite database of its own
 def test_throughput_bench_serves_jobs_runs_the_plain_loop_and_prints_rates_ratio_first_audio_and_memory(
     tiny_bark_dir,
 ):

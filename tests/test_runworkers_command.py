@@ -24,8 +24,8 @@ from tests.processes import drop_redis_keys, redis_broker_env, service_env, star
 pytestmark = pytest.mark.live
 
 READY = "Workers running"
-# Long enough (about 2 minutes of speech) that Piper is still on it, on a quiet machine, when the test kills or stops.
-LONG = " ".join(f"This is sentence {n} of a text long enough to keep a worker busy for a while." for n in range(30))
+# Long enough (about a minute of speech) that Piper is still on it, on a quiet machine, when the test kills or stops.
+LONG = " ".join(f"This is sentence {n} of a text long enough to keep a worker busy for a while." for n in range(16))
 
 
 def worker_env(tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -22,9 +22,6 @@ def runner_state(env: dict[str, str]) -> str:
 
 def test_a_cluster_runs_bark_jobs_of_two_workers_through_one_warm_runner(tmp_path: Path, tiny_bark_dir: Path):
     env = service_env(tmp_path, BARK_MODEL=str(tiny_bark_dir), BARK_MAX_CONCURRENCY="2")
-    # Known issue: with OMP_NUM_THREADS=1 in qcluster's environment the runner it starts does not come up (not
-    # understood yet); the runner picks its own threads anyway.
-    env.pop("OMP_NUM_THREADS", None)
     cluster = start([sys.executable, "manage.py", "qcluster"], env, tmp_path / "qcluster.log")
     try:
         # The runner listens once loaded and warmed up (seconds on an idle machine; minutes on a loaded one).
@@ -61,3 +58,5 @@ def test_a_cluster_runs_bark_jobs_of_two_workers_through_one_warm_runner(tmp_pat
     assert state == "ready" and len(runners) == 1
     assert rows == [("completed", "", "cpu")] * 2, (tmp_path / "qcluster.log").read_text()[-3000:]
     assert not any(runner.is_running() for runner in runners), "the runner stops with the cluster"
+    # The group's SIGTERM stops the runner too: an expected exit, not a crash to restart it for.
+    assert "the Bark runner exited" not in (tmp_path / "qcluster.log").read_text()

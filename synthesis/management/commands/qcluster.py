@@ -2,13 +2,16 @@
 
 With BARK_RUNNER=auto and Bark able to run here, the runner starts before the cluster forks its workers, so every
 worker sends its Bark segments there (they share batches, and no worker loads a model). The runner is restarted if it
-dies, and stopped with the cluster; it also exits on its own if this process disappears (e.g. SIGKILL).
+dies, and stopped with the cluster; it also exits on its own if this process disappears (e.g. SIGKILL). A stop signal
+to the whole process group (Ctrl-C, systemd) stops it at the same moment as the cluster: that exit is expected, and
+the runner is not started again while the service stops.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -56,14 +59,20 @@ class RunnerProcess:
         while not self._stopping.is_set():
             assert self.process is not None
             code = self.process.wait()
-            if self._stopping.is_set():
+            # A stop signal to the whole process group (Ctrl-C, systemd) reaches the runner as it reaches this
+            # process, whose handler calls shutting_down(); give it that moment before calling the exit a failure.
+            # The wait is also what keeps a runner that cannot start from spinning.
+            if self._stopping.wait(2):
                 break
             logger.error("the Bark runner exited (code %s); starting it again", code)
-            self._stopping.wait(2)  # a runner that cannot start must not spin
             self.process = self._spawn()
 
-    def stop(self) -> None:
+    def shutting_down(self) -> None:
+        """The service is stopping: the runner's exit from now on is expected, and it is not started again."""
         self._stopping.set()
+
+    def stop(self) -> None:
+        self.shutting_down()
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -97,6 +106,8 @@ class Command(QclusterCommand):
         runner = start_runner()
         try:
             super().handle(*args, **options)
+            if runner is not None:  # django-q2's Cluster has installed its stop handlers by now
+                _tell_on_stop_signals(runner)
             # django-q2's handle returns as soon as the cluster runs (its sentinel is joined only at interpreter
             # exit), so the runner must stay until the cluster's own processes are gone.
             while runner is not None and _cluster_alive(runner):
@@ -104,6 +115,22 @@ class Command(QclusterCommand):
         finally:
             if runner is not None:
                 runner.stop()
+
+
+def _tell_on_stop_signals(runner: RunnerProcess) -> None:
+    """Make SIGTERM and SIGINT mark the runner as shutting down, then do what they did before (stop the cluster)."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(signum)
+
+        def handler(signum: int, frame: Any, previous: Any = previous) -> None:
+            runner.shutting_down()
+            if callable(previous):
+                previous(signum, frame)
+            elif previous == signal.SIG_DFL:
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+
+        signal.signal(signum, handler)
 
 
 def _cluster_alive(runner: RunnerProcess) -> bool:

@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import time
+from typing import Any
 
 import psutil
 from django import db
@@ -52,9 +53,16 @@ class Command(BaseCommand):
         runner = start_runner()  # before the fork: the workers send their Bark segments to it
         db.connections.close_all()  # the sentinel is forked next; it must not share our connection
         cluster = Cluster()
-        # Replace django-q2's handlers (installed by Cluster()): ours only records the signal.
-        signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
-        signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+
+        # Replace django-q2's handlers (installed by Cluster()): ours only records the signal, and tells the Bark
+        # runner, which a signal to the whole group stops too, that its exit is now expected.
+        def on_stop_signal(signum: int, frame: Any) -> None:
+            received.append(signum)
+            if runner is not None:
+                runner.shutting_down()
+
+        signal.signal(signal.SIGTERM, on_stop_signal)
+        signal.signal(signal.SIGINT, on_stop_signal)
         cluster.start()
         sentinel = cluster.sentinel
         self.stdout.write(

@@ -2,13 +2,13 @@
 
 import io
 import struct
-import time
 
 import numpy as np
 import pytest
 from django.core.management import call_command
 from scipy.io import wavfile
 
+from synthesis.api.openai import wait_for
 from synthesis.jobs import JobRequest, cancel_job, submit_job
 from synthesis.models import Job
 from synthesis.pipeline import run_claimed_job
@@ -193,12 +193,8 @@ def test_openai_speech_with_stream_true_sends_audio_while_the_job_runs(transacti
 
     assert response.status_code == 200 and response["Content-Type"] == "audio/wav"
     rate, samples = parse_stream_wav(b"".join(response.streaming_content))
-    job = Job.objects.get(pk=response["X-Job-Id"])
     # The stream ends with the last segment; the worker's thread then joins and stores the whole file.
-    deadline = time.monotonic() + 60
-    while job.status in Job.ACTIVE and time.monotonic() < deadline:
-        time.sleep(0.1)
-        job.refresh_from_db()
+    job = wait_for(Job.objects.get(pk=response["X-Job-Id"]), timeout_s=60)
     assert job.status == Job.Status.COMPLETED and job.segments_total == 2
     assert np.array_equal(samples, wavfile.read(io.BytesIO(job.audio.read()))[1])
 

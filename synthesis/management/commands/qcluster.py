@@ -118,7 +118,8 @@ class Command(QclusterCommand):
 
 
 def _tell_on_stop_signals(runner: RunnerProcess) -> None:
-    """Make SIGTERM and SIGINT mark the runner as shutting down, then do what they did before (stop the cluster)."""
+    """Make SIGTERM and SIGINT mark the runner as shutting down, then call the handler django-q2's `Cluster()`
+    installed for them (which stops the cluster)."""
     for signum in (signal.SIGTERM, signal.SIGINT):
         previous = signal.getsignal(signum)
 
@@ -126,9 +127,6 @@ def _tell_on_stop_signals(runner: RunnerProcess) -> None:
             runner.shutting_down()
             if callable(previous):
                 previous(signum, frame)
-            elif previous == signal.SIG_DFL:
-                signal.signal(signum, signal.SIG_DFL)
-                os.kill(os.getpid(), signum)
 
         signal.signal(signum, handler)
 

@@ -1,17 +1,21 @@
 """Audio made per second through the real service (gunicorn + `manage.py runworkers` with the project's default
 settings, the web API, the Bark engine) against a plain per-sentence `BarkModel.generate` loop, in the same run.
 
-N jobs of one ~2,000-character text are submitted at once through the API (the last of them once each of the others
-has stored its first segment, so its time to first audio is that of a job arriving while the others run). Random
-weights never stop by themselves, so every segment gets exactly `--tokens` semantic tokens: the service through
-BARK_FORCE_SEMANTIC_TOKENS (a benchmarking knob), the plain loop through `semantic_min_new_tokens ==
-semantic_max_new_tokens`. The plain loop (`processor(sentence, voice_preset=...)` then `model.generate`, float32 as
-loaded, in a process of its own) runs one job's sentences; all jobs share them, so its rate compares directly.
-The jobs are submitted once the Bark runner reports "ready" in /api/health (a service starts once, then serves; the
-start is printed apart, as the plain loop's load is). Printed: audio seconds per wall second for both (the whole
-machine is the compute either way; the service's audio counted without the silences it puts between segments),
-their ratio, time to first audio, and peak memory (the summed RSS of every service process; the plain process's own
-peak), with the machine.
+First one job alone, then N jobs of the same ~2,000-character text at once through the API (the last of them once
+each of the others has stored its first segment, so its time to first audio is that of a job arriving while the others
+run, to compare with the lone job's: one segment's generation). Random weights never stop by themselves, so every
+segment gets exactly `--tokens` semantic tokens: the service through BARK_FORCE_SEMANTIC_TOKENS (a benchmarking knob),
+the plain loop through `semantic_min_new_tokens == semantic_max_new_tokens`. The plain loop (`processor(sentence,
+voice_preset=...)` then `model.generate`, float32 as loaded, in a process of its own) runs one job's sentences; all
+jobs share them, so its rate compares directly. The jobs are submitted once the Bark runner reports "ready" in
+/api/health (a service starts once, then serves; the start is printed apart, as the plain loop's load is).
+
+Printed: audio seconds per wall second for the lone job, the N jobs and the plain loop (the whole machine is the
+compute either way; the service's audio counted without the silences it puts between segments), the ratios, time to
+first audio, the CPU seconds each part of the service used while the N jobs ran (the runner, which holds the model;
+the web; the workers), the runner's peak resident memory against its own once it had loaded the model (one copy of the
+model serves every job), and every service process's memory before and after the jobs as PSS (shared pages split among
+the processes sharing them; summed RSS would count torch's libraries once per process).
 
 At bark-small's size the plain loop costs ~23 s of compute per second of audio on 2 cores: scale down with
 --jobs, --segments (segments per job, from the start of the text) and --tokens.
@@ -34,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +78,9 @@ class Service:
             self.env.pop(name, None)  # the project's defaults: SQLite, the diskcache, torch's own thread count
         self.scratch = scratch
         self.processes: list[subprocess.Popen] = []
-        self.peak_rss = 0
+        self.peak_runner_rss = 0  # the most the runner (the one copy of the model) held while jobs ran
+        self.ready_runner_rss = 0  # what it held once ready, before any job
+        self.ready_memory: dict[str, int] = {}  # PSS by role, once the runner is ready and before any job
         self._sampling = True
 
     def __enter__(self) -> Service:
@@ -94,7 +101,6 @@ class Service:
                     command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
                 )  # fmt: skip
             )
-        threading.Thread(target=self._sample_memory, daemon=True).start()
         started = time.monotonic()
         try:
             self._wait_until_up(300)  # a loaded 2-core host takes a while to import torch twice
@@ -103,6 +109,10 @@ class Service:
             self.__exit__()  # __exit__ does not run when __enter__ raises: stop what was started
             raise
         self.ready_after = time.monotonic() - started
+        self.ready_memory = memory_by_role(self.process_table())
+        self.ready_runner_rss = self.runner_rss()
+        # Sampled from here on: loading converts and packs the weights, which peaks above what serving holds.
+        threading.Thread(target=self._sample_memory, daemon=True).start()
         return self
 
     def _wait_until_ready(self, timeout_s: float) -> None:
@@ -141,10 +151,23 @@ class Service:
             process.wait(timeout=15)
 
     def _sample_memory(self) -> None:
-        groups = {process.pid for process in self.processes}
+        # RSS from /proc/PID/status, a counter: PSS (smaps_rollup) walks the runner's page tables under its memory
+        # map's lock, and sampling that twice a second slowed the jobs measured here by a quarter.
         while self._sampling:
-            self.peak_rss = max(self.peak_rss, rss_of_groups(groups))
+            self.peak_runner_rss = max(self.peak_runner_rss, self.runner_rss())
             time.sleep(0.5)
+
+    def runner_rss(self) -> int:
+        for process in self.process_table(memory=False):
+            if process.role == "runner":
+                with contextlib.suppress(OSError, StopIteration):
+                    status = Path(f"/proc/{process.pid}/status").read_text().splitlines()
+                    return int(next(line for line in status if line.startswith("VmRSS:")).split()[1]) * 1024
+        return 0
+
+    def process_table(self, memory: bool = True) -> list[ServiceProcess]:
+        """Every process the service started (each main process leads a process group of its own)."""
+        return processes_of_groups({process.pid for process in self.processes}, memory)
 
     def request(self, method: str, path: str, body: dict | None = None) -> dict | None:
         try:
@@ -171,17 +194,52 @@ class Service:
         return answer
 
 
-def rss_of_groups(groups: set[int]) -> int:
-    """Summed resident memory (bytes) of every process whose process group is one of `groups`."""
-    total = 0
+@dataclass(frozen=True)
+class ServiceProcess:
+    pid: int
+    role: str  # "runner" (holds the model), "web" (gunicorn) or "workers" (runworkers, its cluster and workers)
+    cpu_s: float  # user + system CPU time so far
+    pss: int  # proportional set size (bytes): shared pages (libraries, forked memory) split among their sharers
+
+
+def processes_of_groups(groups: set[int], memory: bool = True) -> list[ServiceProcess]:
+    """The processes whose process group is one of `groups`, with their CPU time and memory.
+
+    Memory (unless `memory` is False) is the PSS of /proc/PID/smaps_rollup rather than RSS: every process of the
+    service maps torch's libraries, and the workers share their parent's pages, so summed RSS counts the same pages many
+    times over. Reading it costs the process read a walk of its page tables: take it between measurements."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after the command: state, ppid, pgrp, ...
+            if int(fields[2]) not in groups:
+                continue
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            rollup = (stat.parent / "smaps_rollup").read_text() if memory else ""
+        except OSError:  # gone meanwhile
             continue
-        if int(fields[2]) in groups:  # fields after the command: state, ppid, pgrp, ..., rss is the 22nd
-            total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-    return total
+        pss_kb = next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
+        role = "runner" if "bark_runner" in command else "web" if "gunicorn" in command else "workers"
+        cpu_s = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        found.append(ServiceProcess(int(stat.parent.name), role, cpu_s, pss_kb * 1024))
+    return found
+
+
+def memory_by_role(table: list[ServiceProcess]) -> dict[str, int]:
+    memory: dict[str, int] = {}
+    for process in table:
+        memory[process.role] = memory.get(process.role, 0) + process.pss
+    return memory
+
+
+def cpu_by_role(before: list[ServiceProcess], after: list[ServiceProcess]) -> dict[str, float]:
+    """CPU seconds each role used between two process tables (processes started meanwhile count from zero)."""
+    earlier = {process.pid: process.cpu_s for process in before}
+    cpu: dict[str, float] = {}
+    for process in after:
+        cpu[process.role] = cpu.get(process.role, 0.0) + process.cpu_s - earlier.get(process.pid, 0.0)
+    return cpu
 
 
 def free_port() -> int:
@@ -193,54 +251,66 @@ def free_port() -> int:
 
 
 def run_service(service: Service, text: str, jobs: int, timeout_s: float) -> dict[str, Any]:
-    start = time.monotonic()
+    """One job alone, then `jobs` jobs together (the last arriving while the others run); the figures of both."""
+    deadline = time.monotonic() + timeout_s
+    alone = watch(service, [], service.submit(text, seed=jobs + 1), deadline)  # its own seed: nothing to reuse
+    before = service.process_table(memory=False)
     ids = [service.submit(text, seed=index + 1) for index in range(jobs - 1)]
     # The last job arrives while the others run: once each of them has stored its first segment (or at once when it
     # is alone), so its time to first audio is that of a job arriving mid-run, not one queued behind their starts.
     while ids and not all(service.job(job_id)["progress"]["segments_done"] >= 1 for job_id in ids):
-        if time.monotonic() - start > timeout_s:
+        if time.monotonic() > deadline:
             raise SystemExit(f"no first audio after {timeout_s:.0f} s; raise --timeout or scale down")
-        time.sleep(0.2)
-    probe_submitted = time.monotonic()
-    probe = service.submit(text, seed=jobs)
-    ids.append(probe)
-    first_audio: float | None = None
-    probe_state: dict = {}
+        time.sleep(0.5)
+    together = watch(service, ids, service.submit(text, seed=jobs), deadline)
+    after = service.process_table()
+    return {
+        "alone": alone,
+        "together": together,
+        "segments": together["states"][0]["plan"]["segments"],
+        "dtype": together["states"][0].get("dtype", "?"),
+        "cpu": cpu_by_role(before, after),
+        "peak_runner_rss": service.peak_runner_rss,
+        "ready_runner_rss": service.ready_runner_rss,
+        "ready_memory": service.ready_memory,
+        "after_memory": memory_by_role(after),
+        "ready_after": service.ready_after,
+    }
+
+
+def watch(service: Service, ids: list[str], probe: str, deadline: float) -> dict[str, Any]:
+    """Poll jobs `ids` and `probe` (just submitted) until all have finished: their audio, the wall time from the first
+    submission to the last completion, and the probe's time to first audio.
+
+    Every figure comes from the service's own records, not from when we looked: the jobs' timestamps, and for the first
+    audio the time its first segment's file was written. So the jobs are polled only once a second: each poll is a
+    request the service's two cores answer, and polling the probe five times a second slowed its first segment."""
+    ids = [*ids, probe]
     finished: dict[str, dict] = {}
-    polled = 0.0
     while len(finished) < len(ids):
-        if time.monotonic() - start > timeout_s:
-            raise SystemExit(f"jobs still running after {timeout_s:.0f} s; raise --timeout or scale down")
-        # Polling costs the service's CPU too (2 cores): the probe every 0.2 s until its first audio, the rest once a
-        # second. The wall time comes from the jobs' own timestamps, so it does not depend on how often we look.
-        everyone = time.monotonic() - polled >= 1.0
+        if time.monotonic() > deadline:
+            raise SystemExit("jobs still running at the deadline; raise --timeout or scale down")
+        time.sleep(1.0)
         for job_id in ids:
-            if job_id in finished or not (everyone or (job_id == probe and first_audio is None)):
-                continue
-            state = service.job(job_id)
-            if job_id == probe and first_audio is None and state["progress"]["segments_done"] >= 1:
-                first_audio = time.monotonic() - probe_submitted
-                probe_state = state
-            if state["status"] in ("completed", "failed", "cancelled"):
+            if job_id not in finished and (state := service.job(job_id))["status"] in (
+                "completed",
+                "failed",
+                "cancelled",
+            ):
                 finished[job_id] = state
-        polled = time.monotonic() if everyone else polled
-        time.sleep(0.2)
-    wall = max(_when(state["completed_at"]) for state in finished.values()) - min(
-        _when(state["submitted_at"]) for state in finished.values()
-    )
     failed = [state for state in finished.values() if state["status"] != "completed"]
     if failed:
         raise SystemExit(f"{len(failed)} jobs did not complete; the first: {failed[0]['error']}")
     states = [finished[job_id] for job_id in ids]
+    wall = max(_when(state["completed_at"]) for state in states) - min(_when(state["submitted_at"]) for state in states)
+    first_segment = service.scratch / "outputs" / "jobs" / probe / "segments" / "0000.wav"
+    submitted = _when(finished[probe]["submitted_at"])
     return {
+        "states": states,
         "audio": sum(speech_s(state) for state in states),
         "wall": wall,
-        "first_audio": first_audio,
-        "segments": states[0]["plan"]["segments"],
-        "dtype": states[0].get("dtype", "?"),
-        "peak_rss": service.peak_rss,
-        "ready_after": service.ready_after,
-        "probe_waited": _when(probe_state["started_at"]) - _when(probe_state["submitted_at"]) if first_audio else None,
+        "first_audio": first_segment.stat().st_mtime - submitted,
+        "probe_waited": _when(finished[probe]["started_at"]) - submitted,
     }
 
 
@@ -343,20 +413,17 @@ def main() -> None:
 
 def report(args: argparse.Namespace, checkpoint: Path, text: str, served: dict, plain: dict) -> None:
     gib = 2**30
-    service_rate = served["audio"] / served["wall"]
+    alone, together = served["alone"], served["together"]
     plain_rate = plain["audio"] / plain["wall"]
     plain_loaded_rate = plain["audio"] / (plain["wall"] + plain["load"])
     print(f"machine: {describe()}")
     print(
-        f"checkpoint: {args.arch} at {checkpoint}; {args.jobs} jobs of {len(text)} characters, "
-        f"{len(served['segments'])} segments each, {args.tokens} semantic tokens per segment, voice {VOICE}"
+        f"checkpoint: {args.arch} at {checkpoint}; jobs of {len(text)} characters, {len(served['segments'])} "
+        f"segments each, {args.tokens} semantic tokens per segment, voice {VOICE}"
     )
     print(
-        f"service (default settings: gunicorn + runworkers, "
-        f"BARK_DTYPE={os.environ.get('BARK_DTYPE', 'auto')} -> {served['dtype']}): "
-        f"{served['audio']:.1f} s of audio in {served['wall']:.1f} s from the first submission (+ "
-        f"{served['ready_after']:.1f} s from start to the runner ready): {service_rate:.3f} audio s per s; "
-        f"peak memory {served['peak_rss'] / gib:.2f} GiB (all processes)"
+        f"service: default settings (gunicorn + runworkers), BARK_DTYPE={os.environ.get('BARK_DTYPE', 'auto')} -> "
+        f"{served['dtype']}, runner ready {served['ready_after']:.1f} s after the start"
     )
     print(
         f"plain loop (BarkModel.generate per sentence, float32, one process, {len(served['segments'])} sentences): "
@@ -364,15 +431,37 @@ def report(args: argparse.Namespace, checkpoint: Path, text: str, served: dict, 
         f"{plain_rate:.3f} audio s per s ({plain_loaded_rate:.3f} with its load); "
         f"peak memory {plain['peak_rss'] / gib:.2f} GiB"
     )
-    print(f"ratio: the service makes audio at {service_rate / plain_rate:.2f}x the plain loop's rate "
-          f"({service_rate / plain_loaded_rate:.2f}x counting the plain loop's load too)")  # fmt: skip
-    first = served["first_audio"]
-    waited = served["probe_waited"]
+    for label, run in (("one job alone", alone), (f"{args.jobs} jobs at once", together)):
+        rate = run["audio"] / run["wall"]
+        print(
+            f"{label}: {run['audio']:.1f} s of audio in {run['wall']:.1f} s from submission to the last completion: "
+            f"{rate:.3f} audio s per s, {rate / plain_rate:.2f}x the plain loop's rate "
+            f"({rate / plain_loaded_rate:.2f}x counting the plain loop's load too)"
+        )
     print(
-        "time to first audio for the job submitted while the others ran: "
-        + (f"{first:.1f} s ({waited:.1f} s of it before a worker claimed it)" if first is not None else "not seen")
+        f"time to first audio: one job alone {_first(alone)}; the job submitted while the other "
+        f"{args.jobs - 1} ran {_first(together)}"
     )
+    cpu = served["cpu"]
+    print(
+        f"CPU while the {args.jobs} jobs ran: {sum(cpu.values()):.1f} s in all, "
+        + ", ".join(f"{role} {seconds:.1f} s" for role, seconds in sorted(cpu.items()))
+    )
+    peak, ready = served["peak_runner_rss"], served["ready_runner_rss"]
+    print(
+        f"memory while jobs ran: the runner (the one copy of the model) peaked at {peak / gib:.2f} GiB resident, "
+        f"{peak / max(ready, 1):.2f}x its {ready / gib:.2f} GiB once loaded"
+    )
+    for label, memory in (("once the runner was ready", served["ready_memory"]), ("after", served["after_memory"])):
+        print(
+            f"memory (PSS) of every service process {label}: {sum(memory.values()) / gib:.2f} GiB: "
+            + ", ".join(f"{role} {size / gib:.2f} GiB" for role, size in sorted(memory.items()))
+        )
     print(f"load average after: {', '.join(f'{value:.2f}' for value in os.getloadavg())}")
+
+
+def _first(run: dict) -> str:
+    return f"{run['first_audio']:.1f} s ({run['probe_waited']:.1f} s of it before a worker claimed it)"
 
 
 if __name__ == "__main__":

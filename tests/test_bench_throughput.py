@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.live  # it starts gunicorn and the workers, on a SQLite database of its own
-def test_throughput_bench_serves_jobs_runs_the_plain_loop_and_prints_rates_ratio_first_audio_and_memory(
+def test_throughput_bench_serves_one_job_then_several_runs_the_plain_loop_and_prints_rates_cpu_and_memory(
     tiny_bark_dir,
 ):
     bench = subprocess.Popen(
@@ -27,13 +27,19 @@ def test_throughput_bench_serves_jobs_runs_the_plain_loop_and_prints_rates_ratio
         pytest.fail(f"bench/throughput.py ran over 600 s:\n{out}\n{err}")
 
     assert bench.returncode == 0, out + err
-    assert "machine: " in out and "2 jobs of" in out and "1 segments each, 16 semantic tokens" in out
-    # Two jobs of one 16-token segment (0.32 s each) through the service; one sentence through the plain loop.
-    assert re.search(r"service \(default settings.*-> (float32|bfloat16)\): 0\.6 s of audio in [\d.]+ s", out)
+    assert "machine: " in out and "jobs of" in out and "1 segments each, 16 semantic tokens" in out
+    assert re.search(r"service: default settings .*BARK_DTYPE=\w+ -> (float32|bfloat16)", out)
+    # One job of one 16-token segment (0.32 s) alone, then two at once; one sentence through the plain loop.
     assert re.search(r"plain loop .*: 0\.3 s of audio in [\d.]+ s", out)
-    assert re.search(r"ratio: the service makes audio at [\d.]+x the plain loop's rate", out)
-    assert re.search(r"time to first audio for the job submitted while the others ran: [\d.]+ s", out)
-    assert re.search(r"peak memory [\d.]+ GiB \(all processes\)", out)
+    assert re.search(r"one job alone: 0\.3 s of audio in [\d.]+ s .*, [\d.]+x the plain loop's rate", out)
+    assert re.search(r"2 jobs at once: 0\.6 s of audio in [\d.]+ s .*, [\d.]+x the plain loop's rate", out)
+    assert re.search(
+        r"time to first audio: one job alone [\d.]+ s .*; the job submitted while the other 1 ran [\d.]+", out
+    )
+    assert re.search(r"CPU while the 2 jobs ran: [\d.]+ s in all, runner [\d.]+ s, web [\d.]+ s, workers [\d.]+ s", out)
+    assert re.search(r"memory while jobs ran: the runner .* peaked at [\d.]+ GiB resident, [\d.]+x its [\d.]+ GiB", out)
+    assert re.search(r"memory \(PSS\) of every service process once the runner was ready: [\d.]+ GiB: runner", out)
+    assert re.search(r"memory \(PSS\) of every service process after: [\d.]+ GiB: runner [\d.]+ GiB, web", out)
 
 
 def test_throughput_bench_refuses_sizes_the_service_cannot_take_with_a_clear_message():

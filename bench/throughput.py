@@ -42,12 +42,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 from machine import describe  # bench/machine.py (benchmarks run as scripts from bench/)
 from texts import text_of  # bench/texts.py
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the project's own helpers (segments, pauses), imported where they are used
 VOICE = "v2/en_speaker_6"
+FINISHED = ("completed", "failed", "cancelled")  # a job's final states
 
 
 def job_text(chars: int, segments: int | None) -> str:
@@ -151,23 +153,18 @@ class Service:
             process.wait(timeout=15)
 
     def _sample_memory(self) -> None:
-        # RSS from /proc/PID/status, a counter: PSS (smaps_rollup) walks the runner's page tables under its memory
-        # map's lock, and sampling that twice a second slowed the jobs measured here by a quarter.
+        # RSS, a counter: PSS walks the runner's page tables under its memory map's lock, and sampling that twice a
+        # second slowed the jobs measured here by a quarter.
         while self._sampling:
             self.peak_runner_rss = max(self.peak_runner_rss, self.runner_rss())
             time.sleep(0.5)
 
     def runner_rss(self) -> int:
-        for process in self.process_table(memory=False):
-            if process.role == "runner":
-                with contextlib.suppress(OSError, StopIteration):
-                    status = Path(f"/proc/{process.pid}/status").read_text().splitlines()
-                    return int(next(line for line in status if line.startswith("VmRSS:")).split()[1]) * 1024
-        return 0
+        return sum(process.rss for process in self.process_table(memory=False) if process.role == "runner")
 
     def process_table(self, memory: bool = True) -> list[ServiceProcess]:
-        """Every process the service started (each main process leads a process group of its own)."""
-        return processes_of_groups({process.pid for process in self.processes}, memory)
+        """Every process the service started: its main processes and their descendants."""
+        return processes_of([process.pid for process in self.processes], memory)
 
     def request(self, method: str, path: str, body: dict | None = None) -> dict | None:
         try:
@@ -199,30 +196,33 @@ class ServiceProcess:
     pid: int
     role: str  # "runner" (holds the model), "web" (gunicorn) or "workers" (runworkers, its cluster and workers)
     cpu_s: float  # user + system CPU time so far
+    rss: int  # resident memory (bytes), a counter the kernel keeps
     pss: int  # proportional set size (bytes): shared pages (libraries, forked memory) split among their sharers
 
 
-def processes_of_groups(groups: set[int], memory: bool = True) -> list[ServiceProcess]:
-    """The processes whose process group is one of `groups`, with their CPU time and memory.
+def processes_of(roots: list[int], memory: bool = True) -> list[ServiceProcess]:
+    """The processes `roots` and all their descendants, with their CPU time and memory.
 
-    Memory (unless `memory` is False) is the PSS of /proc/PID/smaps_rollup rather than RSS: every process of the
-    service maps torch's libraries, and the workers share their parent's pages, so summed RSS counts the same pages many
-    times over. Reading it costs the process read a walk of its page tables: take it between measurements."""
-    ticks = os.sysconf("SC_CLK_TCK")
+    PSS (read unless `memory` is False) is the memory to add up: every process of the service maps torch's libraries,
+    and the workers share their parent's pages, so summed RSS counts the same pages many times over. Reading it walks
+    the process's page tables under its memory map's lock: take it between measurements, not during them."""
     found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for root in roots:
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()  # after the command: state, ppid, pgrp, ...
-            if int(fields[2]) not in groups:
-                continue
-            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            rollup = (stat.parent / "smaps_rollup").read_text() if memory else ""
-        except OSError:  # gone meanwhile
+            family = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
+        except psutil.NoSuchProcess:
             continue
-        pss_kb = next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
-        role = "runner" if "bark_runner" in command else "web" if "gunicorn" in command else "workers"
-        cpu_s = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-        found.append(ServiceProcess(int(stat.parent.name), role, cpu_s, pss_kb * 1024))
+        for process in family:
+            try:
+                with process.oneshot():
+                    command = " ".join(process.cmdline())
+                    times = process.cpu_times()
+                    rss = process.memory_info().rss
+                    pss = process.memory_full_info().pss if memory else 0
+            except psutil.Error:  # gone meanwhile
+                continue
+            role = "runner" if "bark_runner" in command else "web" if "gunicorn" in command else "workers"
+            found.append(ServiceProcess(process.pid, role, times.user + times.system, rss, pss))
     return found
 
 
@@ -292,11 +292,7 @@ def watch(service: Service, ids: list[str], probe: str, deadline: float) -> dict
             raise SystemExit("jobs still running at the deadline; raise --timeout or scale down")
         time.sleep(1.0)
         for job_id in ids:
-            if job_id not in finished and (state := service.job(job_id))["status"] in (
-                "completed",
-                "failed",
-                "cancelled",
-            ):
+            if job_id not in finished and (state := service.job(job_id))["status"] in FINISHED:
                 finished[job_id] = state
     failed = [state for state in finished.values() if state["status"] != "completed"]
     if failed:

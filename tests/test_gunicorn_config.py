@@ -1,27 +1,14 @@
 """barksite/gunicorn.py, the config bin/serve runs gunicorn with: the master checks the engines (importing torch) once,
 before it forks the web workers, which then start with that done and share its pages."""
 
-from pathlib import Path
-
+import psutil
 import pytest
 
 from tests.processes import call, free_port, gunicorn, service_env, start, stop, wait_for_text
 
 
-def _maps_torch(pid: int) -> bool:
-    return "libtorch_cpu" in Path(f"/proc/{pid}/maps").read_text()
-
-
-def _children(pid: int) -> list[int]:
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])  # after the command: state, ppid
-        except OSError:
-            continue
-        if parent == pid:
-            children.append(int(stat.parent.name))
-    return children
+def _maps_torch(process: psutil.Process) -> bool:
+    return any("libtorch_cpu" in region.path for region in process.memory_maps())
 
 
 @pytest.mark.live  # a real gunicorn
@@ -37,9 +24,10 @@ def test_the_master_checks_the_engines_before_forking_workers_that_start_with_to
         text = log.read_text()
         # The master's line comes first: the workers were forked after it.
         assert text.index("starting the web workers") < text.index("barksite is ready at")
-        assert _maps_torch(web.pid)
-        workers = _children(web.pid)
-        assert len(workers) == 2 and all(_maps_torch(pid) for pid in workers)
+        master = psutil.Process(web.pid)
+        assert _maps_torch(master)
+        workers = master.children()
+        assert len(workers) == 2 and all(_maps_torch(worker) for worker in workers)
 
         status, body = call("GET", f"http://127.0.0.1:{port}/api/health")
 

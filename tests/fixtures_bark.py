@@ -41,7 +41,7 @@ def coarse_together_and_alone(stages, prompts: list, semantic: list[np.ndarray])
             decode.coarse_row(stages.row(np.zeros(256, dtype=np.int64), prompt, greedy), tokens, configs, 1024)
             for prompt, tokens in zip(prompts, semantic, strict=True)
         ]
-        together = decode.coarse(stages.model, configs, rows, stages.codebook_size)
+        together = decode.coarse(stages.model, configs, rows, stages.codebook_size, stages.prefixes)
         alone = [
             stages.coarse([row], stages.prompt_tensors(p), greedy)[0] for row, p in zip(semantic, prompts, strict=True)
         ]

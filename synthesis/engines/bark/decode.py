@@ -8,7 +8,9 @@ every prompt position of every prefill. This module runs the same models, throug
   lengths are right-padded, each row keeps its own positions, and its cache slots past its own length are masked;
 - a preallocated KV cache written in place, and the head applied only to the positions that are sampled;
 - a `torch.Generator` per row for sampling, so a seeded row gives the same tokens whatever it is batched with;
-- attention over whole sequences (prefills, and the fine model) through torch's fused kernel (`attention`).
+- attention over whole sequences (prefills, and the fine model) through torch's fused kernel (`attention`);
+- on a CPU, a coarse window's first positions, when they are a voice's semantic history, computed once per voice and
+  window rather than once per segment (`PrefixStore`).
 
 The arithmetic is the library's (the same modules, the same logits processing; the library's eager attention for
 decode steps, the same softmax(QK^T)V summed in another order for whole sequences), so under greedy decoding each
@@ -19,8 +21,9 @@ docs/bark-batching.md says where floating-point summation order can differ and w
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -83,6 +86,70 @@ class KVCache:
             setattr(self, name, new)
 
 
+@dataclass(eq=False)
+class Prefix:
+    """The first `length` positions of a prefill, shared by every prefill that starts with the same tokens: each
+    block's queries, keys and values there (each (1, heads, length, D)), once one prefill has computed them."""
+
+    length: int
+    blocks: list[tuple[torch.Tensor, ...]] = field(default_factory=list)  # empty until computed
+    reused: int = 0  # prefills that took it computed (for tests and benchmarks)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(tensor.nbytes for block in self.blocks for tensor in block)
+
+
+class PrefixStore:
+    """Prefixes of coarse-window prefills, by their tokens, the least recently used forgotten past a memory budget.
+
+    A coarse window's input starts with its semantic context, and for a segment with a speaker prompt the first
+    positions of that context are the prompt's semantic history: the same tokens at the same positions for every
+    segment in that voice, window after window, until the context has slid past the history (about 209 positions in
+    a segment's first window, 20 fewer in each next one). The model is causal, so a position's queries, keys and
+    values in every block depend only on the tokens up to it: computed once, they serve every later prefill that
+    starts with the same tokens, and that prefill runs its blocks over the positions after them only. The results
+    are bitwise those of the whole prefill in float32 and bf16 (tests/test_bark_prefixes.py). Not with int8
+    weights: dynamic quantization scales a product's inputs by their largest value, which depends on which
+    positions are in it, so the engine keeps no store then (and none on a GPU, whose prefill is batched).
+    """
+
+    def __init__(self, max_bytes: int = 128 * 2**20, max_entries: int = 256) -> None:
+        self.max_bytes = max_bytes
+        self.max_entries = max_entries
+        self._entries: OrderedDict[bytes, Prefix] = OrderedDict()
+
+    def prefix(self, tokens: np.ndarray) -> Prefix | None:
+        """The prefix of a prefill that starts with `tokens` (None for none): computed already, or to be computed
+        by the first prefill that runs with it."""
+        if len(tokens) == 0:
+            return None
+        key = np.asarray(tokens, dtype=np.int64).tobytes()
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = Prefix(len(tokens))
+        self._entries.move_to_end(key)
+        self._forget_oldest()
+        return entry
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def reused(self) -> int:
+        """How many prefills took a prefix now in the store computed."""
+        return sum(entry.reused for entry in self._entries.values())
+
+    def _forget_oldest(self) -> None:
+        total = sum(entry.nbytes for entry in self._entries.values())
+        while len(self._entries) > 1 and (total > self.max_bytes or len(self._entries) > self.max_entries):
+            _, oldest = self._entries.popitem(last=False)
+            total -= oldest.nbytes
+
+
 class CausalDecoder:
     """Runs one of Bark's causal GPT models (semantic or coarse) with a per-row-position KV cache."""
 
@@ -98,16 +165,27 @@ class CausalDecoder:
         dtype = self.model.position_embeds_layer.weight.dtype
         return KVCache(len(self.model.layers), batch, self.heads, size, self.head_dim, dtype, self.device)
 
-    def _prefill_projections(self, layer: int, hidden: torch.Tensor, cache: KVCache):
-        """Query, key and value (B, heads, L, D) of block `layer` in a prefill; positions 0..L-1 of every row's keys
-        and values go to the cache."""
+    def _prefill_projections(
+        self, layer: int, hidden: torch.Tensor, cache: KVCache, prefix: Prefix | None, computed: list | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Query, key and value (B, heads, L, D) of block `layer` in a prefill, for every position: those of `hidden`
+        (the positions after `prefix`, if it is computed already) preceded by the prefix's. Every position's key and
+        value go to the cache; `computed` (when given) collects the prefix's positions for the store."""
         query, key, value = split_heads(self.model.layers[layer].attn, hidden, self.heads)
+        if computed is not None:
+            assert prefix is not None
+            computed.append(tuple(tensor[:, :, : prefix.length].clone() for tensor in (query, key, value)))
+        elif prefix is not None:
+            query, key, value = (
+                torch.cat([known, new], dim=2)
+                for known, new in zip(prefix.blocks[layer], (query, key, value), strict=True)
+            )
         cache.keys[layer, :, :, : key.shape[2]] = key
         cache.values[layer, :, :, : key.shape[2]] = value
         return query, key, value
 
     def _prefill(
-        self, embeds: torch.Tensor, lengths: torch.Tensor, cache: KVCache
+        self, embeds: torch.Tensor, lengths: torch.Tensor, cache: KVCache, prefix: Prefix | None = None
     ) -> Generator[None, None, torch.Tensor]:
         """Hidden states (B, H) at each row's last real position, with every position's keys and values cached,
         pausing (yielding) after each block but the last.
@@ -115,21 +193,36 @@ class CausalDecoder:
         Every block but the last runs on all positions. The last one caches its keys and values for all of them too
         but computes attention and the MLP only at the last position, the one whose logits are sampled: the other
         outputs of the last block feed nothing (in a coarse window's prefill, 1/12 of the work at bark-small's depth).
+
+        `prefix` (one row only): its positions' queries, keys and values come from it when it is computed, and only
+        the positions after it run through the blocks (their attention still spans the whole row, so it runs as one
+        causal square and the prefix's own outputs are dropped); otherwise this prefill computes it.
         """
         batch, length, _ = embeds.shape
+        if prefix is not None and (batch > 1 or prefix.length >= length):
+            prefix = None
+        start = prefix.length if prefix is not None and prefix.blocks else 0
+        computed: list | None = [] if prefix is not None and not start else None
+        if start:
+            assert prefix is not None
+            prefix.reused += 1
         positions = torch.arange(length, device=self.device)[None]
         *blocks, last = self.model.layers
-        hidden = embeds + self.model.position_embeds_layer(positions)
+        hidden = embeds[:, start:] + self.model.position_embeds_layer(positions[:, start:])
         for index, block in enumerate(blocks):
-            query, key, value = self._prefill_projections(index, block.layernorm_1(hidden), cache)
+            query, key, value = self._prefill_projections(index, block.layernorm_1(hidden), cache, prefix, computed)
             # Rows are right-padded, so the causal mask is each row's own: pad positions come after its last real
             # one and are overwritten by its decode steps before any step reads them.
-            hidden = hidden + merge_heads(block.attn, attention(query, key, value, self.scale, causal=True))
+            output = attention(query, key, value, self.scale, causal=True)[:, :, start:]
+            hidden = hidden + merge_heads(block.attn, output)
             hidden = hidden + block.mlp(block.layernorm_2(hidden))
             yield
-        query, key, value = self._prefill_projections(len(blocks), last.layernorm_1(hidden), cache)
+        query, key, value = self._prefill_projections(len(blocks), last.layernorm_1(hidden), cache, prefix, computed)
+        if computed is not None:
+            assert prefix is not None
+            prefix.blocks = computed  # whole, or not at all: a prefill can be abandoned between blocks
         rows = torch.arange(batch, device=self.device)
-        query, hidden = query[rows, :, lengths - 1][:, :, None], hidden[rows, lengths - 1][:, None]
+        query, hidden = query[rows, :, lengths - 1][:, :, None], hidden[rows, lengths - 1 - start][:, None]
         # The last position attends to all of its row's positions: only the right padding is masked.
         keep = (positions < lengths[:, None])[:, None, None, :] if batch > 1 else None
         output = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=keep, scale=self.scale)
@@ -151,7 +244,11 @@ class CausalDecoder:
         return merge_heads(attn, torch.matmul(torch.nn.functional.softmax(weights, dim=-1).to(value.dtype), value))
 
     def prefill_steps(
-        self, embeds: torch.Tensor, lengths: torch.Tensor, cache: KVCache
+        self,
+        embeds: torch.Tensor,
+        lengths: torch.Tensor,
+        cache: KVCache,
+        prefixes: list[Prefix | None] | None = None,
     ) -> Generator[None, None, torch.Tensor]:
         """Logits (B, V) at each row's last real position (`embeds` (B, L, H) is right-padded past `lengths`),
         pausing (yielding) after each block of the model.
@@ -160,7 +257,8 @@ class CausalDecoder:
         positions) took 3.2 s in float32 on 2 slow AMD EPYC (Zen 2) cores, one block a twelfth of that. Pausing
         changes nothing in the arithmetic. On a CPU the rows go through one at a time, each cut to its own length: a
         prefill is compute-bound there, so this costs no speed, no padding is computed and one row's activations are
-        all that is held at once. A GPU takes the batch at once."""
+        all that is held at once, and a row whose first positions are a computed prefix (`prefixes`, one per row, see
+        `PrefixStore`) skips them. A GPU takes the batch at once and ignores `prefixes`."""
         batch = embeds.shape[0]
         if self.device.type == "cuda":
             last = yield from self._prefill(embeds, lengths, cache)
@@ -170,7 +268,8 @@ class CausalDecoder:
             for row in range(batch):
                 length = int(lengths[row])
                 row_embeds, row_cache = embeds[row : row + 1, :length], cache.rows(row, row + 1)
-                hidden.append((yield from self._prefill(row_embeds, lengths[row : row + 1], row_cache)))
+                prefix = prefixes[row] if prefixes is not None else None
+                hidden.append((yield from self._prefill(row_embeds, lengths[row : row + 1], row_cache, prefix)))
                 yield
             last = torch.cat(hidden)
         return self.model.lm_head(self.model.layernorm_final(last)).float()
@@ -376,37 +475,67 @@ def coarse_row(row: Row, semantic_tokens: np.ndarray, configs: tuple[Any, Any, A
     )
 
 
-def coarse_window_input(row: CoarseRow, configs: tuple[Any, Any, Any]) -> np.ndarray:
-    """The next window's input: semantic context (padded to 256), the infer token, the last 630 coarse tokens."""
+def context_start(row: CoarseRow, configs: tuple[Any, Any, Any]) -> int:
+    """Where the next window's semantic context starts in `row.semantic`: 209 tokens before the current point."""
     semantic_config, coarse_config, _ = configs
     ratio = coarse_config.coarse_rate_hz / semantic_config.semantic_rate_hz * coarse_config.n_coarse_codebooks
     max_semantic_history = int(np.floor(coarse_config.max_coarse_history / ratio))
     index = row.base + int(round(row.generated / ratio))
-    context = row.semantic[max(0, index - max_semantic_history) :][: coarse_config.max_coarse_input_length]
+    return max(0, index - max_semantic_history)
+
+
+def coarse_window_input(row: CoarseRow, configs: tuple[Any, Any, Any]) -> np.ndarray:
+    """The next window's input: semantic context (padded to 256), the infer token, the last 630 coarse tokens."""
+    _, coarse_config, _ = configs
+    context = row.semantic[context_start(row, configs) :][: coarse_config.max_coarse_input_length]
     padded = np.full(coarse_config.max_coarse_input_length, coarse_config.coarse_semantic_pad_token, dtype=np.int64)
     padded[: len(context)] = context
     history = np.asarray(row.coarse[-coarse_config.max_coarse_history :] if row.coarse else [], dtype=np.int64)
     return np.concatenate([padded, [coarse_config.coarse_infer_token], history])
 
 
-def coarse(model: Any, configs: tuple[Any, Any, Any], rows: list[CoarseRow], codebook_size: int) -> list[np.ndarray]:
+def voice_positions(row: CoarseRow, configs: tuple[Any, Any, Any]) -> int:
+    """How many of the next window's first positions hold the row's semantic history (its speaker prompt's), the
+    same for every segment in that voice at this point of its generation."""
+    return max(0, row.base - context_start(row, configs))
+
+
+def coarse(
+    model: Any,
+    configs: tuple[Any, Any, Any],
+    rows: list[CoarseRow],
+    codebook_size: int,
+    prefixes: PrefixStore | None = None,
+) -> list[np.ndarray]:
     """Coarse codes (2, F) per row: Bark's sliding 60-token windows, each window batched over the rows."""
     while any(row.generated < row.length for row in rows):
-        coarse_window(model, configs, [row for row in rows if row.generated < row.length], codebook_size)
+        coarse_window(model, configs, [row for row in rows if row.generated < row.length], codebook_size, prefixes)
     return [coarse_codes(row, configs, codebook_size) for row in rows]
 
 
-def coarse_window(model: Any, configs: tuple[Any, Any, Any], rows: list[CoarseRow], codebook_size: int) -> None:
+def coarse_window(
+    model: Any,
+    configs: tuple[Any, Any, Any],
+    rows: list[CoarseRow],
+    codebook_size: int,
+    prefixes: PrefixStore | None = None,
+) -> None:
     """The next window of every row (up to 60 tokens each), as one batch: a batched prefill, then the decode steps.
 
     Each window re-reads its whole context (semantic window, infer token, up to 630 coarse tokens): its positions
-    shift from one window to the next, so the library's tokens depend on that re-prefill and it is kept.
+    shift from one window to the next, so the library's tokens depend on that re-prefill and it is kept. Only the
+    positions that hold a voice's semantic history are the same from one segment (and window) to the next: with a
+    `prefixes` store, those are computed once (see PrefixStore).
     """
-    run_to_end(coarse_window_steps(model, configs, rows, codebook_size))
+    run_to_end(coarse_window_steps(model, configs, rows, codebook_size, prefixes))
 
 
 def coarse_window_steps(
-    model: Any, configs: tuple[Any, Any, Any], rows: list[CoarseRow], codebook_size: int
+    model: Any,
+    configs: tuple[Any, Any, Any],
+    rows: list[CoarseRow],
+    codebook_size: int,
+    prefixes: PrefixStore | None = None,
 ) -> Generator[None, None, None]:
     """`coarse_window`, pausing (yielding) in its prefill (after each block) and after each decode step, so that the
     scheduler can run a newly arrived job's first segment in between and come back; each row's tokens are appended as
@@ -414,10 +543,15 @@ def coarse_window_steps(
     semantic_config, coarse_config, _ = configs
     decoder = CausalDecoder(model.coarse_acoustics)
     first, second = semantic_config.semantic_vocab_size, semantic_config.semantic_vocab_size + codebook_size
-    inputs, lengths = pad_rows([coarse_window_input(row, configs) for row in rows], 0, decoder.device)
+    windows = [coarse_window_input(row, configs) for row in rows]
+    inputs, lengths = pad_rows(windows, 0, decoder.device)
+    shared = None
+    if prefixes is not None:
+        shared = [prefixes.prefix(ids[: voice_positions(row, configs)]) for row, ids in zip(rows, windows, strict=True)]
     steps = [min(coarse_config.sliding_window_len, row.length - row.generated) for row in rows]
     cache = decoder.new_cache(len(rows), inputs.shape[1] + max(steps))
-    scores = yield from decoder.prefill_steps(model.coarse_acoustics.input_embeds_layer(inputs), lengths, cache)
+    embeds = model.coarse_acoustics.input_embeds_layer(inputs)
+    scores = yield from decoder.prefill_steps(embeds, lengths, cache, shared)
     for step in range(max(steps)):
         # AlternatingCodebooksLogitsProcessor: even steps take codebook 0; odd steps anything from codebook 1 up
         # (the library leaves the tokens past codebook 1 open there, and so does this, to give the same tokens).

@@ -212,7 +212,13 @@ class BarkEngine(Engine):
         if self.force_semantic_tokens:
             semantic_config = model.generation_config.semantic_config
             semantic_config["min_new_tokens"] = semantic_config["max_new_tokens"] = self.force_semantic_tokens
-        stages = BarkStages(model, plan.device)
+        from synthesis.engines.bark.decode import PrefixStore
+
+        # A voice's semantic history at the start of each coarse window, computed once for every segment in that
+        # voice (decode.PrefixStore): on a CPU, where prefills run row by row, and not with int8 weights, whose
+        # dynamic quantization makes a product's rows depend on the others.
+        prefixes = PrefixStore() if plan.device == "cpu" and plan.dtype != "int8" else None
+        stages = BarkStages(model, plan.device, prefixes)
         if self.coarse_window > (limit := stages.coarse_window_limit()):
             raise EngineUnavailable(
                 f"BARK_COARSE_WINDOW={self.coarse_window} does not fit {self._model_id}'s coarse model: its positions "

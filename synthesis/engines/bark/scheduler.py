@@ -244,7 +244,8 @@ class Scheduler:
         for start in range(0, len(rows), self.max_rows):
             batch = rows[start : start + self.max_rows]
             self.most_streams_in_a_window = max(self.most_streams_in_a_window, len({row.stream for row in batch}))
-            steps = decode.coarse_window_steps(self.stages.model, configs, [row.window for row in batch], codebook_size)
+            windows = [row.window for row in batch]
+            steps = decode.coarse_window_steps(self.stages.model, configs, windows, codebook_size, self.stages.prefixes)
             self._windows.append(OpenWindow(batch, steps, [row.save() for row in batch]))
 
     def _advance(self, window: OpenWindow) -> None:
@@ -324,6 +325,8 @@ class Scheduler:
         for row, state in zip(rows, saved, strict=True):
             row.restore(state)
         self.max_rows = max(1, len(rows) // 2)
+        if self.stages.prefixes is not None:
+            self.stages.prefixes.clear()  # memory the retry may need; prefixes are only a saving
         self.stages.release_memory()
         logger.warning("Bark ran out of memory at %d rows; batches now hold %d", len(rows), self.max_rows)
 
@@ -333,9 +336,8 @@ class Scheduler:
 
         streams = len({row.stream for row in rows})
         self.most_streams_in_a_window = max(self.most_streams_in_a_window, streams)
-        decode.coarse_window(
-            self.stages.model, self.stages._configs(), [row.window for row in rows], self.stages.codebook_size
-        )
+        windows, configs = [row.window for row in rows], self.stages._configs()
+        decode.coarse_window(self.stages.model, configs, windows, self.stages.codebook_size, self.stages.prefixes)
 
     def _run_semantic(self, rows: list[InFlight]) -> None:
         """The semantic stage of `rows`, at once (new jobs' first segments)."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from synthesis.engines.bark.decode import Row
+    from synthesis.engines.bark.decode import PrefixStore, Row
 
 # Coarse tokens per sliding window in Bark (its generation config's sliding_window_len); BARK_COARSE_WINDOW can raise
 # it up to the positions left after the window's context (`coarse_window_limit`).
@@ -78,9 +78,11 @@ class BarkTokens:
 class BarkStages:
     """The stages of one loaded BarkModel. Callers hold torch.inference_mode and seed torch's RNG themselves."""
 
-    def __init__(self, model: Any, device: str) -> None:
+    def __init__(self, model: Any, device: str, prefixes: PrefixStore | None = None) -> None:
         self.model = model
         self.device = device
+        # Coarse-window prefixes (a voice's semantic history) computed once for every segment in that voice.
+        self.prefixes = prefixes
 
     def _configs(self) -> tuple[Any, Any, Any]:
         """Per-stage generation configs, rebuilt per call from the model's nested dicts as BarkModel.generate does."""
@@ -318,7 +320,7 @@ class BarkStages:
             decode.coarse_row(row, tokens, configs, self.codebook_size)
             for row, tokens in zip(rows, semantic, strict=True)
         ]
-        coarse = decode.coarse(self.model, configs, windows, self.codebook_size)
+        coarse = decode.coarse(self.model, configs, windows, self.codebook_size, self.prefixes)
         for row, semantic_row, coarse_row in zip(rows, semantic, coarse, strict=True):
             sampling = Sampling(row.text_temp, row.waveform_temp)
             fine = self.fine(coarse_row, self.prompt_tensors(row.prompt), sampling, full_window, row.generator)

@@ -4,6 +4,8 @@ Modes (all carry one voice through the text and call the engine exactly as a job
 then batches of up to BARK_MAX_BATCH segments, see synthesis/engines/bark/scheduler.py):
   library     fine stage over Bark's full 1024-frame window (what BarkModel.generate does)
   batched     fine stage on real lengths (BarkEngine's default)
+  no-prefixes batched, without the store of voice-history prefixes (decode.PrefixStore), to measure what it saves
+Each run starts with the store empty, as a newly started runner does.
 For the plain per-sentence BarkModel.generate loop and several jobs at once, see bench/batching.py.
 
 Random weights never emit EOS, so `--semantic-tokens N` forces every segment to N semantic tokens (N / 49.9 s of
@@ -38,7 +40,7 @@ from synthesis.engines.bark.checkpoint import build_bark_checkpoint  # noqa: E40
 from synthesis.engines.bark.engine import BarkEngine  # noqa: E402
 from synthesis.segments import split_text  # noqa: E402
 
-MODES = {"library": True, "batched": False}  # mode: full fine window
+MODES = {"library": (True, True), "batched": (False, True), "no-prefixes": (False, False)}  # full fine window, store
 
 
 def time_stages(engine: BarkEngine) -> dict[str, float]:
@@ -75,8 +77,13 @@ def time_stages(engine: BarkEngine) -> dict[str, float]:
     return totals
 
 
-def run(engine: BarkEngine, segments: list[str], voice: str | None, mode: str) -> dict[str, Any]:
-    engine.fine_full_window = MODES[mode]
+def run(
+    engine: BarkEngine, segments: list[str], voice: str | None, mode: str, store: decode.PrefixStore | None = None
+) -> dict[str, Any]:
+    engine.fine_full_window, reuse = MODES[mode]
+    if store is not None:
+        store.clear()
+    engine.stages.prefixes = store if reuse else None
     heard: list[float] = []
     start = time.perf_counter()
     waveforms = engine.synthesize(
@@ -115,6 +122,7 @@ def main() -> None:
     engine = BarkEngine(model=str(directory), device="cpu", mode="auto", dtype=args.dtype)
     engine.load()
     loading = time.perf_counter() - loading
+    store = engine.stages.prefixes  # None where the engine keeps none (int8)
     semantic_config = engine.stages.model.generation_config.semantic_config
     configured = {key: semantic_config.get(key) for key in ("min_new_tokens", "max_new_tokens")}
     # Warm-up, short: the first call at each batch size pays one-off allocations and kernel setup.
@@ -145,7 +153,7 @@ def main() -> None:
     for _ in range(args.repeat):
         for mode in modes:
             totals.clear()
-            result = {**run(engine, measured, voice, mode), "stages": dict(totals)}
+            result = {**run(engine, measured, voice, mode, store), "stages": dict(totals)}
             print(report(mode, result, len(segments)), flush=True)
             if mode not in best or result["total"] < best[mode]["total"]:
                 best[mode] = result

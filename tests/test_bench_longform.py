@@ -14,5 +14,5 @@ def test_the_longform_bench_refuses_an_unknown_mode_with_the_modes_it_has():
     )  # fmt: skip
 
     assert result.returncode == 2
-    assert "--modes: no mode real; the modes are library, batched" in result.stderr
+    assert "--modes: no mode real; the modes are library, batched, no-prefixes" in result.stderr
     assert "checkpoint:" not in result.stdout

@@ -4,7 +4,7 @@ Modes (all carry one voice through the text and call the engine exactly as a job
 then batches of up to BARK_MAX_BATCH segments, see synthesis/engines/bark/scheduler.py):
   library     fine stage over Bark's full 1024-frame window (what BarkModel.generate does)
   batched     fine stage on real lengths (BarkEngine's default)
-  no-prefixes batched, without the store of voice-history prefixes (decode.PrefixStore), to measure what it saves
+  no-prefixes batched, without the store of voice-history prefixes (prefixes.PrefixStore), to measure what it saves
 Each run starts with the store empty, as a newly started runner does.
 For the plain per-sentence BarkModel.generate loop and several jobs at once, see bench/batching.py.
 
@@ -38,6 +38,7 @@ from synthesis.engines import SynthesisOptions  # noqa: E402
 from synthesis.engines.bark import decode  # noqa: E402
 from synthesis.engines.bark.checkpoint import build_bark_checkpoint  # noqa: E402
 from synthesis.engines.bark.engine import BarkEngine  # noqa: E402
+from synthesis.engines.bark.prefixes import PrefixStore  # noqa: E402
 from synthesis.segments import split_text  # noqa: E402
 
 MODES = {"library": (True, True), "batched": (False, True), "no-prefixes": (False, False)}  # full fine window, store
@@ -78,7 +79,7 @@ def time_stages(engine: BarkEngine) -> dict[str, float]:
 
 
 def run(
-    engine: BarkEngine, segments: list[str], voice: str | None, mode: str, store: decode.PrefixStore | None = None
+    engine: BarkEngine, segments: list[str], voice: str | None, mode: str, store: PrefixStore | None = None
 ) -> dict[str, Any]:
     engine.fine_full_window, reuse = MODES[mode]
     if store is not None:

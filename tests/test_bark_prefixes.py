@@ -9,6 +9,7 @@ import torch
 from synthesis.engines import SynthesisOptions
 from synthesis.engines.bark import decode
 from synthesis.engines.bark.engine import BarkEngine
+from synthesis.engines.bark.prefixes import PrefixStore
 from synthesis.engines.bark.stages import Sampling
 from tests.fixtures_bark import coarse_together_and_alone
 
@@ -32,7 +33,7 @@ def test_a_prefill_that_takes_a_computed_prefix_gives_the_whole_prefills_logits_
     engine.load()
     decoder = decode.CausalDecoder(engine.stages.model.coarse_acoustics)
     ids = torch.randint(10_000, 12_000, (1, 300), generator=torch.Generator().manual_seed(0))
-    store = decode.PrefixStore()
+    store = PrefixStore()
 
     with torch.inference_mode():
         whole, whole_cache = window_prefill(decoder, ids, None)
@@ -80,7 +81,7 @@ def test_a_job_gives_the_same_audio_with_its_prefixes_reused_as_without(bark_eng
 def test_a_prefill_abandoned_between_blocks_leaves_its_prefix_for_the_next_to_compute(bark_engine):
     decoder = decode.CausalDecoder(bark_engine.stages.model.coarse_acoustics)
     ids = torch.randint(10_000, 12_000, (1, 200), generator=torch.Generator().manual_seed(2))
-    store = decode.PrefixStore()
+    store = PrefixStore()
     prefix = store.prefix(ids[0, :50].numpy())
 
     with torch.inference_mode():
@@ -96,7 +97,7 @@ def test_a_prefill_abandoned_between_blocks_leaves_its_prefix_for_the_next_to_co
 
 
 def test_a_store_past_its_budget_forgets_the_least_recently_used_prefix():
-    store = decode.PrefixStore(max_bytes=3 * 4 * 1000)  # room for two prefixes of 1,000 float32 values per block
+    store = PrefixStore(max_bytes=3 * 4 * 1000)  # room for two prefixes of 1,000 float32 values per block
     tokens = [np.arange(start, start + 10) for start in range(3)]
 
     def compute(prefix):
@@ -114,7 +115,7 @@ def test_a_store_past_its_budget_forgets_the_least_recently_used_prefix():
 
 
 def test_no_prefix_of_zero_positions_is_stored():
-    assert decode.PrefixStore().prefix(np.zeros(0, dtype=np.int64)) is None
+    assert PrefixStore().prefix(np.zeros(0, dtype=np.int64)) is None
 
 
 def test_an_int8_engine_keeps_no_prefix_store_since_its_quantization_depends_on_every_position(tiny_bark_dir):
@@ -124,7 +125,7 @@ def test_an_int8_engine_keeps_no_prefix_store_since_its_quantization_depends_on_
     float32.load()
 
     assert int8.stages.prefixes is None
-    assert isinstance(float32.stages.prefixes, decode.PrefixStore)
+    assert isinstance(float32.stages.prefixes, PrefixStore)
 
 
 def test_coarse_rows_of_one_voice_share_each_windows_prefix_while_the_context_starts_in_its_history(bark_engine):

@@ -30,6 +30,7 @@ from synthesis.engines import (
 from synthesis.engines.bark import loading, presets, prompts
 from synthesis.engines.bark.loading import LoadPlan
 from synthesis.engines.bark.precision import PrecisionError
+from synthesis.engines.bark.prefixes import PrefixStore
 from synthesis.engines.bark.prompts import PROMPT_KEYS, VoicePromptError, validate_prompt
 from synthesis.engines.bark.scheduler import MAX_ROWS, Scheduler, Segment, Stream
 from synthesis.engines.bark.stages import COARSE_WINDOW, BarkStages, BarkTokens, Sampling
@@ -212,10 +213,8 @@ class BarkEngine(Engine):
         if self.force_semantic_tokens:
             semantic_config = model.generation_config.semantic_config
             semantic_config["min_new_tokens"] = semantic_config["max_new_tokens"] = self.force_semantic_tokens
-        from synthesis.engines.bark.decode import PrefixStore
-
         # A voice's semantic history at the start of each coarse window, computed once for every segment in that
-        # voice (decode.PrefixStore): on a CPU, where prefills run row by row, and not with int8 weights, whose
+        # voice (prefixes.PrefixStore): on a CPU, where prefills run row by row, and not with int8 weights, whose
         # dynamic quantization makes a product's rows depend on the others.
         prefixes = PrefixStore() if plan.device == "cpu" and plan.dtype != "int8" else None
         stages = BarkStages(model, plan.device, prefixes)

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from synthesis.engines.bark.decode import PrefixStore, Row
+    from synthesis.engines.bark.decode import Row
+    from synthesis.engines.bark.prefixes import PrefixStore
 
 # Coarse tokens per sliding window in Bark (its generation config's sliding_window_len); BARK_COARSE_WINDOW can raise
 # it up to the positions left after the window's context (`coarse_window_limit`).

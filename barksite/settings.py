@@ -1,6 +1,8 @@
 """barksite settings: the only settings module. Every knob is an environment variable (README, "Configuration")."""
 
+import hashlib
 import ipaddress
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +105,8 @@ TEMPLATES = [
 # the same database as their broker) write concurrently without "database is locked".
 
 _SQLITE_PATH = env_str("BARK_SQLITE_PATH", str(BASE_DIR / "db.sqlite3"))
+_TEST_SQLITE_DIR = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+_CHECKOUT_ID = hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:8]
 _database_url = env_str("DATABASE_URL", "")
 if _database_url:
     try:
@@ -119,6 +123,13 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
+            # Tests get a file too (one per test worker), not Django's default in-memory database: that one is shared
+            # between threads through SQLite's shared cache, whose table locks fail a second writer or a reader at
+            # once instead of waiting the timeout above, and a job run in a thread beside the stream that polls it
+            # (the OpenAI endpoint with no worker) could die at its claim and leave the stream waiting. The file goes
+            # to memory-backed /dev/shm where there is one (on disk the suite took twice as long), named after this
+            # checkout so that two checkouts' test runs do not share it.
+            "TEST": {"NAME": str(_TEST_SQLITE_DIR / f"barksite-test-{_CHECKOUT_ID}.sqlite3")},
         }
     }
 

@@ -7,12 +7,12 @@ import torch
 from transformers import BarkSemanticConfig
 from transformers.models.bark.modeling_bark import BarkSelfAttention
 
-from synthesis.engines.bark import decode
+from synthesis.engines.bark.attention import QUERY_BLOCK, attention
 
 ONEDNN_BF16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 needs_bf16 = pytest.mark.skipif(not ONEDNN_BF16, reason="no bf16 oneDNN on this CPU")
 # Lengths on both sides of the block size, and a coarse window's.
-LENGTHS = [1, decode.QUERY_BLOCK - 1, decode.QUERY_BLOCK, decode.QUERY_BLOCK + 1, 300, 887]
+LENGTHS = [1, QUERY_BLOCK - 1, QUERY_BLOCK, QUERY_BLOCK + 1, 300, 887]
 
 
 def heads(length: int, dtype: torch.dtype, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -34,7 +34,7 @@ def library_attention(query, key, value, causal: bool) -> torch.Tensor:
 def test_bf16_attention_on_a_cpu_is_the_librarys_eager_attention_bit_for_bit(length, causal):
     query, key, value = heads(length, torch.bfloat16)
 
-    output = decode.attention(query, key, value, 1 / 8, causal)
+    output = attention(query, key, value, 1 / 8, causal)
 
     assert output.shape == (1, 2, length, 64)
     assert torch.equal(output, library_attention(query, key, value, causal))
@@ -42,14 +42,14 @@ def test_bf16_attention_on_a_cpu_is_the_librarys_eager_attention_bit_for_bit(len
 
 @needs_bf16
 @pytest.mark.parametrize("causal", [True, False])
-@pytest.mark.parametrize("first", [1, decode.QUERY_BLOCK - 1, decode.QUERY_BLOCK, 202])
+@pytest.mark.parametrize("first", [1, QUERY_BLOCK - 1, QUERY_BLOCK, 202])
 def test_bf16_attention_from_a_later_query_gives_the_whole_attentions_rows_bit_for_bit(first, causal):
     query, key, value = heads(300, torch.bfloat16)
 
-    output = decode.attention(query, key, value, 1 / 8, causal, first=first)
+    output = attention(query, key, value, 1 / 8, causal, first=first)
 
     assert output.shape == (1, 2, 300 - first, 64)
-    assert torch.equal(output, decode.attention(query, key, value, 1 / 8, causal)[:, :, first:])
+    assert torch.equal(output, attention(query, key, value, 1 / 8, causal)[:, :, first:])
 
 
 @needs_bf16
@@ -58,7 +58,7 @@ def test_bf16_attention_with_a_scale_that_is_not_a_power_of_two_scales_the_score
     query, key, value = heads(300, torch.bfloat16)
     scale = 1 / 7  # heads 49 wide
 
-    output = decode.attention(query, key, value, scale, causal)
+    output = attention(query, key, value, scale, causal)
 
     weights = torch.matmul(query, key.transpose(-1, -2)) * scale
     if causal:
@@ -71,7 +71,7 @@ def test_float32_attention_goes_through_the_fused_kernel_and_skips_the_queries_b
     query, key, value = heads(300, torch.float32)
     fused = torch.nn.functional.scaled_dot_product_attention(query, key, value, is_causal=causal, scale=1 / 8)
 
-    output = decode.attention(query, key, value, 1 / 8, causal, first=100)
+    output = attention(query, key, value, 1 / 8, causal, first=100)
 
     assert output.shape == (1, 2, 200, 64)
     torch.testing.assert_close(output, fused[:, :, 100:], rtol=0, atol=1e-6)

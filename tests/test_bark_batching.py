@@ -101,6 +101,30 @@ def count_pauses(steps) -> tuple[int, torch.Tensor]:
             return pauses, done.value
 
 
+def test_a_growing_cache_keeps_what_it_holds_and_replaces_one_layer_at_a_time():
+    cache = decode.KVCache(layers=3, batch=2, heads=2, size=5, head_dim=4, dtype=torch.float32, device="cpu")
+    for layer in range(3):
+        cache.keys[layer].normal_()
+        cache.values[layer].normal_()
+    before = [tensor.clone() for tensor in cache.keys + cache.values]
+    replaced: list[int] = []
+    layers = cache.keys
+
+    class Watched(list):  # records each layer as reserve() replaces it
+        def __setitem__(self, index, value):
+            replaced.append(index)
+            super().__setitem__(index, value)
+
+    cache.keys = Watched(layers)
+    cache.reserve(7)
+
+    assert cache.size == 7 + decode.KVCache.GROWTH
+    assert replaced == [0, 1, 2]  # layer by layer: the old whole cache and the new one are never both held
+    for old, new in zip(before, list(cache.keys) + cache.values, strict=True):
+        assert new.shape == (2, 2, cache.size, 4) and new.is_contiguous()
+        assert torch.equal(new[:, :, :5], old) and not new[:, :, 5:].any()
+
+
 def test_a_prefill_and_a_fine_pass_pause_after_every_block_so_a_new_job_waits_for_one_block(bark_engine):
     model = bark_engine.stages.model
     decoder = decode.CausalDecoder(model.coarse_acoustics)

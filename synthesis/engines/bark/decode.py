@@ -58,24 +58,29 @@ class KVCache:
     size, D) block is then contiguous, which torch's CPU matrix products need to read it in place (with bf16 weights a
     slice of it was copied whole at every step, 2.2 ms instead of 0.2 ms per layer at batch 8; float32 is also a
     little faster). So the buffer is kept close to the positions in use: `reserve` grows it a block at a time.
+
+    Each layer has a tensor of its own, so that growing copies one layer at a time and holds one layer twice at most:
+    a single buffer for all layers held the old and the new whole cache at once, the largest transient of a batch
+    of 8 semantic rows (docs/bark-batching.md, "Memory").
     """
 
     GROWTH = 64  # slots added at a time when a decode step needs more (a copy of the cache every 64 tokens)
 
     def __init__(self, layers: int, batch: int, heads: int, size: int, head_dim: int, dtype: torch.dtype, device: Any):
-        shape = (layers, batch, heads, size, head_dim)
+        shape = (batch, heads, size, head_dim)
         # Zeros, not empty: masked slots are multiplied by 0 attention weight, and 0 * NaN would poison a row.
-        self.keys = torch.zeros(shape, dtype=dtype, device=device)
-        self.values = torch.zeros(shape, dtype=dtype, device=device)
+        self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
+        self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
 
     @property
     def size(self) -> int:
-        return self.keys.shape[3]
+        return self.keys[0].shape[2]
 
     def rows(self, start: int, stop: int) -> KVCache:
         """The cache of rows start..stop-1, sharing this cache's memory (writes go through)."""
         view = object.__new__(KVCache)
-        view.keys, view.values = self.keys[:, start:stop], self.values[:, start:stop]
+        view.keys = [layer[start:stop] for layer in self.keys]
+        view.values = [layer[start:stop] for layer in self.values]
         return view
 
     def reserve(self, slots: int) -> None:
@@ -83,11 +88,11 @@ class KVCache:
         if slots <= self.size:
             return
         size, grown = self.size, slots + self.GROWTH
-        for name in ("keys", "values"):
-            old = getattr(self, name)
-            new = old.new_zeros((*old.shape[:3], grown, old.shape[4]))
-            new[:, :, :, :size] = old
-            setattr(self, name, new)
+        for layers in (self.keys, self.values):
+            for index, old in enumerate(layers):
+                new = old.new_zeros((*old.shape[:2], grown, old.shape[3]))
+                new[:, :, :size] = old
+                layers[index] = new  # the old layer's memory goes back before the next layer is copied
 
 
 class CausalDecoder:
@@ -120,8 +125,8 @@ class CausalDecoder:
                 torch.cat([known, new], dim=2)
                 for known, new in zip(prefix.blocks[layer], (query, key, value), strict=True)
             )
-        cache.keys[layer, :, :, : key.shape[2]] = key
-        cache.values[layer, :, :, : key.shape[2]] = value
+        cache.keys[layer][:, :, : key.shape[2]] = key
+        cache.values[layer][:, :, : key.shape[2]] = value
         return query, key, value
 
     def _prefill(
@@ -174,8 +179,8 @@ class CausalDecoder:
         attn = self.model.layers[layer].attn
         query, key, value = split_heads(attn, hidden, self.heads)
         rows = torch.arange(hidden.shape[0], device=hidden.device)
-        cache.keys[layer, rows, :, positions] = key[:, :, 0]
-        cache.values[layer, rows, :, positions] = value[:, :, 0]
+        cache.keys[layer][rows, :, positions] = key[:, :, 0]
+        cache.values[layer][rows, :, positions] = value[:, :, 0]
         key, value = cache.keys[layer], cache.values[layer]  # the whole buffer (see KVCache), masked past each row
         # The library's eager attention, op for op (BarkSelfAttention._attn), with this batch's mask.
         # (SDPA with a mask was no faster here for one query per row, and slower at batch 8 with int8 weights.)

@@ -47,6 +47,28 @@ def test_a_prefill_that_takes_a_computed_prefix_gives_the_whole_prefills_logits_
     assert torch.equal(torch.stack(reusing_cache.values), torch.stack(whole_cache.values))
 
 
+@pytest.mark.parametrize(
+    "dtype", ["float32", pytest.param("bfloat16", marks=pytest.mark.skipif(not ONEDNN_BF16, reason="no bf16 oneDNN"))]
+)
+def test_a_stored_prefix_keeps_its_queries_only_where_the_attention_reads_them(tiny_bark_dir, dtype):
+    engine = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto", dtype=dtype)
+    engine.load()
+    decoder = decode.CausalDecoder(engine.stages.model.coarse_acoustics)
+    ids = torch.randint(10_000, 12_000, (1, 300), generator=torch.Generator().manual_seed(0))
+    prefix = PrefixStore().prefix(ids[0, :120].numpy())
+
+    with torch.inference_mode():
+        window_prefill(decoder, ids, prefix)
+
+    # float32 runs a prefill's attention as one fused causal square, queries of the prefix included; bf16 runs it in
+    # blocks of queries that start after the prefix, so its store holds keys and values only.
+    keys_and_values = (
+        2 * len(decoder.model.layers) * 120 * decoder.model.config.hidden_size * (4 if dtype == "float32" else 2)
+    )
+    assert all((block[0] is None) == (dtype == "bfloat16") for block in prefix.blocks)
+    assert prefix.nbytes == keys_and_values * (3 / 2 if dtype == "float32" else 1)
+
+
 def test_segments_in_one_voice_reuse_its_prefixes_and_keep_the_library_codes(bark_engine):
     store = bark_engine.stages.prefixes
     store.clear()

@@ -14,20 +14,34 @@ import torch
 def attention(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float, causal: bool, first: int = 0
 ) -> torch.Tensor:
-    """softmax(QK^T * scale) V over whole sequences (B, heads, L, D), for the queries from `first` on.
+    """softmax(QK^T * scale) V over whole sequences (B, heads, L, D), for the queries from `first` on. `query` may hold
+    only those (a prefill after a stored prefix) unless `reads_earlier_queries` says this form needs them all.
 
     The library's eager attention builds the (B, heads, L, L) scores, masks, softmaxes and multiplies in separate
     passes over all of them; over a coarse window's ~890 positions that was 75% of a prefill with int8 weights (40% in
     float32) on 2 AMD EPYC cores. So whole sequences go through torch's fused kernel (scaled_dot_product_attention),
     except with bf16 on a CPU, where the fused kernel computes in float32 and the library's own arithmetic, run a
     block of queries at a time (`blocked_attention`), was 1.3-1.5x faster (docs/bark-batching.md)."""
-    if query.device.type == "cpu" and query.dtype == torch.bfloat16:
+    if not reads_earlier_queries(query):
         return blocked_attention(query, key, value, scale, causal, first)
     if not causal:  # every query sees every key: the ones before `first` need not run at all
-        return torch.nn.functional.scaled_dot_product_attention(query[:, :, first:], key, value, scale=scale)
+        return torch.nn.functional.scaled_dot_product_attention(
+            later_queries(query, key, first), key, value, scale=scale
+        )
     # (SDPA aligns a causal mask to the first key, so a causal square with fewer queries would mask the wrong keys.)
     output = torch.nn.functional.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scale)
     return output[:, :, first:]
+
+
+def reads_earlier_queries(query: torch.Tensor) -> bool:
+    """Whether `attention` over the queries from `first` on reads the queries before `first` too: only as torch's
+    fused causal square (float32, int8's float32 activations, a GPU), not in bf16's blocks on a CPU."""
+    return not (query.device.type == "cpu" and query.dtype == torch.bfloat16)
+
+
+def later_queries(query: torch.Tensor, key: torch.Tensor, first: int) -> torch.Tensor:
+    """The queries from position `first` on, whether `query` holds every position's (as many as `key`) or only those."""
+    return query[:, :, first:] if query.shape[2] == key.shape[2] else query
 
 
 QUERY_BLOCK = 128  # queries per matrix product in blocked_attention (64, 128, 192, 256 measured: 128 or 192 best)
@@ -45,7 +59,7 @@ def blocked_attention(
     the whole one. Returned as a (B, heads, L - first, D) view of a (B, L - first, heads, D) buffer, so that the
     output projection's merge of the heads copies nothing."""
     batch, heads, length, dim = key.shape
-    query = query[:, :, first:]
+    query = later_queries(query, key, first)
     if math.frexp(scale)[0] == 0.5:  # a power of two (1/8 for Bark's 64-wide heads): scaling the query is exact
         query, scale = query * scale, 1.0
     query, key, value = query.contiguous(), key.contiguous(), value.contiguous()

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from synthesis.engines.bark.attention import attention
+from synthesis.engines.bark.attention import attention, reads_earlier_queries
 from synthesis.engines.bark.prefixes import Prefix, PrefixStore
 
 # Sampling temperature 0 means greedy (argmax).
@@ -114,17 +114,20 @@ class CausalDecoder:
         self, layer: int, hidden: torch.Tensor, cache: KVCache, prefix: Prefix | None, computed: list | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Query, key and value (B, heads, L, D) of block `layer` in a prefill, for every position: those of `hidden`
-        (the positions after `prefix`, if it is computed already) preceded by the prefix's. Every position's key and
-        value go to the cache; `computed` (when given) collects the prefix's positions for the store."""
+        (the positions after `prefix`, if it is computed already) preceded by the prefix's; the prefix's queries only
+        where the attention reads them (`attention.reads_earlier_queries`: not in bf16 on a CPU, whose store then holds
+        a third less). Every position's key and value go to the cache; `computed` (when given) collects the prefix's
+        positions for the store."""
         query, key, value = split_heads(self.model.layers[layer].attn, hidden, self.heads)
         if computed is not None:
             assert prefix is not None
-            computed.append(tuple(tensor[:, :, : prefix.length].clone() for tensor in (query, key, value)))
+            known_query = query[:, :, : prefix.length].clone() if reads_earlier_queries(query) else None
+            computed.append((known_query, *(tensor[:, :, : prefix.length].clone() for tensor in (key, value))))
         elif prefix is not None:
-            query, key, value = (
-                torch.cat([known, new], dim=2)
-                for known, new in zip(prefix.blocks[layer], (query, key, value), strict=True)
-            )
+            known_query, known_key, known_value = prefix.blocks[layer]
+            if known_query is not None:
+                query = torch.cat([known_query, query], dim=2)
+            key, value = torch.cat([known_key, key], dim=2), torch.cat([known_value, value], dim=2)
         cache.keys[layer][:, :, : key.shape[2]] = key
         cache.values[layer][:, :, : key.shape[2]] = value
         return query, key, value
@@ -167,7 +170,8 @@ class CausalDecoder:
             assert prefix is not None
             prefix.blocks = computed  # whole, or not at all: a prefill can be abandoned between blocks
         rows = torch.arange(batch, device=self.device)
-        query, hidden = query[rows, :, lengths - 1][:, :, None], hidden[rows, lengths - 1 - start][:, None]
+        skipped = length - query.shape[2]  # the stored prefix's queries, where they were not needed
+        query, hidden = query[rows, :, lengths - 1 - skipped][:, :, None], hidden[rows, lengths - 1 - start][:, None]
         # The last position attends to all of its row's positions: only the right padding is masked.
         keep = (positions < lengths[:, None])[:, None, None, :] if batch > 1 else None
         output = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=keep, scale=self.scale)

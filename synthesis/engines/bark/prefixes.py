@@ -26,15 +26,16 @@ if TYPE_CHECKING:
 @dataclass(eq=False)
 class Prefix:
     """The first `length` positions of a prefill, shared by every prefill that starts with the same tokens: each
-    block's queries, keys and values there (each (1, heads, length, D)), once one prefill has computed them."""
+    block's queries (None where the attention does not read them), keys and values there (each (1, heads, length,
+    D)), once one prefill has computed them."""
 
     length: int
-    blocks: list[tuple[torch.Tensor, ...]] = field(default_factory=list)  # empty until computed
+    blocks: list[tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]] = field(default_factory=list)  # until computed
     reused: int = 0  # prefills that took it computed (for tests and benchmarks)
 
     @property
     def nbytes(self) -> int:
-        return sum(tensor.nbytes for block in self.blocks for tensor in block)
+        return sum(tensor.nbytes for block in self.blocks for tensor in block if tensor is not None)
 
 
 class PrefixStore:

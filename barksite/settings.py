@@ -49,7 +49,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "synthesis.metrics.HttpMetricsMiddleware",  # first, so it sees every response
+    "synthesis.http.metrics.HttpMetricsMiddleware",  # first, so it sees every response
     "barksite.handlers.JsonErrorsMiddleware",  # next: sees every error response under /api/ and /v1/
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -3,7 +3,7 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from synthesis.metrics import metrics_view
+from synthesis.http.metrics import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),

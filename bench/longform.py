@@ -39,7 +39,7 @@ from synthesis.engines.bark import decode  # noqa: E402
 from synthesis.engines.bark.checkpoint import build_bark_checkpoint  # noqa: E402
 from synthesis.engines.bark.engine import BarkEngine  # noqa: E402
 from synthesis.engines.bark.prefixes import PrefixStore  # noqa: E402
-from synthesis.segments import split_text  # noqa: E402
+from synthesis.media.text import split_text  # noqa: E402
 
 MODES = {"library": (True, True), "batched": (False, True), "no-prefixes": (False, False)}  # full fine window, store
 

@@ -54,7 +54,7 @@ FINISHED = ("completed", "failed", "cancelled")  # a job's final states
 
 def job_text(chars: int, segments: int | None) -> str:
     """The text of one job: `chars` characters, or only as many of its first segments as asked."""
-    from synthesis.segments import split_text
+    from synthesis.media.text import split_text
 
     text = text_of(chars)
     return " ".join(split_text(text)[:segments]) if segments else text
@@ -221,7 +221,7 @@ def processes_of(roots: list[int], memory: bool = True) -> list[ServiceProcess]:
                     pss = process.memory_full_info().pss if memory else 0
             except psutil.Error:  # gone meanwhile
                 continue
-            role = "runner" if "bark_runner" in command else "web" if "gunicorn" in command else "workers"
+            role = "runner" if "engine_runner" in command else "web" if "gunicorn" in command else "workers"
             found.append(ServiceProcess(process.pid, role, times.user + times.system, rss, pss))
     return found
 

@@ -9,7 +9,7 @@ paths = generate_multimedia("Hello there.", "out/", video={"preset": "720p"})  #
 def __getattr__(name: str):
     # Lazy, because the app package is imported before Django's app registry is ready.
     if name in ("generate_audio", "generate_multimedia"):
-        from synthesis import generate
+        from synthesis.jobs import generate
 
         return getattr(generate, name)
     raise AttributeError(name)

@@ -23,10 +23,10 @@ from django.utils.safestring import mark_safe
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
-from synthesis import dashboard
-from synthesis.jobs import cancel_job, retry_job
+from synthesis.jobs.submit import cancel_job, retry_job
 from synthesis.models import ApiKey, Job, Voice
 from synthesis.templatetags.barksite import seconds
+from synthesis.web import dashboard
 
 # The library registers its own concrete APIKey model; barksite's keys are `synthesis.ApiKey`.
 if admin.site.is_registered(APIKey):

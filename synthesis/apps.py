@@ -9,7 +9,7 @@ class SynthesisConfig(AppConfig):
     def ready(self) -> None:
         from django_q.signals import post_spawn
 
-        from synthesis.workers import install_stop_handlers
+        from synthesis.jobs.workers import install_stop_handlers
 
-        # Each django-q2 worker hands its job back and exits on SIGTERM/SIGINT (see synthesis/workers.py).
+        # Each django-q2 worker hands its job back and exits on SIGTERM/SIGINT (see synthesis/jobs/workers.py).
         post_spawn.connect(install_stop_handlers, dispatch_uid="synthesis-stop-handlers")

@@ -1,11 +1,16 @@
-"""The rows barksite keeps: jobs, API keys and uploaded voices.
+"""The rows barksite keeps (jobs, API keys, uploaded voices, engine breakers) and the typed plan a job row holds.
 
 Behaviour that belongs to a row lives on its model. The job's status changes in exactly one place,
 `Job.transition`, which refuses illegal moves and applies the change with a conditional UPDATE, so two
 workers that receive the same task can never both run it.
 """
 
+from __future__ import annotations
+
+import os
+import socket
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -15,7 +20,12 @@ from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey
 
 from synthesis import engines
-from synthesis.plans import JobPlan
+from synthesis.media.text import split_text
+
+
+def process_name(pid: int | None = None) -> str:
+    """This process (or `pid` on this host) as a job's `worker` names it."""
+    return f"{socket.gethostname()}:{pid or os.getpid()}"
 
 
 class IllegalTransition(Exception):
@@ -97,6 +107,9 @@ class Job(models.Model):
     failed_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life from the worker.")
+    worker = models.CharField(
+        max_length=120, blank=True, help_text="host:pid of the process running it (a stopped cluster requeues by it)."
+    )
     attempts = models.PositiveIntegerField(default=0)
     stage = models.CharField(max_length=16, blank=True, help_text="audio or video while running")
     segments_done = models.PositiveIntegerField(default=0)
@@ -163,8 +176,9 @@ class Job(models.Model):
         return updated == 1
 
     def claim(self) -> bool:
-        """Take this queued job for running; False when another worker (or a cancel) got there first."""
-        return self.transition(self.Status.RUNNING, error="", segments_done=0, stage="audio")
+        """Take this queued job for running in this process; False when another worker (or a cancel) got there
+        first."""
+        return self.transition(self.Status.RUNNING, error="", segments_done=0, stage="audio", worker=process_name())
 
     def record_progress(self, *, segments_done: int | None = None, stage: str | None = None) -> bool:
         """Save progress and a heartbeat while running; return False once the job is no longer running
@@ -254,14 +268,9 @@ class Voice(models.Model):
         """How requests name this voice."""
         return f"{engines.CUSTOM_PREFIX}{self.id}"
 
-    def prompt_arrays(self) -> dict[str, Any]:
-        """The prompt arrays the cloning engine takes as this voice (checked again, like an upload)."""
-        with self.prompt_file.open("rb") as handle:
-            return engines.cloning_engine().read_voice_file(handle.read())
-
 
 class EngineBreaker(models.Model):
-    """The circuit breaker of one engine, shared by every worker on every host (see synthesis/breaker.py).
+    """The circuit breaker of one engine, shared by every worker on every host (see synthesis/jobs/breaker.py).
     No row means closed with no failures."""
 
     class State(models.TextChoices):
@@ -277,3 +286,106 @@ class EngineBreaker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.engine}: {self.state}"
+
+
+# --- what a job will do ------------------------------------------------------------------------------
+# What a job will do, as one typed value: decided once by `jobs.submit_job`, stored on the job as JSON, read back
+# with `Job.get_plan()`. Nothing else reads the stored JSON by key.
+#
+# The row keeps two JSON objects, because the API shows both: `params` (the request's settings as recorded) and `plan`
+# (what the service decided: engine, voice per segment, segments with their cues, pauses, priority). Rows recorded
+# before a key existed read back with the defaults below.
+
+
+DEFAULT_TEMPERATURE = 0.7
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    # What runs, and on what.
+    engine: str
+    model: str
+    voice: str
+    segments: list[str]  # the texts to speak, cues included
+    segment_voices: list[str] = field(default_factory=list)  # one voice per segment ([] on old rows: `voice`)
+    pauses_ms: dict[int, int] = field(default_factory=dict)  # silence after a segment, where an event set one
+    # How it sounds.
+    text_temp: float = DEFAULT_TEMPERATURE
+    waveform_temp: float = DEFAULT_TEMPERATURE
+    seed: int | None = None
+    # What comes out, and when.
+    modalities: list[str] = field(default_factory=lambda: ["audio"])
+    render_video: bool = False
+    video: dict[str, Any] = field(default_factory=dict)  # validated video options; {} without a video
+    output_prefix: str = "audio"
+    priority: int = 0
+    estimated_duration_s: float = 0.0
+    # The request's own words, recorded as given.
+    control_events: list[dict[str, Any]] = field(default_factory=list)
+    routing_priorities: dict[str, float] = field(default_factory=dict)
+    fresh: bool = False
+
+    @property
+    def wants_captions(self) -> bool:
+        return self.render_video or "captions" in self.modalities
+
+    def params_json(self) -> dict[str, Any]:
+        """`Job.params`: the request's settings."""
+        return {
+            "text_temp": self.text_temp,
+            "waveform_temp": self.waveform_temp,
+            "seed": self.seed,
+            "modalities": self.modalities,
+            "render_video": self.render_video,
+            "video": self.video,
+            "control_events": self.control_events,
+            "routing_priorities": self.routing_priorities,
+            "fresh": self.fresh,
+        }
+
+    def plan_json(self) -> dict[str, Any]:
+        """`Job.plan`: what the service decided (the settings that shape it are repeated for readers of the plan)."""
+        return {
+            "engine": self.engine,
+            "model": self.model,
+            "voice": self.voice,
+            "segments": self.segments,
+            "segment_count": len(self.segments),
+            "segment_voices": self.segment_voices,
+            "pauses_ms": {str(index): ms for index, ms in self.pauses_ms.items()},  # JSON keys are strings
+            "estimated_duration_s": self.estimated_duration_s,
+            "modalities": self.modalities,
+            "render_video": self.render_video,
+            "video": self.video or None,
+            "control_events": self.control_events,
+            "routing_priorities": self.routing_priorities,
+            "priority": self.priority,
+            "output_prefix": self.output_prefix,
+        }
+
+    @classmethod
+    def from_json(
+        cls, plan: dict[str, Any], params: dict[str, Any], *, engine: str, model: str, voice: str, prompt: str
+    ) -> JobPlan:
+        """The plan stored on a row; `engine`, `model`, `voice` and `prompt` are the row's own columns, which fill
+        in for rows recorded without a plan."""
+        return cls(
+            engine=plan.get("engine", engine),
+            model=plan.get("model", model),
+            voice=plan.get("voice", voice),
+            segments=plan.get("segments") or split_text(prompt),
+            segment_voices=plan.get("segment_voices") or [],
+            pauses_ms={int(index): ms for index, ms in (plan.get("pauses_ms") or {}).items()},
+            text_temp=params.get("text_temp", DEFAULT_TEMPERATURE),
+            waveform_temp=params.get("waveform_temp", DEFAULT_TEMPERATURE),
+            seed=params.get("seed"),
+            modalities=params.get("modalities", ["audio"]),
+            render_video=bool(params.get("render_video")),
+            video=params.get("video") or {},
+            output_prefix=plan.get("output_prefix", "audio"),
+            priority=plan.get("priority", 0),
+            estimated_duration_s=plan.get("estimated_duration_s", 0.0),
+            control_events=params.get("control_events", []),
+            routing_priorities=params.get("routing_priorities", {}),
+            fresh=bool(params.get("fresh")),
+        )

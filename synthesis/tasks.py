@@ -1,7 +1,7 @@
 """django-q2 entry points: thin on purpose. Each loads what it needs by id and calls one function; the
 job row, not the queue, decides whether work happens (see `pipeline.run_job`)."""
 
-from synthesis import recovery, voices, workers
+from synthesis.jobs import recovery, voices, workers
 
 
 def run_job_task(job_id: str) -> None:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from synthesis import views
+from synthesis.web import views
 
 urlpatterns = [
     path("", views.job_new, name="job-new"),

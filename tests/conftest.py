@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from synthesis.engines import reset_engines
-from synthesis.jobs import JobRequest, submit_job
+from synthesis.jobs.submit import JobRequest, submit_job
 from tests.s3 import create_bucket, moto_server, s3_env
 
 # The Bark checkpoint (built once per session) and the web fixtures (users, finished jobs).

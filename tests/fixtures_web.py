@@ -4,7 +4,7 @@ jobs owned by them, finished by the real task function and the real Piper engine
 import pytest
 from django.test import Client
 
-from synthesis.jobs import JobRequest, submit_job
+from synthesis.jobs.submit import JobRequest, submit_job
 from synthesis.models import Job
 from synthesis.tasks import run_job_task
 

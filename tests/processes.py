@@ -125,7 +125,7 @@ def manage(*args: str, env: dict[str, str], timeout: float = 120) -> str:
 def submit_jobs(env: dict[str, str], prompts: list[str]) -> list[str]:
     """Submit Piper jobs as the API does (one process for all), returning their ids as stored by SQLite."""
     code = (
-        "from synthesis.jobs import JobRequest, submit_job\n"
+        "from synthesis.jobs.submit import JobRequest, submit_job\n"
         f"for prompt in {prompts!r}:\n"
         "    print('JOB', submit_job(JobRequest(prompt=prompt, engine='piper')).id.hex)\n"
     )

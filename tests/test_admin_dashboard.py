@@ -8,9 +8,9 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
-from synthesis.dashboard import report
-from synthesis.jobs import JobRequest, submit_job
+from synthesis.jobs.submit import JobRequest, submit_job
 from synthesis.models import Job
+from synthesis.web.dashboard import report
 from tests.fixtures_web import make_job
 
 URL = reverse("admin:synthesis_job_dashboard")

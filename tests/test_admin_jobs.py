@@ -5,7 +5,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django_q.models import OrmQ
 
-from synthesis.jobs import JobRequest, submit_job
+from synthesis.jobs.submit import JobRequest, submit_job
 from synthesis.models import ApiKey, Job
 from tests.fixtures_web import make_job
 

@@ -25,7 +25,7 @@ def test_health_is_ok_with_version_time_and_every_check(db):
 
 
 def test_health_shows_the_bark_runners_state_loading_then_ready(db):
-    from synthesis.engines.bark.runner import STATE_KEY
+    from synthesis.engines.bark.protocol import STATE_KEY
 
     def runner() -> dict:
         engines = {engine["name"]: engine for engine in client().get("/api/health").json()["checks"]["engines"]}

@@ -9,9 +9,9 @@ from django.core.management import call_command
 from scipy.io import wavfile
 
 from synthesis.api.openai import wait_for
-from synthesis.jobs import JobRequest, cancel_job, submit_job
+from synthesis.jobs.pipeline import run_claimed_job
+from synthesis.jobs.submit import JobRequest, cancel_job, submit_job
 from synthesis.models import Job
-from synthesis.pipeline import run_claimed_job
 from tests.api_helpers import error_of, keyed_client, run
 
 LONG_TEXT = "This is the first part of a longer text. " * 4 + "And here the second part begins. " * 5

@@ -9,6 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from synthesis.engines import SynthesisOptions
 from synthesis.engines.bark.prompts import save_prompt
 from synthesis.engines.piper.engine import PiperEngine
+from synthesis.jobs.voices import prompt_arrays
 from synthesis.media.audio import write_wav
 from synthesis.models import Job, Voice
 from synthesis.tasks import build_voice_task
@@ -111,7 +112,7 @@ def test_a_clip_voice_is_pending_until_a_worker_encodes_it(
     build_voice_task(voice_id.removeprefix("custom/"))
     voice = api.get(f"/api/voices/{voice_id}").json()
     assert voice["status"] == "ready" and voice["error"] == ""
-    prompt = Voice.objects.get(pk=voice_id.removeprefix("custom/")).prompt_arrays()
+    prompt = prompt_arrays(Voice.objects.get(pk=voice_id.removeprefix("custom/")))
     assert prompt["fine_prompt"].shape[0] == 8 and prompt["coarse_prompt"].shape[0] == 2
 
 
@@ -191,5 +192,5 @@ def test_save_prompt_round_trips_through_the_stored_file(db):
 
     api.post("/api/voices", {"name": "Round", "npz": upload}, format="multipart")
 
-    loaded = Voice.objects.get().prompt_arrays()
+    loaded = prompt_arrays(Voice.objects.get())
     assert all(np.array_equal(loaded[k], prompt[k]) for k in prompt)

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from synthesis.artifacts import UnsafeOutputPath, safe_prefix, store_artifact
+from synthesis.jobs.artifacts import UnsafeOutputPath, safe_prefix, store_artifact
 from synthesis.models import Job
 
 

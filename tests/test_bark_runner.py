@@ -1,4 +1,4 @@
-"""The Bark runner (`manage.py bark_runner`, a real process on the tiny checkpoint) and the worker's side of it:
+"""The Bark runner (`manage.py engine_runner`, a real process on the tiny checkpoint) and the worker's side of it:
 the same audio as in-process, a job stopped by its worker, a job put back in the queue when the runner dies."""
 
 import os
@@ -15,9 +15,9 @@ from django_q.models import OrmQ
 from synthesis.engines import EngineLost, SynthesisCancelled, SynthesisOptions, get_engine, reset_engines
 from synthesis.engines.bark.engine import BarkEngine
 from synthesis.engines.bark.runner import RemoteBarkEngine
-from synthesis.jobs import JobRequest, submit_job
+from synthesis.jobs.pipeline import run_job
+from synthesis.jobs.submit import JobRequest, submit_job
 from synthesis.models import Job
-from synthesis.pipeline import run_job
 from tests.fixtures_bark import GREEDY
 from tests.processes import ROOT
 
@@ -25,7 +25,7 @@ TEXTS = ["The first line.", "A second one.", "Then a third."]
 
 
 def start_runner(tiny_bark_dir: Path, tmp_path: Path):
-    """A bark_runner process on the tiny checkpoint, ready (its socket listening); killed afterwards."""
+    """An engine_runner process on the tiny checkpoint, ready (its socket listening); killed afterwards."""
     socket_path = str(tmp_path / "runner.sock")
     # float32: the tests compare the runner's audio with an in-process engine's (BarkEngine defaults to float32).
     env = {
@@ -37,7 +37,7 @@ def start_runner(tiny_bark_dir: Path, tmp_path: Path):
     env.pop("REDIS_URL", None)
     log = tmp_path / "runner.log"
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "bark_runner", "--socket", socket_path, "--parent", str(os.getpid())],
+        [sys.executable, "manage.py", "engine_runner", "--socket", socket_path, "--parent", str(os.getpid())],
         cwd=ROOT,
         env=env,
         stdout=log.open("w"),

@@ -23,7 +23,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from synthesis.jobs import JobRequest, submit_job
+from synthesis.jobs.submit import JobRequest, submit_job
 from synthesis.models import ApiKey, Job
 from synthesis.tasks import run_job_task
 from tests.fixtures_web import PASSWORD, finish, make_job

@@ -2,8 +2,8 @@
 
 import pytest
 
-from synthesis.control import ControlError, apply_events, priority
-from synthesis.jobs import InvalidRequest, JobRequest, submit_job
+from synthesis.jobs.control import ControlError, apply_events, priority
+from synthesis.jobs.submit import InvalidRequest, JobRequest, submit_job
 
 SEGMENTS = ["First part.", "Second part.", "Third part."]
 

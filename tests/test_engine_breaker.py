@@ -1,6 +1,7 @@
 """Engine faults: the circuit breaker (closed, open, half-open) shared through the database, and retries with
-backoff for transient faults. The engine is made to fail by BARK_FAULT_INJECTION, the drill setting the
-job runner honours; the breaker itself is the real one."""
+backoff for transient faults. Piper is made to fail inside its own synthesis by BARK_FAULT_INJECTION (the drill
+setting: the fault is raised where Piper's own faults arise and travels the engine's real wrapping); the breaker
+itself is the real one. Bark's faults, in-process and through its runner: tests/test_bark_faults.py."""
 
 import logging
 import time
@@ -9,8 +10,9 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from synthesis import breaker
-from synthesis.jobs import JobRequest, submit_job
+from synthesis.engines import reset_engines
+from synthesis.jobs import breaker
+from synthesis.jobs.submit import JobRequest, submit_job
 from synthesis.models import Job
 from synthesis.tasks import run_job_task, sweep_stale_jobs_task
 from tests import api_helpers
@@ -24,7 +26,17 @@ def faults(settings):
     settings.BARK_RETRY_BASE_MS = 1
     settings.BARK_LOG_HOOK = "tests.api_helpers.record_event"
     api_helpers.events.clear()
-    return settings
+    yield settings
+    inject(settings, "")  # the engines this test built with faults must not serve the next test
+
+
+def inject(settings, spec: str) -> None:
+    """Set BARK_FAULT_INJECTION as a worker starting now would read it (engines read it when they are built)."""
+    settings.BARK_FAULT_INJECTION = spec
+    reset_engines()
+
+
+DEVICE_FAULT = "piper:synthesize:device"
 
 
 def piper_job(prompt: str = "Hello there.") -> Job:
@@ -38,14 +50,14 @@ def run(job: Job) -> Job:
 
 
 def open_piper_breaker(faults) -> None:
-    faults.BARK_FAULT_INJECTION = "piper"
+    inject(faults, DEVICE_FAULT)
     for n in range(2):
         run(piper_job(f"Failing job {n}."))
-    faults.BARK_FAULT_INJECTION = ""
+    inject(faults, "")
 
 
 def test_an_engine_that_keeps_failing_opens_its_breaker_after_the_threshold(db, faults):
-    faults.BARK_FAULT_INJECTION = "piper"
+    inject(faults, DEVICE_FAULT)
 
     first = run(piper_job("One."))
     assert breaker.get("piper").state == "closed"
@@ -84,11 +96,11 @@ def test_while_open_health_and_the_dashboard_say_degraded_and_why(db, faults, ad
 
 
 def test_while_open_an_auto_job_goes_to_an_engine_that_works(db, faults, tiny_bark):
-    faults.BARK_FAULT_INJECTION = "bark"
+    inject(faults, "bark:coarse:device")
     for n in range(2):
         run(submit_job(JobRequest(prompt=f"Failing {n}.", engine="bark")))
     assert breaker.get("bark").state == "open"
-    faults.BARK_FAULT_INJECTION = ""
+    inject(faults, "")
 
     job = run(submit_job(JobRequest(prompt="Hello there.")))
 
@@ -125,7 +137,7 @@ def test_a_failed_trial_opens_the_breaker_again(db, faults):
     open_piper_breaker(faults)
     faults.BARK_BREAKER_COOLDOWN_S = 1
     time.sleep(1.1)
-    faults.BARK_FAULT_INJECTION = "piper"
+    inject(faults, DEVICE_FAULT)
 
     trial = run(piper_job("Trial."))
 
@@ -151,9 +163,9 @@ def test_with_fail_while_open_new_jobs_are_refused_and_waiting_ones_fail_with_th
 # transactional_db: a retry closes the database connection (a dropped one is unusable until closed), which
 # would end the transaction a plain `db` test runs in on PostgreSQL.
 def test_a_transient_fault_is_retried_with_backoff_and_the_job_completes(transactional_db, faults, caplog):
-    faults.BARK_FAULT_INJECTION = "piper:transient=2"
+    inject(faults, "piper:synthesize:oom:2")  # out of memory twice, then it fits
 
-    with caplog.at_level(logging.WARNING, logger="synthesis.breaker"):
+    with caplog.at_level(logging.WARNING, logger="synthesis.jobs.breaker"):
         job = run(piper_job())
 
     assert (job.status, job.attempts) == (Job.Status.COMPLETED, 1)
@@ -164,7 +176,7 @@ def test_a_transient_fault_is_retried_with_backoff_and_the_job_completes(transac
 def test_a_permanent_fault_is_neither_retried_nor_counted(db, faults, caplog):
     job = Job.objects.create(prompt="Hello.", engine="piper", voice="v2/en_speaker_1", status=Job.Status.QUEUED)
 
-    with caplog.at_level(logging.WARNING, logger="synthesis.breaker"):
+    with caplog.at_level(logging.WARNING, logger="synthesis.jobs.breaker"):
         job = run(job)
 
     assert job.status == Job.Status.FAILED and "Piper has one voice" in job.error

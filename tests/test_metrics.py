@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from prometheus_client.parser import text_string_to_metric_families
 
-from synthesis.jobs import JobRequest, QueueFull, submit_job
+from synthesis.jobs.submit import JobRequest, QueueFull, submit_job
 from synthesis.models import Job
 from tests.conftest import SETTINGS_FILE
 from tests.fixtures_web import finish

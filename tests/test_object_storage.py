@@ -11,9 +11,9 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.urls import reverse
 
-from synthesis.artifacts import delete_job_files, store_artifact
+from synthesis.jobs.artifacts import delete_job_files, store_artifact
+from synthesis.jobs.pipeline import run_job
 from synthesis.models import Job
-from synthesis.pipeline import run_job
 from tests.conftest import SETTINGS_FILE
 from tests.fixtures_web import finish, make_job
 

@@ -5,9 +5,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from synthesis.jobs import JobRequest, submit_job
+from synthesis.jobs.pipeline import run_claimed_job
+from synthesis.jobs.submit import JobRequest, submit_job
 from synthesis.models import Job
-from synthesis.pipeline import run_claimed_job
 
 
 def completed_piper_job(prompt: str, seed: int = 1) -> Job:

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.live
 
 
 def runner_state(env: dict[str, str]) -> str:
-    code = "from synthesis.engines.bark.runner import runner_state; print((runner_state() or {}).get('state'))"
+    code = "from synthesis.engines.bark.protocol import runner_state; print((runner_state() or {}).get('state'))"
     return manage("shell", "-c", code, env=env).strip().splitlines()[-1]  # after the shell's auto-import notice
 
 
@@ -34,7 +34,7 @@ def test_a_cluster_runs_bark_jobs_of_two_workers_through_one_warm_runner(tmp_pat
         runners = [
             child
             for child in psutil.Process(cluster.pid).children(recursive=True)
-            if "bark_runner" in " ".join(child.cmdline())
+            if "engine_runner" in " ".join(child.cmdline())
         ]
         job_ids = [
             manage("synthesize", text, "--engine", "bark", "--enqueue", env=env).split("Queued job ")[1].split(" ")[0]

@@ -8,7 +8,7 @@ import pytest
 from scipy.io import wavfile
 
 from synthesis.engines import get_engine
-from synthesis.jobs import JobRequest, cancel_job, submit_job
+from synthesis.jobs.submit import JobRequest, cancel_job, submit_job
 from synthesis.models import Job
 from synthesis.tasks import run_job_task
 

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from synthesis import generate_multimedia, pipeline
-from synthesis.jobs import JobRequest, cancel_job, submit_job
+from synthesis import generate_multimedia
+from synthesis.jobs import pipeline
+from synthesis.jobs.submit import JobRequest, cancel_job, submit_job
 from synthesis.models import Job
 from synthesis.tasks import run_job_task
 from tests.media_probe import probe

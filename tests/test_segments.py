@@ -1,4 +1,4 @@
-from synthesis.segments import MAX_SEGMENT_CHARS, split_text
+from synthesis.media.text import MAX_SEGMENT_CHARS, split_text
 
 
 def test_short_sentences_are_merged_into_one_segment():

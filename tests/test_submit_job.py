@@ -3,7 +3,7 @@ caller that skips a form or serializer (the Python API, a management command) ge
 
 import pytest
 
-from synthesis.jobs import MAX_SEED, InvalidRequest, JobRequest, submit_job
+from synthesis.jobs.submit import MAX_SEED, InvalidRequest, JobRequest, submit_job
 from synthesis.models import Job
 
 

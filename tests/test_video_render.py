@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from synthesis.engines import SynthesisCancelled, SynthesisOptions
-from synthesis.generate import AudioResult, synthesize_segments
+from synthesis.engines import SynthesisOptions
+from synthesis.jobs.generate import AudioResult, synthesize_segments
 from synthesis.media import video
 from synthesis.media.captions import build_cues
-from synthesis.media.video import VideoRenderError, render_video
+from synthesis.media.video import RenderCancelled, VideoRenderError, render_video
 from synthesis.media.video_options import validate_video_options
 from tests.media_probe import frame_at, probe
 
@@ -115,7 +115,7 @@ def test_a_cancelled_render_stops_and_leaves_no_files(speech, tmp_path, monkeypa
         asked.append(True)
         return False
 
-    with pytest.raises(SynthesisCancelled):
+    with pytest.raises(RenderCancelled):
         render(speech, tmp_path, {"preset": "720p"}, should_continue=should_continue)
     assert asked == [True]
     assert list(tmp_path.iterdir()) == []

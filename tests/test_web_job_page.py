@@ -4,8 +4,8 @@ import pytest
 from django.urls import reverse
 from django_q.models import OrmQ
 
+from synthesis.jobs.pipeline import run_job
 from synthesis.models import Job
-from synthesis.pipeline import run_job
 from tests.fixtures_web import finish, make_job
 
 
@@ -79,7 +79,7 @@ def test_a_failed_job_says_why_in_plain_words_and_offers_retry(signed_in, failed
 
 
 def test_a_job_served_from_an_identical_earlier_job_says_so(signed_in, user, completed_job):
-    from synthesis.jobs import JobRequest, submit_job
+    from synthesis.jobs.submit import JobRequest, submit_job
 
     twin = submit_job(JobRequest(prompt=completed_job.prompt, engine="piper", seed=7), owner=user)
 

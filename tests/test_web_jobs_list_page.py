@@ -5,9 +5,9 @@ from datetime import timedelta
 from django.urls import reverse
 from django.utils import timezone
 
-from synthesis.jobs import JobRequest, submit_job
+from synthesis.jobs.submit import JobRequest, submit_job
 from synthesis.models import ApiKey, Job
-from synthesis.views import JOBS_PER_PAGE
+from synthesis.web.views import JOBS_PER_PAGE
 from tests.fixtures_web import make_job
 
 URL = reverse("job-list")

@@ -4,7 +4,7 @@ A caller is one of: a database API key (`request.auth` is the `ApiKey`), the sha
 (`request.auth is SHARED_KEY`), a signed-in session user (`request.user`, for the web UI's JSON calls,
 via DRF's SessionAuthentication with its CSRF check), or nobody while the API is open.
 
-Which jobs and voices each caller sees is decided in `synthesis.selectors`, for every surface.
+Which jobs and voices each caller sees is decided in `synthesis.jobs.selectors`, for every surface.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from synthesis.jobs.selectors import Caller
 from synthesis.models import ApiKey
-from synthesis.selectors import Caller
 
 # last_used_at is written at most this often per key, so authentication stays a read on busy keys.
 TOUCH_EVERY = timedelta(minutes=1)
@@ -108,7 +108,7 @@ class HasApiAccess(BasePermission):
 
 
 def caller(request: Request) -> Caller:
-    """Who is calling, for `synthesis.selectors`: a database key, else the signed-in user, else nobody."""
+    """Who is calling, for `synthesis.jobs.selectors`: a database key, else the signed-in user, else nobody."""
     api_key = request.auth if isinstance(request.auth, ApiKey) else None
     return Caller(user=None if api_key is not None else session_user(request), api_key=api_key)
 

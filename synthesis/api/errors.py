@@ -19,8 +19,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from synthesis.api.exceptions import EngineUnavailableError, PayloadTooLarge, QueueFullError
 from synthesis.engines import EngineUnavailable
-from synthesis.jobs import InvalidRequest, QueueFull
-from synthesis.selectors import NotVisible
+from synthesis.jobs.selectors import NotVisible
+from synthesis.jobs.submit import InvalidRequest, QueueFull
 
 # A Ratelimited raised by a plain django-ratelimit decorator does not say when its window ends; a
 # whole window is the longest the client can have to wait.

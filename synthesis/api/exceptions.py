@@ -3,7 +3,7 @@ views module: the parser in `content` raises these, and DRF imports the parser w
 
 from rest_framework import exceptions, status
 
-from synthesis.jobs import QueueFull
+from synthesis.jobs.submit import QueueFull
 
 
 class PayloadTooLarge(exceptions.APIException):

@@ -14,8 +14,8 @@ from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.status import Stat
 
-from synthesis import breaker
 from synthesis.engines import ENGINE_NAMES, get_engine
+from synthesis.jobs import breaker
 from synthesis.models import Job
 
 logger = logging.getLogger(__name__)
@@ -88,14 +88,13 @@ def check_engines() -> list[dict[str, Any]]:
     results = []
     for name in ENGINE_NAMES:
         try:
-            results.append(get_engine(name).health().as_dict())
+            engine = get_engine(name)
+            results.append(engine.health().as_dict())
+            # An engine's runner (started with the cluster) holds its model: "loading" until warmed up, then "ready".
+            if (status := engine.runner_status()) is not None:
+                results[-1]["runner"] = status
         except Exception as exc:  # an engine module that cannot even import must not take health down
             results.append({"name": name, "ok": False, "reason": f"{type(exc).__name__}: {exc}"})
-        if name == "bark":
-            # The Bark runner (started with the cluster) holds the model: "loading" until warmed up, then "ready".
-            from synthesis.engines.bark.runner import runner_state
-
-            results[-1]["runner"] = runner_state() or {"state": "not running"}
         try:
             results[-1]["breaker"] = breaker.get(name).as_dict()
         except Exception as exc:

@@ -35,8 +35,8 @@ from limits.strategies import MovingWindowRateLimiter
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from synthesis import hooks
 from synthesis.api.auth import rate_identity
+from synthesis.jobs import hooks
 
 logger = logging.getLogger(__name__)
 

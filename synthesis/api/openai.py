@@ -27,16 +27,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from synthesis import pipeline
 from synthesis.api.auth import submitter
 from synthesis.api.errors import exception_handler
 from synthesis.api.exceptions import Conflict
 from synthesis.api.health import live_clusters
 from synthesis.api.limits import ReadRateThrottle, SubmitRateThrottle
 from synthesis.api.serializers import StrictCharField, StrictFloatField, within_prompt_limit
-from synthesis.engines import ENGINE_NAMES, default_engine_name, engine_for_voice, get_engine, planning_engine_name
+from synthesis.engines import ENGINE_NAMES, engine_for_voice, get_engine
 from synthesis.http.streaming import STREAM_FORMATS, streaming_response
-from synthesis.jobs import JobRequest, submit_job
+from synthesis.jobs import breaker, pipeline
+from synthesis.jobs.submit import JobRequest, submit_job
 from synthesis.media.ffmpeg import FfmpegFailed
 from synthesis.media.transcode import FORMATS, transcode
 from synthesis.models import Job
@@ -123,7 +123,7 @@ def models(runnable_only: bool = True) -> list[dict[str, Any]]:
     """The model names the speech endpoint accepts, in OpenAI's model-object shape. By default only those that
     can run here (what GET /v1/models lists); OpenAI's generic names run the default engine, so they are listed
     when any engine can run."""
-    default = default_engine_name()
+    default = breaker.default_engine()
     entries = [(name, default) for name in GENERIC_MODELS if default or not runnable_only]
     for engine in ENGINE_NAMES:
         if runnable_only and not get_engine(engine).health().ok:
@@ -143,7 +143,7 @@ def resolve(model: str, voice: str) -> tuple[str | None, str]:
         raise serializers.ValidationError({"model": [f"Unknown model {model!r}; GET /v1/models lists them."]})
     engine = named.get(model)
     if voice in OPENAI_VOICES:
-        engine = engine or planning_engine_name()  # no runnable engine: submit_job answers 503
+        engine = engine or breaker.planning_engine()  # no runnable engine: submit_job answers 503
         return engine, get_engine(engine).voice_for_alias(voice)
     if engine_for_voice(voice) is None:
         names = ", ".join(OPENAI_VOICES)

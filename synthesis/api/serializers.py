@@ -4,7 +4,7 @@ Input types are strict: JSON has types, so a string where a number belongs is a 
 Unknown fields are ignored, not refused, so clients written for a newer server keep working; the
 response lists them under `warnings` so a misspelt field does not pass unnoticed. The rules that need
 the database or the engines (voice exists, engine matches voice, output path, queue) are checked by
-`synthesis.jobs.submit_job`, once for every surface.
+`synthesis.jobs.submit.submit_job`, once for every surface.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
-from synthesis.control import CUES, MAX_EVENTS, MAX_PAUSE_MS, MAX_PRIORITY_WEIGHT, MODALITIES
 from synthesis.engines import ENGINE_NAMES, engine_for_voice
-from synthesis.jobs import MAX_SEED, TEMPERATURE_RANGE, JobRequest
+from synthesis.jobs.control import CUES, MAX_EVENTS, MAX_PAUSE_MS, MAX_PRIORITY_WEIGHT, MODALITIES
+from synthesis.jobs.submit import MAX_SEED, TEMPERATURE_RANGE, JobRequest
+from synthesis.media.text import split_text
 from synthesis.media.video_options import VideoOptionsError, validate_video_options
 from synthesis.models import Job
-from synthesis.segments import split_text
 
 
 def within_prompt_limit(value: str, name: str) -> str:
@@ -92,7 +92,7 @@ class VideoOptionsField(serializers.Field):
 class ControlEventSerializer(serializers.Serializer):
     """`{"type": "pause", "segment": 0, "ms": 500}` (silence after segment 0), `{"type": "voice", "segment": 2,
     "voice": "v2/en_speaker_9"}` (segment 2 on in that voice) or `{"type": "cue", "segment": 1, "cue": "[laughs]"}`
-    (the cue at the start of segment 1). `synthesis.control` applies them; this checks their shape."""
+    (the cue at the start of segment 1). `synthesis.jobs.control` applies them; this checks their shape."""
 
     REQUIRES = {"pause": "ms", "voice": "voice", "cue": "cue"}
 

@@ -1,4 +1,4 @@
-"""The REST API's routes. Each view: an input serializer, one call into `synthesis.jobs`, an output
+"""The REST API's routes. Each view: an input serializer, one call into `synthesis.jobs.submit`, an output
 serializer. Health and capabilities are public; the rest need a key, a session or an open API."""
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from synthesis import selectors
 from synthesis.api import health as checks
 from synthesis.api.auth import api_is_open, caller, submitter
 from synthesis.api.exceptions import Conflict
@@ -30,14 +29,15 @@ from synthesis.api.serializers import (
     SynthesisRequestSerializer,
     errors,
 )
-from synthesis.control import MODALITIES
-from synthesis.engines import ENGINE_NAMES, default_engine_name
+from synthesis.engines import ENGINE_NAMES
 from synthesis.http.downloads import serve_artifact
 from synthesis.http.streaming import STREAM_FORMATS, streaming_response
-from synthesis.jobs import MAX_SEED, TEMPERATURE_RANGE, cancel_job, submit_job
+from synthesis.jobs import breaker, selectors
+from synthesis.jobs.control import MODALITIES
+from synthesis.jobs.submit import MAX_SEED, TEMPERATURE_RANGE, cancel_job, submit_job
+from synthesis.jobs.voices import catalogue
 from synthesis.media import video_options
 from synthesis.models import Job
-from synthesis.voices import catalogue
 
 # What each artifact is served as (synthesis.downloads.content_type_for): audio, video, srt, vtt, metadata.
 ARTIFACT_TYPES = ("audio/wav", "video/mp4", "application/x-subrip", "text/vtt", "application/json")
@@ -111,7 +111,7 @@ def health(request: Request) -> Response:
 def capabilities(request: Request) -> Response:
     engines = checks.check_engines()
     voices = catalogue()
-    runnable = default_engine_name() if any(engine["ok"] for engine in engines) else None
+    runnable = breaker.default_engine() if any(engine["ok"] for engine in engines) else None
     video = video_options.capabilities()
     return Response(
         {

@@ -16,9 +16,9 @@ from synthesis.api.content import VoiceUploadParser
 from synthesis.api.limits import ReadRateThrottle, UploadRateThrottle
 from synthesis.api.serializers import errors
 from synthesis.engines import InvalidVoiceUpload, cloning_engine
+from synthesis.jobs.selectors import get_voice, usable_voices
+from synthesis.jobs.voices import catalogue, create_voice_from_clip, create_voice_from_npz, delete_voice
 from synthesis.models import Voice
-from synthesis.selectors import get_voice, usable_voices
-from synthesis.voices import catalogue, create_voice_from_clip, create_voice_from_npz, delete_voice
 
 VOICE_ID = OpenApiParameter("voice_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 

@@ -10,43 +10,37 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from synthesis.engines.faults import (
+    EngineFailed,
+    EngineFault,
+    EngineLost,
+    EngineOutOfMemory,
+    EngineUnavailable,
+    InputRefused,
+    is_out_of_memory,
+)
+
+__all__ = [
+    "EngineFailed",
+    "EngineFault",
+    "EngineLost",
+    "EngineOutOfMemory",
+    "EngineUnavailable",
+    "InputRefused",
+    "is_out_of_memory",
+]
+
 # Uploaded voices are named `custom/<uuid>` in requests; the caller loads their prompt arrays (engines do not
 # read the database) and the engine whose `clones_voices` is true speaks them.
 CUSTOM_PREFIX = "custom/"
-
-
-class EngineUnavailable(Exception):
-    """The engine cannot run here; the message says why and what to do about it."""
-
-
-class EngineFailed(Exception):
-    """The engine was running and failed on this input."""
-
-
-class EngineLost(Exception):
-    """The process running the engine for this job went away (the Bark runner died); the job can run again."""
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """`exc`, or an exception it was raised from, says a device or the host ran out of memory (CUDA's
-    OutOfMemoryError, Python's MemoryError, or the CPU allocator's RuntimeError)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, MemoryError) or type(current).__name__ == "OutOfMemoryError":
-            return True
-        if any(phrase in str(current).lower() for phrase in ("out of memory", "can't allocate memory")):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
 
 
 class InvalidVoiceUpload(ValueError):
@@ -133,6 +127,11 @@ class Engine(ABC):
     # Characters per second of audio its voices speak at, for plans' length estimates until jobs have measured it
     # on this deployment (docs/speech-pace.md).
     speech_pace: float = 14.0
+    # An engine whose model lives in one runner process per device names the runner's two halves (dotted paths): the
+    # server, `serve(socket_path, parent_pid)`, and the client class workers use in its place, built from the local
+    # engine and the socket path. Empty: the engine runs inside each worker.
+    runner_server: str = ""
+    runner_client: str = ""
 
     @classmethod
     def from_settings(cls) -> Engine:
@@ -171,6 +170,11 @@ class Engine(ABC):
     @abstractmethod
     def catalogue(self) -> list[CatalogueVoice]:
         """The built-in voices to offer, known without loading anything."""
+
+    def runner_status(self) -> dict[str, Any] | None:
+        """What this engine's runner process last said about itself ({"state": "loading" | "ready" | "failed" | "not
+        running", ...}) for an engine that has one (`runner_server`); None for the others."""
+        return None
 
     def owns_voice(self, voice: str) -> bool:
         """Whether `voice` is one of this engine's voice ids (an uploaded voice belongs to the cloning engine)."""
@@ -223,14 +227,23 @@ ENGINE_NAMES = tuple(ENGINES)
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
-_is_runner = False  # True in the Bark runner process itself (manage.py bark_runner)
+_is_runner = False  # True in the runner process itself (manage.py engine_runner)
 
 
-def serve_bark_here() -> None:
-    """This process is the Bark runner: get_engine("bark") loads the model here."""
+def runner_engine_name() -> str | None:
+    """The engine whose model lives in a runner process (the cluster starts that process), or None."""
+    return next((name for name in ENGINE_NAMES if _engine_class(name).runner_server), None)
+
+
+def serve_runner(socket_path: str, parent_pid: int | None) -> None:
+    """Be the runner process: load the runner engine here and serve the workers on `socket_path` until stopped."""
     global _is_runner
+    name = runner_engine_name()
+    if name is None:
+        raise EngineUnavailable("No engine runs in a runner process.")
     _is_runner = True
     reset_engines()
+    import_string(_engine_class(name).runner_server)(socket_path, parent_pid)
 
 
 def get_engine(name: str) -> Engine:
@@ -239,26 +252,28 @@ def get_engine(name: str) -> Engine:
         raise EngineUnavailable(f"Unknown engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}.")
     with _lock:
         if name not in _engines:
-            engine_class: type[Engine] = import_string(ENGINES[name])
-            _engines[name] = engine_class.from_settings()
-            # In a worker of a cluster that runs a Bark runner, the runner holds the only model.
-            if name == "bark" and settings.BARK_RUNNER_SOCKET and not _is_runner:
-                from synthesis.engines.bark.runner import RemoteBarkEngine
-
-                _engines[name] = RemoteBarkEngine(_engines[name], settings.BARK_RUNNER_SOCKET)
+            engine_class = _engine_class(name)
+            engine = engine_class.from_settings()
+            # In a worker of a cluster that runs the engine's runner, the runner holds the only model.
+            if engine_class.runner_client and settings.BARK_RUNNER_SOCKET and not _is_runner:
+                engine = import_string(engine_class.runner_client)(engine, settings.BARK_RUNNER_SOCKET)
+            _engines[name] = engine
         return _engines[name]
+
+
+def _engine_class(name: str) -> type[Engine]:
+    engine_class: type[Engine] = import_string(ENGINES[name])
+    return engine_class
 
 
 def default_pace(name: str) -> float:
     """Engine `name`'s documented speech pace (characters per second of audio), read from its class."""
-    engine_class: type[Engine] = import_string(ENGINES[name])
-    return engine_class.speech_pace
+    return _engine_class(name).speech_pace
 
 
 def cues() -> tuple[str, ...]:
     """Every engine's cues, read from the engine classes (nothing is configured or loaded)."""
-    classes: list[type[Engine]] = [import_string(path) for path in ENGINES.values()]
-    return tuple(dict.fromkeys(cue for engine_class in classes for cue in engine_class.cues))
+    return tuple(dict.fromkeys(cue for name in ENGINE_NAMES for cue in _engine_class(name).cues))
 
 
 def engine_for_voice(voice: str) -> str | None:
@@ -286,23 +301,17 @@ def all_health() -> list[EngineHealth]:
     return [get_engine(name).health() for name in ENGINE_NAMES]
 
 
-def default_engine_name() -> str | None:
+def default_engine_name(blocked: Collection[str] = ()) -> str | None:
     """BARK_DEFAULT_ENGINE, or with `auto`: Bark when its weights resolve, else Piper; None if neither can run.
-    An engine whose circuit breaker is open is passed over while another can run."""
-    from synthesis.breaker import blocked_engines
-
+    An engine in `blocked` (the job layer's: its circuit breaker is open) is passed over while another can run."""
     preferred = settings.BARK_DEFAULT_ENGINE
     order = sorted(ENGINE_NAMES, key=lambda name: name != preferred)  # the preferred one first
     healthy = [name for name in order if get_engine(name).health().ok]
-    try:
-        blocked = blocked_engines() if len(healthy) > 1 else set()
-    except Exception:  # no database here (the Python API in a bare script): every breaker counts as closed
-        blocked = set()
     return next((name for name in healthy if name not in blocked), healthy[0] if healthy else None)
 
 
-def planning_engine_name() -> str:
+def planning_engine_name(blocked: Collection[str] = ()) -> str:
     """The engine a request without one is planned for: the default engine, or when none can run (a dry run, or a
     503 that says why) the preferred one."""
     preferred = settings.BARK_DEFAULT_ENGINE
-    return default_engine_name() or (preferred if preferred in ENGINES else ENGINE_NAMES[0])
+    return default_engine_name(blocked) or (preferred if preferred in ENGINES else ENGINE_NAMES[0])

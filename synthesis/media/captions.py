@@ -9,7 +9,7 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from synthesis.segments import split_text
+from synthesis.media.text import split_text
 
 LINE_CHARS = 42
 MAX_LINES = 2

@@ -24,7 +24,6 @@ import font_source_sans_pro
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from synthesis.engines import SynthesisCancelled
 from synthesis.media import ffmpeg
 from synthesis.media.audio import write_wav
 from synthesis.media.captions import Cue
@@ -40,6 +39,10 @@ FONT_PATH = font_source_sans_pro.font_files_ttf["SourceSansProSemibold"]
 
 class VideoRenderError(Exception):
     """The video could not be made; the message says why in words a user can act on."""
+
+
+class RenderCancelled(Exception):
+    """`should_continue()` said stop (the job was cancelled); nothing is left behind."""
 
 
 def x264_preset(width: int, height: int) -> str:
@@ -65,7 +68,7 @@ def render_video(
 ) -> None:
     """Write an MP4 of `waveform` to `out_path` with `options` from `validate_video_options`.
 
-    Raises VideoRenderError on a bad background image or an encoder failure, and SynthesisCancelled
+    Raises VideoRenderError on a bad background image or an encoder failure, and RenderCancelled
     when `should_continue()` returns False; either way no temporary file is left behind.
 
     One function on purpose (about 70 lines): the encoder process, its stderr reader and the temporary WAV are
@@ -97,7 +100,7 @@ def render_video(
         for index in range(frames):
             if should_continue is not None and time.monotonic() >= next_check:
                 if not should_continue():
-                    raise SynthesisCancelled("The job was cancelled while its video was rendering.")
+                    raise RenderCancelled("The job was cancelled while its video was rendering.")
                 next_check = time.monotonic() + CHECK_EVERY_S
             time_ms = index * 1000 // fps
             while upcoming < len(cues) and cues[upcoming].end_ms <= time_ms:

@@ -20,20 +20,23 @@ from synthesis.engines import (
     CUSTOM_PREFIX,
     CatalogueVoice,
     Engine,
-    EngineFailed,
+    EngineFault,
     EngineHealth,
+    EngineOutOfMemory,
     EngineUnavailable,
+    InputRefused,
     SegmentCallback,
     SynthesisOptions,
     is_out_of_memory,
 )
-from synthesis.engines.bark import loading, presets, prompts
+from synthesis.engines.bark import loading, presets, prompts, protocol
 from synthesis.engines.bark.loading import LoadPlan
 from synthesis.engines.bark.precision import PrecisionError
 from synthesis.engines.bark.prefixes import PrefixStore
 from synthesis.engines.bark.prompts import PROMPT_KEYS, VoicePromptError, validate_prompt
 from synthesis.engines.bark.scheduler import MAX_ROWS, Scheduler, Segment, Stream
 from synthesis.engines.bark.stages import COARSE_WINDOW, BarkStages, BarkTokens, Sampling
+from synthesis.engines.faults import FaultPlan
 
 DEFAULT_SAMPLE_RATE = 24_000
 
@@ -53,6 +56,9 @@ class BarkEngine(Engine):
     clones_voices = True
     cues = presets.CUES
     max_upload_bytes = max(prompts.MAX_CLIP_BYTES, prompts.MAX_NPZ_BYTES)
+    # One process per device holds the model (runner.py); workers speak to it through RemoteBarkEngine.
+    runner_server = "synthesis.engines.bark.runner.serve"
+    runner_client = "synthesis.engines.bark.runner.RemoteBarkEngine"
 
     @classmethod
     def from_settings(cls) -> BarkEngine:
@@ -64,6 +70,7 @@ class BarkEngine(Engine):
             force_semantic_tokens=settings.BARK_FORCE_SEMANTIC_TOKENS,
             max_batch=settings.BARK_MAX_BATCH,
             coarse_window=settings.BARK_COARSE_WINDOW,
+            fault_injection=settings.BARK_FAULT_INJECTION,
         )
 
     def __init__(
@@ -76,6 +83,7 @@ class BarkEngine(Engine):
         force_semantic_tokens: int = 0,
         max_batch: int = MAX_ROWS,
         coarse_window: int = COARSE_WINDOW,
+        fault_injection: str = "",
     ) -> None:
         self._model_id = model
         # BARK_DTYPE: a name from precision.DTYPES; `auto` is resolved for the device at load (see choose_dtype).
@@ -90,6 +98,8 @@ class BarkEngine(Engine):
         self.max_batch = max_batch  # rows generated together at most (the scheduler halves it on out-of-memory)
         # BARK_COARSE_WINDOW: coarse tokens per sliding window; Bark's 60 is exact, more is faster and changes tokens.
         self.coarse_window = coarse_window
+        # BARK_FAULT_INJECTION (drills and tests): faults raised inside the model's own stages (faults.py).
+        self.faults = FaultPlan(self.name, fault_injection)
         self._requested_device = device
         self._mode = mode
         self.sample_rate = DEFAULT_SAMPLE_RATE
@@ -158,6 +168,8 @@ class BarkEngine(Engine):
         """How load() will read the weights, or EngineUnavailable saying why it cannot (health() reports the same)."""
         if self._import_problem is not None:
             raise EngineUnavailable(self._import_problem)
+        if self.faults.error is not None:
+            raise EngineUnavailable(self.faults.error)
         return loading.plan_load(self._model_id, self._mode, self._requested_device, self._requested_dtype)
 
     def health(self) -> EngineHealth:
@@ -235,6 +247,7 @@ class BarkEngine(Engine):
             or DEFAULT_SAMPLE_RATE
         )
         self._voice_names = loading.v2_presets(processor.available_voice_presets)
+        _install_faults(model, self.faults)
         self._model = model
 
     def release_memory(self) -> None:
@@ -242,6 +255,9 @@ class BarkEngine(Engine):
         other processes on the GPU and the next job's batch shapes get them; a no-op on CPU or before loading."""
         if self._stages is not None:
             self._stages.release_memory()
+
+    def runner_status(self) -> dict[str, Any]:
+        return protocol.runner_state() or {"state": "not running"}
 
     # --- voices ---------------------------------------------------------------------------------------
 
@@ -275,13 +291,13 @@ class BarkEngine(Engine):
             try:
                 return validate_prompt(options.voice_prompts[voice])
             except VoicePromptError as exc:
-                raise EngineFailed(f"The voice {voice} cannot be used: {exc}") from exc
+                raise InputRefused(f"The voice {voice} cannot be used: {exc}") from exc
         if voice.startswith(CUSTOM_PREFIX):
-            raise EngineFailed(f"The voice {voice} was not loaded for this job (its prompt arrays are missing).")
+            raise InputRefused(f"The voice {voice} was not loaded for this job (its prompt arrays are missing).")
         voices = self.voices()
         if voice not in voices:
             example = f", e.g. {self.default_voice()}" if voices else ""
-            raise EngineFailed(
+            raise InputRefused(
                 f"Unknown Bark voice preset {voice!r}; this checkpoint has {len(voices)} v2 presets{example}."
             )
         try:
@@ -289,7 +305,7 @@ class BarkEngine(Engine):
             # text is tokenized too, which an empty text makes cheap.
             preset = self._processor("", voice_preset=voice, return_tensors="np")["history_prompt"]
         except (OSError, ValueError, TypeError) as exc:
-            raise EngineFailed(f"Bark voice preset {voice!r} cannot be read: {exc}") from exc
+            raise InputRefused(f"Bark voice preset {voice!r} cannot be read: {exc}") from exc
         return {key: np.asarray(preset[key], dtype=np.int64) for key in PROMPT_KEYS}
 
     # --- synthesis ------------------------------------------------------------------------------------
@@ -307,7 +323,7 @@ class BarkEngine(Engine):
         """
         self.load()  # first: a checkpoint fetched from the hub lists its voices only once loaded
         if options.segment_voices is not None and len(options.segment_voices) != len(segments):
-            raise EngineFailed(
+            raise InputRefused(
                 f"segment_voices names {len(options.segment_voices)} voices for {len(segments)} segments."
             )
         voices = [options.voice_for(index) or None for index in range(len(segments))]
@@ -322,7 +338,7 @@ class BarkEngine(Engine):
             for index in range(len(segments)):
                 item = stream.results.get()
                 if isinstance(item, Exception):
-                    raise self._failure(item)
+                    raise self._failure(item) from item
                 tokens, waveform, batch = item
                 runs.append(SegmentRun(index=index, batch=batch, prompt=self._source(stream, index), tokens=tokens))
                 waveforms.append(waveform)
@@ -375,16 +391,17 @@ class BarkEngine(Engine):
                 self._scheduler = Scheduler(self.stages, self._generate_lock, self.max_batch)
             return self._scheduler
 
-    def _failure(self, exc: Exception) -> EngineFailed:
-        if is_out_of_memory(exc):  # even one row alone did not fit (the scheduler splits batches before this)
-            # The job fails with a reason; the worker, its loaded model and the next job carry on.
-            self.release_memory()
-            return EngineFailed(
+    def _failure(self, exc: Exception) -> EngineFault:
+        """What a segment's failure inside the scheduler means for its job (raised `from` the original). Out of memory
+        is reported as such only when even one row alone did not fit (the scheduler splits batches before this)."""
+        if is_out_of_memory(exc):
+            self.release_memory()  # the job fails with a reason; the worker, its loaded model and the next job carry on
+            return EngineOutOfMemory(
                 f"Bark ran out of {self._device} memory in {self._dtype}; "
                 "try shorter text segments, fewer concurrent jobs, or BARK_DEVICE=cpu."
             )
-        # shape errors, bad prompts, device errors: all fail this job, not the worker
-        return EngineFailed(f"Bark generation failed: {type(exc).__name__}: {exc}")
+        # device errors, broken weights, shape errors: the model failed, not the input (prompts are checked before)
+        return EngineFault(f"Bark generation failed: {type(exc).__name__}: {exc}")
 
     # --- uploaded voices and cloning -------------------------------------------------------------------
 
@@ -411,7 +428,7 @@ class BarkEngine(Engine):
             with self._generate_lock, torch.inference_mode(), loading.one_torch_thread():
                 return self.stages.encode(waveform)
         except Exception as exc:
-            raise EngineFailed(f"Bark could not encode the clip: {type(exc).__name__}: {exc}") from exc
+            raise EngineFault(f"Bark could not encode the clip: {type(exc).__name__}: {exc}") from exc
 
     def semantic_tokens(self, text: str, length: int) -> np.ndarray:
         """Exactly `length` semantic tokens (0..9999) for `text`, decoded greedily without a speaker prompt."""
@@ -430,5 +447,19 @@ class BarkEngine(Engine):
                     max_new_tokens=length,
                 )
         except Exception as exc:
-            raise EngineFailed(f"Bark could not read the transcript: {type(exc).__name__}: {exc}") from exc
+            raise EngineFault(f"Bark could not read the transcript: {type(exc).__name__}: {exc}") from exc
         return row
+
+
+def _install_faults(model: Any, faults: FaultPlan) -> None:
+    """Make each stage's planned fault fire inside that stage's own forward pass (see faults.py): the output layer of
+    the semantic and coarse models, every output head of the fine model, the codec's decoder."""
+    heads = {
+        "semantic": [model.semantic.lm_head],
+        "coarse": [model.coarse_acoustics.lm_head],
+        "fine": list(model.fine_acoustics.lm_heads),
+        "codec": [model.codec_model.decoder],
+    }
+    for stage in faults.stages():
+        for module in heads[stage]:
+            module.register_forward_pre_hook(faults.hook(stage))

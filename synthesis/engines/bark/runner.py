@@ -1,6 +1,6 @@
 """One Bark runner per device: the only process that holds the model, serving every django-q2 worker over a socket.
 
-`manage.py qcluster` starts it (see synthesis/management/commands/qcluster.py) before the cluster forks its workers
+`manage.py runworkers` (or `qcluster`) starts it (see synthesis/jobs/cluster.py) before the cluster forks its workers
 and restarts it if it dies. It loads the model, warms it up at the batch shapes the scheduler uses, then accepts
 connections on a Unix socket (multiprocessing.connection, authenticated with a key derived from SECRET_KEY). Each
 connection is one job: the worker's task sends the segments and options, and gets each segment's audio back as soon as
@@ -25,26 +25,37 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.core.cache import cache
 
 from synthesis.engines import (
     CatalogueVoice,
     Engine,
-    EngineFailed,
     EngineHealth,
     EngineLost,
     EngineUnavailable,
     SegmentCallback,
     SynthesisCancelled,
     SynthesisOptions,
+    get_engine,
 )
 from synthesis.engines.bark import prompts
 from synthesis.engines.bark.engine import BarkEngine
+from synthesis.engines.bark.protocol import (
+    CALLS,
+    STATE_TTL_S,
+    Call,
+    Continue,
+    Done,
+    Failed,
+    Result,
+    SegmentReady,
+    Started,
+    Synthesize,
+    runner_state,
+    set_state,
+)
 
 logger = logging.getLogger(__name__)
 
-STATE_KEY = "barksite:bark-runner"
-STATE_TTL_S = 30  # the runner refreshes its state every STATE_TTL_S / 3: a dead runner's state expires
 # Warm-up: short generations at the batch shapes jobs use (a first segment alone, then rows of several jobs).
 WARM_UP_TOKENS = 16
 WARM_UP_TEXT = "Warming up the model."
@@ -54,32 +65,23 @@ def authkey() -> bytes:
     return hashlib.sha256(f"bark-runner:{settings.SECRET_KEY}".encode()).digest()
 
 
-def runner_state() -> dict[str, Any] | None:
-    """What the runner last said about itself ({"state": "loading" | "ready" | "failed", ...}), or None."""
-    try:
-        return cache.get(STATE_KEY)
-    except Exception:  # an unreadable cache must not break health
-        logger.exception("could not read the Bark runner's state")
-        return None
-
-
-def _set_state(state: str, **extra: Any) -> None:
-    try:
-        cache.set(STATE_KEY, {"state": state, "pid": os.getpid(), **extra}, STATE_TTL_S)
-    except Exception:
-        logger.exception("could not record the Bark runner's state")
-
-
 # --- the runner process -------------------------------------------------------------------------------------
 
 
-class Runner:
-    def __init__(self, socket_path: str, parent_pid: int | None, engine: Any = None) -> None:
-        from synthesis.engines import get_engine
+def serve(socket_path: str, parent_pid: int | None) -> None:
+    """The runner process's life (`manage.py engine_runner`): load, warm up, serve until stopped."""
+    Runner(socket_path, parent_pid).serve_forever()
 
+
+class Runner:
+    def __init__(self, socket_path: str, parent_pid: int | None, engine: BarkEngine | None = None) -> None:
         self.socket_path = socket_path
         self.parent_pid = parent_pid
-        self.engine: BarkEngine = engine or get_engine("bark")  # type: ignore[assignment]  # in the runner: local
+        if engine is None:
+            local = get_engine(BarkEngine.name)  # in the runner process the registry holds the local engine
+            assert isinstance(local, BarkEngine)
+            engine = local
+        self.engine = engine
         self.state: dict[str, Any] = {"state": "loading"}
         self._listener: Listener | None = None
 
@@ -90,7 +92,7 @@ class Runner:
             self.warm_up()
         except Exception as exc:
             self.state = {"state": "failed", "reason": str(exc)}
-            _set_state(**self.state)
+            set_state(**self.state)
             raise
         self.listen()
         self.accept_forever()
@@ -107,7 +109,7 @@ class Runner:
             "model": health.model,
             "dtype": health.dtype,
         }
-        _set_state(**self.state)
+        set_state(**self.state)
         logger.info("Bark runner ready on %s", self.socket_path)
 
     def accept_forever(self) -> None:
@@ -136,11 +138,12 @@ class Runner:
         config["min_new_tokens"] = config["max_new_tokens"] = WARM_UP_TOKENS
         started = time.monotonic()
         try:
-            options = SynthesisOptions(voice=self.engine.default_voice() or None, text_temp=0.0, waveform_temp=0.0)
-            other = threading.Thread(target=self.engine.synthesize, args=([WARM_UP_TEXT], options))
-            other.start()
-            self.engine.synthesize([WARM_UP_TEXT] * 3, options)
-            other.join()
+            with self.engine.faults.paused():  # BARK_FAULT_INJECTION's faults are meant for jobs
+                options = SynthesisOptions(voice=self.engine.default_voice() or None, text_temp=0.0, waveform_temp=0.0)
+                other = threading.Thread(target=self.engine.synthesize, args=([WARM_UP_TEXT], options))
+                other.start()
+                self.engine.synthesize([WARM_UP_TEXT] * 3, options)
+                other.join()
         finally:
             for key, value in saved.items():
                 if value is None:
@@ -155,39 +158,41 @@ class Runner:
                 logger.warning("Bark runner: the cluster (pid %s) is gone; exiting", self.parent_pid)
                 Path(self.socket_path).unlink(missing_ok=True)
                 os._exit(0)
-            _set_state(**self.state)
+            set_state(**self.state)
             time.sleep(min(2.0, STATE_TTL_S / 3))
 
     def _serve(self, connection: Connection) -> None:
-        """One job: segments in, each segment's audio out, until done, failed or stopped by the worker."""
+        """One request (protocol.py): a job's segments in, each segment's audio out, until done, failed or stopped
+        by the worker; or one call into the engine for building a voice."""
         with connection:
             try:
                 request = connection.recv()
-                if request.get("op") in ("encode_clip", "semantic_tokens"):  # building a voice from a clip
-                    connection.send(("result", getattr(self.engine, request["op"])(*request["args"])))
+                if isinstance(request, Call) and request.op in CALLS:
+                    connection.send(Result(getattr(self.engine, request.op)(*request.args)))
                     return
-                segments, options = request["segments"], request["options"]
+                if not isinstance(request, Synthesize):
+                    raise EngineUnavailable(f"The Bark runner does not understand {type(request).__name__}.")
                 engine = self.engine
-                connection.send(("started", engine.sample_rate, engine.device, engine.model_id, engine.dtype))
+                connection.send(Started(engine.sample_rate, engine.device, engine.model_id, engine.dtype))
 
                 def on_segment(index: int, waveform: np.ndarray) -> bool:
-                    connection.send(("segment", index, waveform))
-                    return connection.recv() == "go"
+                    connection.send(SegmentReady(index, waveform))
+                    reply: Continue = connection.recv()
+                    return reply.keep_going
 
-                self.engine.synthesize(segments, options, on_segment)
-                connection.send(("done",))
+                self.engine.synthesize(request.segments, request.options, on_segment)
+                connection.send(Done())
             except SynthesisCancelled:
                 pass
-            except (EngineFailed, EngineUnavailable) as exc:
-                _send_quietly(connection, ("failed" if isinstance(exc, EngineFailed) else "unavailable", str(exc)))
             except (EOFError, OSError):  # the worker went away (its process ended): its rows stop at the next step
                 logger.info("Bark runner: a worker hung up mid-job")
-            except Exception as exc:
-                logger.exception("Bark runner: a job failed")
-                _send_quietly(connection, ("failed", f"Bark generation failed: {type(exc).__name__}: {exc}"))
+            except Exception as exc:  # the engine's typed failures keep their kind; anything else is an engine fault
+                if type(exc).__name__ not in ("InputRefused", "EngineUnavailable"):
+                    logger.warning("Bark runner: a job failed: %s: %s", type(exc).__name__, exc)
+                _send_quietly(connection, Failed.of(exc))
 
 
-def _send_quietly(connection: Connection, message: tuple) -> None:
+def _send_quietly(connection: Connection, message: Failed) -> None:
     with contextlib.suppress(EOFError, OSError):  # the worker is gone: nobody to tell
         connection.send(message)
 
@@ -236,6 +241,9 @@ class RemoteBarkEngine(Engine):
 
     def voices(self) -> list[str]:
         return self._local.voices()
+
+    def runner_status(self) -> dict[str, Any] | None:
+        return self._local.runner_status()
 
     def default_voice(self) -> str:
         return self._local.default_voice()
@@ -291,13 +299,13 @@ class RemoteBarkEngine(Engine):
         """One request and its answer (voice building uses the runner's model too)."""
         try:
             with self._connect() as connection:
-                connection.send({"op": op, "args": args})
+                connection.send(Call(op, args))
                 message = connection.recv()
         except (EOFError, OSError) as exc:
             raise EngineLost(f"The Bark runner went away ({type(exc).__name__}); try again.") from exc
-        if message[0] == "result":
-            return message[1]
-        raise (EngineFailed if message[0] == "failed" else EngineUnavailable)(message[1])
+        if isinstance(message, Result):
+            return message.value
+        raise message.error()
 
     def synthesize(
         self, segments: list[str], options: SynthesisOptions, on_segment: SegmentCallback | None = None
@@ -305,23 +313,21 @@ class RemoteBarkEngine(Engine):
         waveforms: list[np.ndarray] = []
         try:
             with self._connect() as connection:
-                connection.send({"segments": segments, "options": options})
+                connection.send(Synthesize(segments, options))
                 while True:
                     message = connection.recv()
-                    if message[0] == "started":
-                        self.sample_rate, self._device, self._dtype = message[1], message[2], message[4]
-                    elif message[0] == "segment":
-                        waveforms.append(message[2])
-                        keep_going = on_segment is None or on_segment(message[1], message[2]) is not False
-                        connection.send("go" if keep_going else "stop")
+                    if isinstance(message, Started):
+                        self.sample_rate, self._device, self._dtype = message.sample_rate, message.device, message.dtype
+                    elif isinstance(message, SegmentReady):
+                        waveforms.append(message.waveform)
+                        keep_going = on_segment is None or on_segment(message.index, message.waveform) is not False
+                        connection.send(Continue(keep_going))
                         if not keep_going:
                             raise SynthesisCancelled()
-                    elif message[0] == "done":
+                    elif isinstance(message, Done):
                         return waveforms
-                    elif message[0] == "failed":
-                        raise EngineFailed(message[1])
                     else:
-                        raise EngineUnavailable(message[1])
+                        raise message.error()
         except (EOFError, OSError) as exc:
             lost = f"The Bark runner went away mid-job ({type(exc).__name__}); the job will run again."
             raise EngineLost(lost) from exc

@@ -8,16 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 
 from synthesis.engines import (
     CatalogueVoice,
     Engine,
-    EngineFailed,
+    EngineFault,
     EngineHealth,
+    EngineOutOfMemory,
     EngineUnavailable,
+    InputRefused,
     SegmentCallback,
     SynthesisOptions,
+    is_out_of_memory,
 )
+from synthesis.engines.faults import FaultPlan
 
 VOICE_ID = "piper/en_US-joe-medium"
 
@@ -33,10 +38,15 @@ class PiperEngine(Engine):
     speech_pace = 17.5
     sample_rate = 22050
 
-    def __init__(self) -> None:
+    def __init__(self, fault_injection: str = "") -> None:
         self._voice: Any = None  # a piper.PiperVoice once loaded
         self._load_error: str | None = None
         self._lock = threading.Lock()
+        self.faults = FaultPlan(self.name, fault_injection)  # BARK_FAULT_INJECTION (drills and tests)
+
+    @classmethod
+    def from_settings(cls) -> PiperEngine:
+        return cls(fault_injection=settings.BARK_FAULT_INJECTION)
 
     @property
     def model_id(self) -> str:
@@ -53,6 +63,8 @@ class PiperEngine(Engine):
         )
 
     def _missing(self) -> str | None:
+        if self.faults.error is not None:
+            return self.faults.error
         try:
             import piper  # noqa: F401
 
@@ -97,7 +109,7 @@ class PiperEngine(Engine):
         self.load()
         for index in range(len(segments)):
             if options.voice_for(index) not in (None, "", VOICE_ID):
-                raise EngineFailed(f"Piper has one voice, {VOICE_ID}; {options.voice_for(index)!r} is not it.")
+                raise InputRefused(f"Piper has one voice, {VOICE_ID}; {options.voice_for(index)!r} is not it.")
         # Piper's noise is drawn inside the ONNX graph, where no seed reaches it: a seeded request runs
         # noise-free so that it is reproducible. Otherwise the temperatures scale Piper's own defaults.
         if options.seed is not None:
@@ -109,9 +121,11 @@ class PiperEngine(Engine):
         waveforms = []
         for index, text in enumerate(segments):
             try:
+                self.faults.fire("synthesize")  # BARK_FAULT_INJECTION's drills, where Piper's own faults arise
                 chunks = [chunk.audio_float_array for chunk in self._voice.synthesize(text, config)]
-            except Exception as exc:
-                raise EngineFailed(f"Piper failed on segment {index + 1}: {exc}") from exc
+            except Exception as exc:  # onnxruntime's errors: the voice or the host failed, not the text
+                failure = EngineOutOfMemory if is_out_of_memory(exc) else EngineFault
+                raise failure(f"Piper failed on segment {index + 1}: {type(exc).__name__}: {exc}") from exc
             waveform = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, dtype=np.float32)
             waveforms.append(waveform)
             self._notify(on_segment, index, waveform)

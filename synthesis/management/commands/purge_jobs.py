@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db.models import Q
 from django.utils import timezone
 
-from synthesis.artifacts import delete_job_files
+from synthesis.jobs.artifacts import delete_job_files
 from synthesis.models import Job
 
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

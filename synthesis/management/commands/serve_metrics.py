@@ -16,7 +16,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from synthesis.metrics import may_scrape, render
+from synthesis.http.metrics import may_scrape, render
 
 
 def bind_address(value: str) -> tuple[str, int]:

@@ -5,7 +5,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
-from synthesis.engines import all_health, default_engine_name
+from synthesis.engines import all_health
+from synthesis.jobs import breaker
 from synthesis.models import Job
 
 
@@ -20,7 +21,7 @@ class Command(BaseCommand):
             in_dtype = f" in {health.dtype}" if health.dtype else ""
             mark = self.style.SUCCESS("ok  ") if health.ok else self.style.WARNING("off ")
             self.stdout.write(f"{mark} {health.name:<6} {health.model} on {health.device}{in_dtype}: {health.reason}")
-        default = default_engine_name()
+        default = breaker.default_engine()
         self.stdout.write(f"default engine: {default or 'none (only dry runs are accepted)'}")
         queued = Job.objects.filter(status=Job.Status.QUEUED).count()
         running = Job.objects.filter(status=Job.Status.RUNNING).count()

@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models.fields.files import FieldFile
 
 from synthesis.engines import ENGINE_NAMES, EngineUnavailable
-from synthesis.jobs import TEMPERATURE_RANGE, InvalidRequest, JobRequest, QueueFull, submit_job
+from synthesis.jobs.submit import TEMPERATURE_RANGE, InvalidRequest, JobRequest, QueueFull, submit_job
 from synthesis.media.video_options import DEFAULT_PRESET, PRESETS
 from synthesis.models import Job
 
@@ -148,7 +148,7 @@ def _run_here(job: Job) -> Job:
     """Run a job claimed for this process, with a progress bar of its segments; the job as it ended."""
     from tqdm import tqdm
 
-    from synthesis.pipeline import run_claimed_job
+    from synthesis.jobs.pipeline import run_claimed_job
 
     with tqdm(total=len(job.get_plan().segments), unit="segment", desc=job.engine, disable=None) as bar:
         run_claimed_job(job, on_progress=lambda done, _total: bar.update(done - bar.n))

@@ -1,5 +1,5 @@
-"""The web UI: plain function views over `synthesis.jobs`. Every job view looks the job up through
-`synthesis.selectors` (the user's own jobs, their keys' jobs, every job for staff), so any other job is a 404,
+"""The web UI: plain function views over `synthesis.jobs.submit`. Every job view looks the job up through
+`synthesis.jobs.selectors` (the user's own jobs, their keys' jobs, every job for staff), so any other job is a 404,
 never a 403 that confirms it exists."""
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from synthesis import selectors
-from synthesis.engines import EngineUnavailable, all_health, default_engine_name
-from synthesis.forms import JobForm
+from synthesis.engines import EngineUnavailable, all_health
 from synthesis.http.downloads import serve_artifact
-from synthesis.jobs import InvalidRequest, QueueFull, cancel_job, retry_job, submit_job
+from synthesis.jobs import breaker, selectors
+from synthesis.jobs.submit import InvalidRequest, QueueFull, cancel_job, retry_job, submit_job
 from synthesis.models import Job
+from synthesis.web.forms import JobForm
 
 JOBS_PER_PAGE = 20
 # Domain errors name request fields; these are the form fields that show them.
@@ -36,7 +36,7 @@ FORM_FIELD_FOR = {"video": "video_preset"}
 def job_new(request: HttpRequest) -> HttpResponse:
     """The form; its "Plan" button records a dry run and shows the plan, "Submit" queues the job."""
     health = all_health()
-    auto = default_engine_name()
+    auto = breaker.default_engine()
     planned: Job | None = None
     if request.method == "POST":
         form = JobForm(request.POST, user=request.user, health=health, auto=auto)

@@ -1,4 +1,4 @@
-"""Queue lifecycle hooks: the built-in Prometheus metrics (synthesis/metrics.py) and, when set,
+"""Queue lifecycle hooks: the built-in Prometheus metrics (synthesis/http/metrics.py) and, when set,
 BARK_LOG_HOOK and BARK_METRICS_HOOK, callables (dotted paths) that receive `(event, payload)` for each of
 submitted, rejected, started, completed, failed and cancelled, and for each change of an engine's circuit
 breaker (breaker_opened, breaker_half_opened, breaker_closed). A hook that raises is logged and ignored:
@@ -21,7 +21,7 @@ def _load(path: str) -> Callable[[str, dict[str, Any]], None]:
 
 
 def emit(event: str, **payload: Any) -> None:
-    for path in ("synthesis.metrics.record", settings.BARK_LOG_HOOK, settings.BARK_METRICS_HOOK):
+    for path in ("synthesis.http.metrics.record", settings.BARK_LOG_HOOK, settings.BARK_METRICS_HOOK):
         if not path:
             continue
         try:

@@ -14,12 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from synthesis import breaker, hooks
-from synthesis.artifacts import UnsafeOutputPath, safe_prefix
-from synthesis.control import ControlError, apply_events, priority
 from synthesis.engines import (
     CUSTOM_PREFIX,
     ENGINE_NAMES,
@@ -27,12 +24,14 @@ from synthesis.engines import (
     default_pace,
     engine_for_voice,
     get_engine,
-    planning_engine_name,
 )
-from synthesis.models import ApiKey, Job, Voice
-from synthesis.plans import JobPlan
-from synthesis.segments import split_text
-from synthesis.selectors import Caller, NotVisible, get_voice
+from synthesis.jobs import breaker, hooks
+from synthesis.jobs.artifacts import UnsafeOutputPath, safe_prefix
+from synthesis.jobs.control import ControlError, apply_events, priority
+from synthesis.jobs.lifecycle import enqueue, lock_queue
+from synthesis.jobs.selectors import Caller, NotVisible, get_voice
+from synthesis.media.text import split_text
+from synthesis.models import ApiKey, Job, JobPlan, Voice
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +166,7 @@ def make_plan(request: JobRequest, engine_name: str, owner, api_key: ApiKey | No
 def _admit(job: Job, *, fresh: bool, inline: bool) -> Job:
     """Record a real submission: reuse an identical completed job's files, or queue it if there is room."""
     with transaction.atomic():
-        _lock_queue()
+        lock_queue()
         original = _find_duplicate(job) if not fresh else None
         if original is not None:
             _copy_results(job, original)
@@ -202,19 +201,6 @@ def speech_pace(engine_name: str) -> float:
     if len(recent) < PACE_HISTORY:
         return default_pace(engine_name)
     return sum(len(prompt) for prompt, _ in recent) / sum(duration or 0.0 for _, duration in recent)
-
-
-def enqueue(job: Job) -> None:
-    """Hand the job to django-q2 once the row that describes it is committed (a worker that looked any
-    earlier would not find it)."""
-    job_id = str(job.id)
-    transaction.on_commit(lambda: _send_task(job_id))
-
-
-def _send_task(job_id: str) -> None:
-    from django_q.tasks import async_task
-
-    async_task("synthesis.tasks.run_job_task", job_id, task_name=f"job-{job_id}")
 
 
 def cancel_job(job: Job) -> bool:
@@ -276,7 +262,7 @@ def _check_limits(request: JobRequest) -> None:
 def _choose_engine(request: JobRequest) -> tuple[str, bool]:
     """The engine that would run and whether it can run now."""
     implied = engine_for_voice(request.voice) if request.voice else None
-    name = request.engine or implied or planning_engine_name()
+    name = request.engine or implied or breaker.planning_engine()
     if request.engine and implied and request.engine != implied:
         raise InvalidRequest(
             "voice", f"The voice {request.voice!r} belongs to the {implied} engine, not {request.engine}."
@@ -358,11 +344,3 @@ def _copy_results(job: Job, original: Job) -> None:
     ):  # fmt: skip
         setattr(job, name, getattr(original, name))
     job.started_at = job.completed_at = now
-
-
-def _lock_queue() -> None:
-    """Serialise queue admission. SQLite's IMMEDIATE transactions already hold the write lock; on
-    PostgreSQL an advisory lock keeps two submissions from both taking the last slot."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [0x6261726B])

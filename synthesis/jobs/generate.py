@@ -11,13 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from synthesis.artifacts import write_atomically
-from synthesis.engines import EngineUnavailable, SynthesisOptions, all_health, default_engine_name, get_engine
+from synthesis.engines import EngineUnavailable, SynthesisOptions, all_health, get_engine
+from synthesis.jobs import breaker
+from synthesis.jobs.artifacts import write_atomically
 from synthesis.media.audio import join_segments, write_wav
 from synthesis.media.captions import build_cues, caption_parts, to_srt, to_vtt
+from synthesis.media.text import split_text
 from synthesis.media.video import render_video
 from synthesis.media.video_options import validate_video_options
-from synthesis.segments import split_text
 
 
 @dataclass
@@ -45,7 +46,7 @@ def synthesize_segments(
 ) -> AudioResult:
     """Run `segments` through an engine and join them (with `pauses_s` after the segments that have one).
     Raises EngineUnavailable/EngineFailed."""
-    engine_name = engine_name or default_engine_name()
+    engine_name = engine_name or breaker.default_engine()
     if engine_name is None:
         raise EngineUnavailable("No engine can run here: " + "; ".join(_unavailable_reasons()))
     engine = get_engine(engine_name)

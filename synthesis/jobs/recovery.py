@@ -21,8 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from synthesis import breaker, hooks
-from synthesis.jobs import _lock_queue, _send_task
+from synthesis.jobs import breaker, lifecycle
 from synthesis.models import Job
 
 logger = logging.getLogger(__name__)
@@ -50,21 +49,15 @@ def sweep() -> dict[str, int]:
 def _requeue_stale() -> dict[str, int]:
     counts = {"requeued": 0, "failed": 0}
     cutoff = timezone.now() - stale_after()
+    reason = (
+        "The worker running this job stopped beating: it crashed, ran out of memory, or exceeded "
+        f"BARK_JOB_TIMEOUT={settings.BARK_JOB_TIMEOUT} s."
+    )
     for job in Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=cutoff):
-        if job.attempts < settings.BARK_JOB_MAX_ATTEMPTS:
-            # The UPDATE commits on its own (autocommit), so the task may be sent right after it.
-            if job.transition(Job.Status.QUEUED, segments_done=0, stage="", started_at=None):
-                _send_task(str(job.id))
-                counts["requeued"] += 1
-        else:
-            error = (
-                f"The worker running this job stopped {job.attempts} time(s) without finishing (it crashed, ran "
-                f"out of memory, or exceeded BARK_JOB_TIMEOUT={settings.BARK_JOB_TIMEOUT} s). Retry it, or shorten "
-                "the text."
-            )
-            if job.transition(Job.Status.FAILED, error=error, stage=""):
-                counts["failed"] += 1
-                hooks.emit("failed", job_id=str(job.id), engine=job.engine, error=error)
+        if lifecycle.requeue(job, reason, count_attempt=True):
+            counts["requeued"] += 1
+        elif job.status == Job.Status.FAILED:  # it had used up BARK_JOB_MAX_ATTEMPTS
+            counts["failed"] += 1
     return counts
 
 
@@ -75,9 +68,7 @@ def _refuse_blocked() -> int:
         if reason is None:
             continue
         for job in Job.objects.filter(status=Job.Status.QUEUED, engine=engine):
-            if job.transition(Job.Status.FAILED, error=reason, stage=""):
-                refused += 1
-                hooks.emit("failed", job_id=str(job.id), engine=engine, error=reason)
+            refused += lifecycle.fail(job, reason)
     return refused
 
 
@@ -85,13 +76,13 @@ def top_up_tasks() -> int:
     """Send a task for each queued job (of an engine that takes work now) beyond the live tasks. Serialised
     with queue admission, so sweeps on several hosts do not both add the same tasks."""
     with transaction.atomic():
-        _lock_queue()
+        lifecycle.lock_queue()
         runnable = Job.objects.filter(status=Job.Status.QUEUED).exclude(engine__in=breaker.blocked_engines())
         waiting = runnable.count()
         missing = waiting - live_tasks() if waiting else 0
         ids = [str(pk) for pk in runnable.order_by("-priority", "submitted_at").values_list("id", flat=True)[:missing]]
         for job_id in ids:
-            _send_task(job_id)  # ORM broker: in this transaction; Redis: at once
+            lifecycle.send_task(job_id)  # ORM broker: in this transaction; Redis: at once
     return len(ids)
 
 

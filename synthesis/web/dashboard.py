@@ -9,9 +9,9 @@ from django.conf import settings
 from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Min
 from django.utils import timezone
 
-from synthesis import breaker
 from synthesis.api import health
 from synthesis.engines import ENGINE_NAMES, all_health
+from synthesis.jobs import breaker
 from synthesis.models import Job
 
 

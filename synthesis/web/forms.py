@@ -13,11 +13,11 @@ from django.conf import settings
 from django.core.validators import MaxLengthValidator
 
 from synthesis.engines import ENGINE_NAMES, EngineHealth, cloning_engine, engine_for_voice
-from synthesis.jobs import MAX_SEED, TEMPERATURE_RANGE, JobRequest
+from synthesis.jobs.selectors import Caller, usable_voices
+from synthesis.jobs.submit import MAX_SEED, TEMPERATURE_RANGE, JobRequest
+from synthesis.jobs.voices import catalogue
 from synthesis.media.video_options import DEFAULT_PRESET, PRESETS, preset_label
 from synthesis.models import Voice
-from synthesis.selectors import Caller, usable_voices
-from synthesis.voices import catalogue
 
 LOWEST, HIGHEST = TEMPERATURE_RANGE
 # Which engines use the temperatures: Bark samples with both; Piper scales its noise with them, except for a

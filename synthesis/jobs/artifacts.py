@@ -6,6 +6,7 @@ directory. Files are written to a temporary name beside their destination and re
 a crash leaves either the old state or the whole file, and the job row only ever names whole files.
 """
 
+import errno
 import os
 import re
 import tempfile
@@ -26,6 +27,14 @@ _PREFIX_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 class UnsafeOutputPath(ValueError):
     """An output_path that could escape the job's directory."""
+
+
+class StorageFull(OSError):
+    """No space was left to store an artifact (the disk or a quota is full); nothing half-written stays."""
+
+
+# ENOSPC: the disk is full; EDQUOT: a quota; EFBIG: a file size limit (RLIMIT_FSIZE) or the filesystem's own.
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 def safe_prefix(output_path: str | None) -> str:
@@ -72,7 +81,21 @@ def store_segment(job: "Job", index: int, write: Callable[[Path], object]) -> No
 
 
 def store_file(name: str, write: Callable[[Path], object]) -> tuple[str, int]:
-    """Write `name` in the default storage via `write(path)`, atomically; return its final name and size."""
+    """Write `name` in the default storage via `write(path)`, atomically; return its final name and size. A full
+    disk raises StorageFull, saying so in plain words."""
+    try:
+        return _store_file(name, write)
+    except OSError as exc:
+        if exc.errno not in _NO_SPACE:
+            raise
+        raise StorageFull(
+            exc.errno,
+            f"No space left to store {Path(name).name}: the output storage (BARK_OUTPUT_ROOT) or the scratch "
+            "directory is full. Free some space (manage.py purge_jobs removes old jobs' files), then retry the job.",
+        ) from exc
+
+
+def _store_file(name: str, write: Callable[[Path], object]) -> tuple[str, int]:
     storage = default_storage
     if isinstance(storage, FileSystemStorage):
         destination = Path(storage.path(name))

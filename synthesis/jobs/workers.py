@@ -17,10 +17,8 @@ import sys
 from typing import Any
 
 from django.db import connection
-from django.db.models import F
 
-from synthesis import breaker, pipeline
-from synthesis.jobs import _send_task
+from synthesis.jobs import breaker, lifecycle, pipeline
 from synthesis.models import Job
 
 logger = logging.getLogger(__name__)
@@ -86,17 +84,9 @@ def choose_job(preferred: str) -> str | None:
 
 
 def hand_back(job: Job) -> bool:
-    """Put a job this worker was running back to `queued`, without counting the attempt, remove its
-    partial files and send a task for it. False when it had already finished or been cancelled."""
-    job.refresh_from_db()
-    if job.status != Job.Status.RUNNING:
-        return False
-    if not job.transition(Job.Status.QUEUED, segments_done=0, stage="", started_at=None, attempts=F("attempts") - 1):
-        return False
-    pipeline._discard_artifacts(job)
-    _send_task(str(job.id))
-    logger.warning("job %s handed back to the queue: its worker was stopped", job.id)
-    return True
+    """Put a job this worker was running back to `queued`, without counting the attempt (the stop was not the job's
+    doing). False when it had already finished or been cancelled."""
+    return lifecycle.requeue(job, "its worker was stopped", count_attempt=False)
 
 
 def _exit() -> None:

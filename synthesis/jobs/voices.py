@@ -3,12 +3,13 @@ cloning engine (`synthesis.engines.cloning_engine`) checks, stores the format of
 
 import logging
 
+import numpy as np
 from django.db import transaction
 from django_q.tasks import async_task
 
 from synthesis import engines
-from synthesis.artifacts import store_file
 from synthesis.engines import EngineFailed, EngineLost, EngineUnavailable, InvalidVoiceUpload
+from synthesis.jobs.artifacts import store_file
 from synthesis.models import Voice
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,12 @@ def build_clip_voice(voice_id: str) -> None:
     if pending.update(status=Voice.Status.READY, prompt_file=name, error=""):
         voice.clip.delete(save=False)  # the prompt is what we keep
         Voice.objects.filter(pk=voice.pk).update(clip="")
+
+
+def prompt_arrays(voice: Voice) -> dict[str, np.ndarray]:
+    """The prompt arrays the cloning engine takes as `voice` (checked again, like an upload)."""
+    with voice.prompt_file.open("rb") as handle:
+        return engines.cloning_engine().read_voice_file(handle.read())
 
 
 def delete_voice(voice: Voice) -> None:

@@ -1,5 +1,5 @@
 """Running a job: claim it, speak its segments (storing each as it finishes), store its artifacts, and end it
-completed, failed with a readable error, cancelled or requeued. The audio itself comes from synthesis/generate.py."""
+completed, failed with a readable error, cancelled or requeued (lifecycle.py). The audio comes from generate.py."""
 
 from __future__ import annotations
 
@@ -15,21 +15,22 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from synthesis import breaker, hooks
-from synthesis.artifacts import delete_job_files, store_artifact, store_segment
 from synthesis.engines import (
     CUSTOM_PREFIX,
     EngineFailed,
     EngineLost,
     EngineUnavailable,
+    InputRefused,
     SynthesisCancelled,
     SynthesisOptions,
     get_engine,
 )
-from synthesis.generate import AudioResult, metadata_for, synthesize_segments
+from synthesis.jobs import breaker, hooks, lifecycle, voices
+from synthesis.jobs.artifacts import StorageFull, store_artifact, store_segment
+from synthesis.jobs.generate import AudioResult, metadata_for, synthesize_segments
 from synthesis.media.audio import write_wav
 from synthesis.media.captions import Cue, build_cues, caption_parts, to_srt, to_vtt
-from synthesis.media.video import VideoRenderError, render_video
+from synthesis.media.video import RenderCancelled, VideoRenderError, render_video
 from synthesis.media.video_options import VideoOptionsError, validate_video_options
 from synthesis.models import Job, Voice
 
@@ -71,7 +72,7 @@ def run_job(job_id: str, on_progress: Callable[[int, int], None] | None = None) 
     try:
         run_claimed_job(job, on_progress)
     except Job.DoesNotExist:  # deleted (by an operator or purge_jobs) while it ran: nothing is left to record
-        _discard_artifacts(job)
+        lifecycle.discard_files(job)
         logger.info("job %s was deleted while it ran; its files are removed", job_id)
 
 
@@ -92,18 +93,19 @@ def run_claimed_job(job: Job, on_progress: Callable[[int, int], None] | None = N
         if job.status != Job.Status.CANCELLED:  # requeued by the sweep: its next run owns the files now
             logger.warning("job %s stopped: it is %s, no longer running here", job.id, job.status)
             return
-        _discard_artifacts(job)
+        lifecycle.discard_files(job)
         logger.info("job %s was cancelled while running", job.id)
         hooks.emit("cancelled", job_id=str(job.id))
-    except EngineLost as exc:
-        _requeue(job, str(exc), started)
+    except EngineLost as exc:  # not the job's fault: it runs again (within BARK_JOB_MAX_ATTEMPTS)
+        lifecycle.requeue(job, str(exc), count_attempt=True)
     except VideoStageFailed as exc:
-        _fail(job, str(exc), started, keep=exc.kept)
-    except (EngineUnavailable, EngineFailed) as exc:
-        _fail(job, str(exc), started)
+        lifecycle.fail(job, str(exc), kept={**exc.kept, "timings": _failed_after(exc.kept.get("timings", {}), started)})
+    except (EngineUnavailable, EngineFailed, StorageFull) as exc:
+        lifecycle.fail(job, str(exc), kept={"timings": _failed_after({}, started)})
     except Exception as exc:  # a bug or an environment fault: the job still ends with a readable error
         logger.exception("job %s crashed", job.id)
-        _fail(job, f"Unexpected error while synthesizing ({type(exc).__name__}: {exc}).", started)
+        error = f"Unexpected error while synthesizing ({type(exc).__name__}: {exc})."
+        lifecycle.fail(job, error, kept={"timings": _failed_after({}, started)})
 
 
 def _run_claimed(job: Job, on_progress: Callable[[int, int], None] | None) -> None:
@@ -146,7 +148,7 @@ def _run_claimed(job: Job, on_progress: Callable[[int, int], None] | None) -> No
         stage="",
     )
     if not finished:  # cancelled at the last moment: the row says so, the files must go
-        _discard_artifacts(job)
+        lifecycle.discard_files(job)
         return
     run_s = round(time.monotonic() - claimed_at, 3)
     hooks.emit(
@@ -176,8 +178,8 @@ def _render_job_video(job: Job, result: AudioResult, cues: list[Cue], timings: d
                 should_continue=job.record_progress,  # False once the job is cancelled
             ),
         )
-    except SynthesisCancelled:
-        raise
+    except RenderCancelled as exc:
+        raise SynthesisCancelled(str(exc)) from exc
     except Exception as exc:
         if not isinstance(exc, VideoRenderError | VideoOptionsError):
             logger.exception("job %s: video rendering crashed", job.id)
@@ -218,44 +220,12 @@ def job_options(job: Job) -> SynthesisOptions:
 def _voice_prompt(voice_id: str) -> dict[str, np.ndarray]:
     voice = Voice.objects.filter(pk=voice_id.removeprefix(CUSTOM_PREFIX), status=Voice.Status.READY).first()
     if voice is None:
-        raise EngineFailed(f"The voice {voice_id} no longer exists or is not ready; pick another voice and retry.")
-    return voice.prompt_arrays()
+        raise InputRefused(f"The voice {voice_id} no longer exists or is not ready; pick another voice and retry.")
+    return voices.prompt_arrays(voice)
 
 
-def _fail(job: Job, error: str, started: float, keep: dict | None = None) -> None:
-    """Fail the job. `keep` (from VideoStageFailed) names the finished artifacts that stay with it."""
-    keep = keep or {}
-    kept_files = {keep[field] for field in Job.ARTIFACT_FIELDS.values() if keep.get(field)}
-    _discard_artifacts(job, keep=kept_files)
-    job.refresh_from_db()
-    if job.status == Job.Status.RUNNING:
-        timings = {**keep.get("timings", {}), "failed_after_s": round(time.monotonic() - started, 3)}
-        job.transition(Job.Status.FAILED, error=error, stage="", **{**keep, "timings": timings})
-    elif kept_files:  # cancelled meanwhile: a cancelled job keeps nothing
-        _discard_artifacts(job)
-    hooks.emit("failed", job_id=str(job.id), engine=job.engine, error=error)
-
-
-def _requeue(job: Job, reason: str, started: float) -> None:
-    """The process generating the job's audio died (not the job's fault): queue it again, from its first segment,
-    unless it has used up BARK_JOB_MAX_ATTEMPTS; then it fails."""
-    from synthesis.jobs import _send_task
-
-    logger.warning("job %s: %s", job.id, reason)
-    _discard_artifacts(job)
-    job.refresh_from_db()
-    if job.status != Job.Status.RUNNING:
-        return
-    if job.attempts >= settings.BARK_JOB_MAX_ATTEMPTS:
-        _fail(job, f"{reason} It stopped {job.attempts} time(s); retry it later.", started)
-    elif job.transition(Job.Status.QUEUED, segments_done=0, stage="", started_at=None):
-        _send_task(str(job.id))
-
-
-def _discard_artifacts(job: Job, keep: Collection[str] = ()) -> None:
-    """Remove this job's files (its segments too), except the storage names in `keep`, so a failed or
-    cancelled job points at nothing half-made."""
-    delete_job_files(str(job.id), keep)
+def _failed_after(timings: dict, started: float) -> dict:
+    return {**timings, "failed_after_s": round(time.monotonic() - started, 3)}
 
 
 @contextmanager

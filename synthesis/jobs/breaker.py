@@ -1,12 +1,13 @@
 """Engine faults: a circuit breaker per engine, and retries with backoff for transient faults.
 
 A failure is one of three kinds (`classify`):
-- transient: a lost database connection, an S3 or Redis error, an out-of-memory. Retried inside the job's
+- transient: a lost database connection, an S3 or Redis error, the engine out of memory. Retried inside the job's
   attempt, BARK_RETRY_ATTEMPTS times, after BARK_RETRY_BASE_MS * 2^n with +-50% jitter. (Bark's scheduler
   first splits its batch on out-of-memory by itself; what reaches here failed even alone.)
 - engine: the engine itself is broken (CUDA errors, a checkpoint that no longer loads, out of memory that
   retries did not cure). Each counts towards the engine's breaker.
 - permanent: the input (an unreadable voice, a bad option). Never retried, never counted.
+The engines say which kind they raised by its type (synthesis/engines/faults.py); nothing here reads messages.
 
 The breaker's state is a database row per engine, so every worker on every host sees the same state.
 closed --(BARK_BREAKER_THRESHOLD consecutive engine faults)--> open --(BARK_BREAKER_COOLDOWN_S)-->
@@ -28,18 +29,20 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 from django.db.models import F, Q
 from django.utils import timezone
 
-from synthesis import hooks
-from synthesis.engines import EngineFailed, EngineUnavailable, is_out_of_memory
+from synthesis.engines import (
+    EngineFault,
+    EngineOutOfMemory,
+    EngineUnavailable,
+    default_engine_name,
+    planning_engine_name,
+)
+from synthesis.jobs import hooks
 from synthesis.models import EngineBreaker, Job
 
 logger = logging.getLogger(__name__)
 
 TRANSIENT, ENGINE, PERMANENT = "transient", "engine", "permanent"
 State = EngineBreaker.State
-
-
-class InjectedFault(RuntimeError):
-    """A failure made on purpose by BARK_FAULT_INJECTION (tests and drills)."""
 
 
 # --- classifying failures --------------------------------------------------------------------------------
@@ -69,15 +72,13 @@ def _is_dependency_error(exc: BaseException) -> bool:
 
 
 def classify(exc: BaseException) -> str:
-    if _is_dependency_error(exc) or is_out_of_memory(exc):
+    """Whose fault `exc` is, by its type: the engines say what they raised (synthesis/engines/faults.py), the
+    shared services fail with their own clients' errors, and anything else is a bug that fails the job alone."""
+    if isinstance(exc, EngineOutOfMemory | MemoryError) or _is_dependency_error(exc):
         return TRANSIENT
-    if isinstance(exc, EngineUnavailable | InjectedFault):
+    if isinstance(exc, EngineFault | EngineUnavailable):
         return ENGINE
-    if any(isinstance(e, RuntimeError) for e in _chain(exc)):  # torch's CUDA and device errors
-        return ENGINE
-    if isinstance(exc, EngineFailed):
-        return PERMANENT  # the engine said the input is at fault (a voice it cannot use, a bad segment)
-    return PERMANENT
+    return PERMANENT  # InputRefused, and errors of our own code: the job fails, the engine is not blamed
 
 
 def backoff_s(attempt: int) -> float:
@@ -87,27 +88,6 @@ def backoff_s(attempt: int) -> float:
 
 
 # --- running a job's work with retries -------------------------------------------------------------------
-
-
-_injected_transients: dict[str, int] = {}
-
-
-def _inject_fault(engine: str) -> None:
-    """BARK_FAULT_INJECTION: `piper` fails every run with an engine fault; `piper:transient=2` fails the
-    first 2 runs in this process with a lost-connection error."""
-    spec = settings.BARK_FAULT_INJECTION
-    if not spec:
-        return
-    name, _, mode = spec.partition(":")
-    if name != engine:
-        return
-    if not mode:
-        raise InjectedFault(f"CUDA error: the {engine} engine failed (injected by BARK_FAULT_INJECTION).")
-    if mode.startswith("transient="):
-        done = _injected_transients.get(spec, 0)
-        if done < int(mode.removeprefix("transient=")):
-            _injected_transients[spec] = done + 1
-            raise ConnectionResetError("connection lost (injected by BARK_FAULT_INJECTION)")
 
 
 def run_guarded(
@@ -122,7 +102,6 @@ def run_guarded(
     attempt = 0
     while True:
         try:
-            _inject_fault(job.engine)
             work()
         except passthrough:
             raise
@@ -135,7 +114,7 @@ def run_guarded(
                 time.sleep(delay)
                 attempt += 1
                 continue
-            if kind == ENGINE or (kind == TRANSIENT and is_out_of_memory(exc)):
+            if kind == ENGINE or isinstance(exc, EngineOutOfMemory):  # out of memory that retries did not cure
                 record_failure(job.engine, f"{type(exc).__name__}: {exc}")
             raise
         record_success(job.engine)
@@ -208,6 +187,24 @@ def blocked_engines() -> set[str]:
     fresh = timezone.now() - timedelta(seconds=settings.BARK_BREAKER_COOLDOWN_S)
     rows = EngineBreaker.objects.filter(Q(state=State.OPEN) | Q(state=State.HALF_OPEN), changed_at__gt=fresh)
     return set(rows.values_list("engine", flat=True))
+
+
+def default_engine() -> str | None:
+    """The engine a request that names none runs on (`engines.default_engine_name`), passing over an engine whose
+    breaker is open while another can run."""
+    return default_engine_name(blocked=_blocked_or_none())
+
+
+def planning_engine() -> str:
+    """The engine a request that names none is planned for, even when none can run (`engines.planning_engine_name`)."""
+    return planning_engine_name(blocked=_blocked_or_none())
+
+
+def _blocked_or_none() -> set[str]:
+    try:
+        return blocked_engines()
+    except Exception:  # no database here (the Python API in a bare script): every breaker counts as closed
+        return set()
 
 
 def admit(engine: str) -> bool:

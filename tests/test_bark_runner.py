@@ -24,8 +24,9 @@ from tests.processes import ROOT
 TEXTS = ["The first line.", "A second one.", "Then a third."]
 
 
-def start_runner(tiny_bark_dir: Path, tmp_path: Path):
-    """An engine_runner process on the tiny checkpoint, ready (its socket listening); killed afterwards."""
+def start_runner(tiny_bark_dir: Path, tmp_path: Path, **extra: str):
+    """An engine_runner process on the tiny checkpoint (with the settings in `extra`), ready (its socket listening);
+    killed afterwards."""
     socket_path = str(tmp_path / "runner.sock")
     # float32: the tests compare the runner's audio with an in-process engine's (BarkEngine defaults to float32).
     env = {
@@ -33,6 +34,7 @@ def start_runner(tiny_bark_dir: Path, tmp_path: Path):
         "BARK_MODEL": str(tiny_bark_dir),
         "BARK_CACHE_DIR": str(tmp_path / "cache"),
         "BARK_DTYPE": "float32",
+        **extra,
     }
     env.pop("REDIS_URL", None)
     log = tmp_path / "runner.log"

@@ -59,4 +59,4 @@ def test_a_cluster_runs_bark_jobs_of_two_workers_through_one_warm_runner(tmp_pat
     assert rows == [("completed", "", "cpu")] * 2, (tmp_path / "qcluster.log").read_text()[-3000:]
     assert not any(runner.is_running() for runner in runners), "the runner stops with the cluster"
     # The group's SIGTERM stops the runner too: an expected exit, not a crash to restart it for.
-    assert "the Bark runner exited" not in (tmp_path / "qcluster.log").read_text()
+    assert "the engine runner exited" not in (tmp_path / "qcluster.log").read_text()

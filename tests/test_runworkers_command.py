@@ -138,3 +138,29 @@ def test_after_a_crash_every_job_completes_once_and_a_stop_hands_the_running_job
     assert (row["status"], row["attempts"], row["segments_done"]) == ("queued", 0, 0), "handed back at once"
     assert not partial.exists() or not any(partial.rglob("*")), "its partial files were removed"
     assert "handed back to the queue" in (tmp_path / "workers-2.log").read_text()
+
+
+def test_a_worker_stuck_in_an_engine_call_is_killed_at_the_stop_and_its_job_requeued_at_once(tmp_path: Path):
+    # The first segment's synthesis does not return for minutes and defers stop signals meanwhile, as a hung driver
+    # call does; the worker's heartbeat thread goes on beating, so the heartbeat rule would never requeue it.
+    env = worker_env(tmp_path, BARK_FAULT_INJECTION="piper:synthesize:stall:1")
+    log = tmp_path / "workers.log"
+    process = start_workers(env, log)
+    try:
+        [job] = submit_jobs(env, [LONG])
+        wait_for_text(log, "stage stalls for", process)  # inside the stalled call
+        pids = [child.pid for child in psutil.Process(process.pid).children(recursive=True)]
+        sent_at = time.monotonic()
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        stopped_in = time.monotonic() - sent_at
+        row = rows(env, [job])[job]  # read at once: nothing else could have requeued it meanwhile
+    finally:
+        if process.poll() is None:
+            kill_everything(process)
+
+    assert stopped_in < 10 and process.returncode == 0, f"stopped in {stopped_in:.1f} s"
+    assert not [pid for pid in pids if psutil.pid_exists(pid)], "a process outlived the stop"
+    assert (row["status"], row["attempts"], row["worker"]) == ("queued", 0, ""), "requeued at once, not counted"
+    text = log.read_text()
+    assert "did not stop in time" in text and "its worker was killed at a stop" in text

@@ -17,7 +17,10 @@ An engine wraps whatever its own code raised into one of these, with the origina
 from __future__ import annotations
 
 import contextlib
+import logging
+import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -76,11 +79,16 @@ def is_out_of_memory(exc: BaseException) -> bool:
 # `<fault>` inside its own `<stage>` (Bark: semantic, coarse, fine or codec, from a forward hook on that model's
 # output layer; Piper: synthesize, around its voice's call), the first `<times>` times in each process (always,
 # without a count). Faults: `device` (a RuntimeError as CUDA raises it), `oom` (torch.OutOfMemoryError where torch
-# is loaded, else MemoryError). They then travel every path a real fault travels: the scheduler's batch splitting,
-# the engine's wrapping, the runner's socket, the job's retries and the breaker.
+# is loaded, else MemoryError), `stall` (the call does not return for STALL_S seconds and defers stop signals
+# meanwhile, as a hung driver call or a long C++ kernel does: Python runs its signal handlers only between
+# bytecodes). They then travel every path a real fault travels: the scheduler's batch splitting, the engine's
+# wrapping, the runner's socket, the job's retries and the breaker, a worker's stop.
+
+logger = logging.getLogger(__name__)
 
 STAGES: dict[str, tuple[str, ...]] = {"bark": ("semantic", "coarse", "fine", "codec"), "piper": ("synthesize",)}
-FAULTS = ("device", "oom")
+FAULTS = ("device", "oom", "stall")
+STALL_S = 120.0
 
 
 class InjectedFault(RuntimeError):
@@ -125,6 +133,10 @@ class FaultPlan:
                 if times <= 0:
                     return
                 self._left[stage] = (fault, times - 1)
+        if fault == "stall":
+            logger.warning("BARK_FAULT_INJECTION: the %s %s stage stalls for %.0f s", self.engine, stage, STALL_S)
+            stall(STALL_S)
+            return
         raise make_fault(fault, f"{self.engine} {stage}")
 
     @contextlib.contextmanager
@@ -164,6 +176,16 @@ def parse_entry(entry: str) -> tuple[str, str, str, int | None]:
     if not parts[3].isdigit():
         raise FaultSpecError(f"BARK_FAULT_INJECTION: {parts[3]!r} in {entry!r} is not a number of times.")
     return name, stage, fault, int(parts[3])
+
+
+def stall(seconds: float) -> None:
+    """Hold this thread for `seconds` with SIGTERM and SIGINT blocked (pending signals run their handlers after)."""
+    stops = {signal.SIGTERM, signal.SIGINT}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    try:
+        time.sleep(seconds)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def make_fault(fault: str, where: str) -> BaseException:

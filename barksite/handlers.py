@@ -9,6 +9,7 @@ branded 404 and 500 pages instead of Django's.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 from django.core.exceptions import DisallowedHost, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
@@ -33,6 +34,7 @@ _CODES = {
     416: "range_not_satisfiable",
     429: "rate_limited",
     500: "server_error",
+    503: "service_unavailable",
 }
 _MESSAGES = {
     400: "The request could not be understood.",
@@ -44,6 +46,12 @@ _MESSAGES = {
     416: "The requested byte range starts past the end of the file.",
     500: "An unexpected error occurred on the server; it has been logged.",
 }
+# A database, Redis or object store that is out for a moment: what the client is told, and when to try again.
+OUTAGE_MESSAGE = (
+    "A service barksite depends on (its database, queue or storage) is unreachable right now; nothing you sent "
+    "before was lost. Retry this request shortly."
+)
+OUTAGE_RETRY_AFTER_S = 10
 # Headers of the original response that still mean something once its body is replaced.
 _KEPT_HEADERS = ("Allow", "Content-Range", "Retry-After", "WWW-Authenticate", "X-Job-Id")
 
@@ -92,7 +100,19 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     """handler500. The page is rendered without the request's context: whatever failed (the database,
-    a session) must not fail the error page too."""
+    a session) must not fail the error page too. A shared service that is out (the database, Redis, the bucket)
+    is not a bug: that answer is a 503 with Retry-After, since the same request will work once it is back."""
+    from synthesis.jobs.breaker import is_dependency_error  # the job layer's rule of what is an outage
+
+    failure = sys.exc_info()[1]  # Django calls this handler while it handles the exception
+    if failure is not None and is_dependency_error(failure):
+        response: HttpResponse
+        if is_api(request):
+            response = api_error(request, 503, OUTAGE_MESSAGE, code="service_unavailable")
+        else:
+            response = HttpResponse(loader.get_template("503.html").render(), status=503)
+        response["Retry-After"] = str(OUTAGE_RETRY_AFTER_S)
+        return response
     if is_api(request):
         return api_error(request, 500)
     return HttpResponse(loader.get_template("500.html").render(), status=500)

@@ -110,7 +110,7 @@ _CHECKOUT_ID = hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:8]
 _database_url = env_str("DATABASE_URL", "")
 if _database_url:
     try:
-        DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
+        DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60, conn_health_checks=True)}
     except Exception as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL ({exc}).") from None
 else:
@@ -221,6 +221,9 @@ else:
         }
     }
 RATELIMIT_VIEW = "synthesis.api.errors.ratelimited"
+# While the rate limits' store (Redis with REDIS_URL) is unreachable: false (closed) answers rate-limited routes with
+# a 503 and Retry-After; true (open) lets them through uncounted.
+RATELIMIT_FAIL_OPEN = env_bool("BARK_RATE_LIMIT_FAIL_OPEN", False)
 
 # --- barksite ----------------------------------------------------------------------------------------
 

@@ -169,7 +169,7 @@ class Network:
             "postgres",
         )  # fmt: skip
         url = f"postgres://postgres@{self.service_address}:{port}"
-        _wait_for(lambda: _pg_ready(f"{url}/postgres"), server, self.work / "postgres.log")
+        wait_for(lambda: pg_ready(f"{url}/postgres"), server, self.work / "postgres.log")
         import psycopg
 
         with psycopg.connect(f"{url}/postgres", autocommit=True) as connection:
@@ -184,7 +184,7 @@ class Network:
             "redis",
         )  # fmt: skip
         url = f"redis://{self.service_address}:{port}/0"
-        _wait_for(lambda: _redis_ready(url), server, self.work / "redis.log")
+        wait_for(lambda: redis_ready(url), server, self.work / "redis.log")
         return url
 
     def _spawn(self, args: list[str], name: str) -> subprocess.Popen:
@@ -211,7 +211,7 @@ def _stop(process: subprocess.Popen) -> None:
         pass
 
 
-def _wait_for(ready, process: subprocess.Popen, log: Path, timeout_s: float = 60) -> None:
+def wait_for(ready, process: subprocess.Popen, log: Path, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while not ready():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -219,7 +219,7 @@ def _wait_for(ready, process: subprocess.Popen, log: Path, timeout_s: float = 60
         time.sleep(0.1)
 
 
-def _pg_ready(url: str) -> bool:
+def pg_ready(url: str) -> bool:
     import psycopg
 
     try:
@@ -229,7 +229,7 @@ def _pg_ready(url: str) -> bool:
         return False
 
 
-def _redis_ready(url: str) -> bool:
+def redis_ready(url: str) -> bool:
     import redis
 
     try:

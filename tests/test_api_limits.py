@@ -132,6 +132,36 @@ def test_rate_limiting_can_be_switched_off_with_django_ratelimits_setting(db, se
     assert [api.post(URL, PLAN, format="json").status_code for _ in range(3)] == [200, 200, 200]
 
 
+@pytest.fixture
+def redis_down(settings):
+    """The counters' store is a Redis that does not answer (nothing listens on its port)."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        }
+    }
+
+
+def test_while_the_counters_store_is_down_rate_limited_routes_fail_closed_with_503_and_retry_after(db, redis_down):
+    api, _ = keyed_client()
+
+    response = api.post(URL, PLAN, format="json")
+
+    assert response.status_code == 503
+    assert error_of(response)["code"] == "service_unavailable" and "Redis" in error_of(response)["message"]
+    assert int(response["Retry-After"]) > 0
+
+
+def test_with_fail_open_set_requests_go_through_uncounted_while_the_store_is_down(db, settings, redis_down):
+    settings.RATELIMIT_FAIL_OPEN = True
+    settings.BARK_RATE_LIMIT_PER_MIN = 1
+    api, _ = keyed_client()
+
+    assert [api.post(URL, PLAN, format="json").status_code for _ in range(3)] == [200, 200, 200]
+
+
 @pytest.fixture(params=["diskcache", "redis"])
 def counter_store(request, settings):
     """The two places the counters live: diskcache's file (one machine) and Redis (REDIS_URL)."""

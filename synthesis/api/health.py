@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.status import Stat
@@ -31,13 +31,31 @@ def live_clusters() -> int:
 
 
 def check_database() -> dict[str, Any]:
+    """Whether the database answers, and on SQLite whether it takes writes: another writer holding the file's lock
+    lets reads through but stops every submission and every worker's progress."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
+        if connection.vendor == "sqlite":
+            _probe_sqlite_write_lock()
         return {"ok": True, "vendor": connection.vendor}
     except Exception as exc:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _probe_sqlite_write_lock(wait_ms: int = 1000) -> None:
+    """Take SQLite's write lock and let it go at once (an empty IMMEDIATE transaction), waiting `wait_ms` at most
+    rather than the connection's 20 s; raises OperationalError ("database is locked") when another writer holds it."""
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout")
+        usual = cursor.fetchone()[0]
+        cursor.execute(f"PRAGMA busy_timeout = {int(wait_ms)}")
+        try:
+            with transaction.atomic():  # BEGIN IMMEDIATE (the database's transaction_mode)
+                pass
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout = {int(usual)}")
 
 
 def pending_tasks() -> int:

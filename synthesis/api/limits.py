@@ -32,6 +32,7 @@ from django_ratelimit.core import _get_ip
 from limits import RateLimitItemPerSecond
 from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
+from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
@@ -104,11 +105,26 @@ def check(request: Request, group: str, identity: str | None, limit: int) -> flo
     who = identity or f"ip:{_get_ip(request)}"  # django-ratelimit's own rule for the client's address
     try:
         wait = moving_window().hit(f"barksite.{group}:{who}", limit)
-    except Exception:
-        # The shared store is down: refuse like django-ratelimit does, unless told to fail open.
-        logger.exception("rate-limit store failed")
-        return None if getattr(settings, "RATELIMIT_FAIL_OPEN", False) else 1.0
+    except Exception as exc:
+        # The shared store is down: closed (the default) refuses with a 503 saying so, not a 429 that blames the
+        # caller; open (BARK_RATE_LIMIT_FAIL_OPEN) lets the request through uncounted.
+        logger.warning(
+            "rate-limit store failed (failing %s): %s", "open" if settings.RATELIMIT_FAIL_OPEN else "closed", exc
+        )
+        if settings.RATELIMIT_FAIL_OPEN:
+            return None
+        raise LimitsUnavailable() from exc
     return None if wait is None else max(1.0, wait)
+
+
+class LimitsUnavailable(APIException):
+    status_code = 503
+    default_code = "service_unavailable"
+    default_detail = (
+        "The rate limits' store (Redis) is unreachable, so requests cannot be counted; nothing already accepted is "
+        "lost. Retry shortly."
+    )
+    wait = 10  # DRF's handler turns this into Retry-After
 
 
 class SubmitRateThrottle(BaseThrottle):

@@ -57,24 +57,36 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def _is_dependency_error(exc: BaseException) -> bool:
-    """The database, Redis or S3 failed: not this job's fault, nor the engine's. Matched by module so that
-    redis and botocore need not be importable."""
+DATABASE, REDIS, STORAGE, NETWORK = "the database", "Redis", "the artifact storage", "a service on the network"
+
+
+def outage_of(exc: BaseException) -> str | None:
+    """Which shared service failed, when one did: the database, Redis or the S3 bucket (or a connection to one of
+    them); None when `exc` is not an outage. Such faults are neither the job's nor the engine's. Matched by module
+    so that redis and botocore need not be importable."""
     for e in _chain(exc):
         if isinstance(e, OperationalError | InterfaceError):  # lost connection, "database is locked"
-            return True
-        if type(e).__module__.startswith(("redis.", "botocore.", "boto3.", "urllib3.")):
-            return True
+            return DATABASE
+        module = type(e).__module__
+        if module.startswith("redis."):
+            return REDIS
+        if module.startswith(("botocore.", "boto3.", "urllib3.")):
+            return STORAGE
         # Not BrokenPipeError: that is ffmpeg or a client going away, not a dependency.
         if isinstance(e, ConnectionResetError | ConnectionRefusedError | ConnectionAbortedError | TimeoutError):
-            return True
-    return False
+            return NETWORK
+    return None
+
+
+def is_dependency_error(exc: BaseException) -> bool:
+    """The database, Redis or S3 failed (see `outage_of`); the web edges answer these with a 503 and Retry-After."""
+    return outage_of(exc) is not None
 
 
 def classify(exc: BaseException) -> str:
     """Whose fault `exc` is, by its type: the engines say what they raised (synthesis/engines/faults.py), the
     shared services fail with their own clients' errors, and anything else is a bug that fails the job alone."""
-    if isinstance(exc, EngineOutOfMemory | MemoryError) or _is_dependency_error(exc):
+    if isinstance(exc, EngineOutOfMemory | MemoryError) or is_dependency_error(exc):
         return TRANSIENT
     if isinstance(exc, EngineFault | EngineUnavailable):
         return ENGINE

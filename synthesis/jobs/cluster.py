@@ -36,7 +36,7 @@ from django import db
 from django.conf import settings
 
 from synthesis.engines import get_engine, reset_engines, runner_engine_name
-from synthesis.jobs import lifecycle, recovery
+from synthesis.jobs import breaker, lifecycle, recovery
 from synthesis.models import Job, process_name
 
 logger = logging.getLogger("synthesis.workers")
@@ -183,8 +183,11 @@ def run_workers(stdout: TextIOBase) -> int:
 def _sweep() -> None:
     try:
         recovery.sweep()
-    except Exception:  # the database may be down for a moment; the next sweep tries again
-        logger.exception("sweep failed")
+    except Exception as exc:  # the database or the broker may be down for a moment; the next sweep tries again
+        if breaker.is_dependency_error(exc):
+            logger.warning("sweep failed, %s is unreachable: %s", breaker.outage_of(exc), exc)
+        else:
+            logger.exception("sweep failed")
         db.connections.close_all()
 
 

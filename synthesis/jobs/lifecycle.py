@@ -25,10 +25,17 @@ logger = logging.getLogger(__name__)
 
 
 def send_task(job_id: str) -> None:
-    """A wake-up for the workers: a task that runs the most urgent queued job (see pipeline.next_job_id)."""
+    """A wake-up for the workers: a task that runs the most urgent queued job (see pipeline.next_job_id). A broker
+    that cannot take it now (Redis is down) is logged, not raised: the job row is the truth and is already queued,
+    and the sweep sends a task for every queued job that has none once the broker is back."""
     from django_q.tasks import async_task
 
-    async_task("synthesis.tasks.run_job_task", job_id, task_name=f"job-{job_id}")
+    try:
+        async_task("synthesis.tasks.run_job_task", job_id, task_name=f"job-{job_id}")
+    except Exception as exc:
+        if not settings.BARK_BROKER_URL:  # the ORM broker is the database: its errors are the caller's to handle
+            raise
+        logger.warning("job %s: the broker did not take its task (%s); the sweep sends it later", job_id, exc)
 
 
 def enqueue(job: Job) -> None:

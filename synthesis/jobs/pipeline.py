@@ -102,9 +102,18 @@ def run_claimed_job(job: Job, on_progress: Callable[[int, int], None] | None = N
         lifecycle.fail(job, str(exc), kept={**exc.kept, "timings": _failed_after(exc.kept.get("timings", {}), started)})
     except (EngineUnavailable, EngineFailed, StorageFull) as exc:
         lifecycle.fail(job, str(exc), kept={"timings": _failed_after({}, started)})
-    except Exception as exc:  # a bug or an environment fault: the job still ends with a readable error
-        logger.exception("job %s crashed", job.id)
-        error = f"Unexpected error while synthesizing ({type(exc).__name__}: {exc})."
+    except Exception as exc:  # retries did not cure it, or a bug: the job still ends with a readable error
+        service = breaker.outage_of(exc)
+        if service == breaker.DATABASE:  # not the job's fault: it runs again (if the database is down, the sweep
+            # requeues it later, once the row can be written again)
+            lifecycle.requeue(job, f"The database was unreachable ({exc}).", count_attempt=True)
+            return
+        if service is not None:
+            logger.warning("job %s: %s was unreachable: %s", job.id, service, exc)
+            error = f"{service[0].upper()}{service[1:]} could not be reached ({exc}); retry the job once it is back."
+        else:
+            logger.exception("job %s crashed", job.id)
+            error = f"Unexpected error while synthesizing ({type(exc).__name__}: {exc})."
         lifecycle.fail(job, error, kept={"timings": _failed_after({}, started)})
 
 
@@ -239,8 +248,8 @@ def _heartbeat(job: Job) -> Iterator[None]:
             while not stop.wait(settings.BARK_HEARTBEAT_S):
                 try:
                     Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(heartbeat_at=timezone.now())
-                except Exception:  # a busy or lost database: beat again next time rather than go silent
-                    logger.warning("job %s: heartbeat failed", job.pk, exc_info=True)
+                except Exception as exc:  # a busy or lost database: beat again next time rather than go silent
+                    logger.warning("job %s: heartbeat failed: %s", job.pk, exc)
                     connection.close()
         finally:
             connection.close()

@@ -230,6 +230,12 @@ RATELIMIT_FAIL_OPEN = env_bool("BARK_RATE_LIMIT_FAIL_OPEN", False)
 BARK_MODELS_AVAILABLE = env_tristate("BARK_MODELS_AVAILABLE", "auto")
 BARK_MODEL = env_str("BARK_MODEL", "suno/bark-small")
 BARK_DEVICE = env_choice("BARK_DEVICE", "auto", {"auto", "cpu", "cuda", "mps"})
+# Cloning voices from the audio (synthesis/engines/bark/cloning.py): HuBERT (a hub id or a directory) and its quantizer
+# (a file, or owner/name/file on the hub). Used when both resolve locally, as BARK_MODEL does; "" turns it off.
+BARK_HUBERT_MODEL = env_str("BARK_HUBERT_MODEL", "facebook/hubert-base-ls960")
+BARK_HUBERT_QUANTIZER = env_str(
+    "BARK_HUBERT_QUANTIZER", "GitMylo/bark-voice-cloning/quantifier_hubert_base_ls960_14.pth"
+)
 # Bark's weights: auto = float16 on CUDA, bfloat16 on CPUs with AMX or where bf16 measures 2x faster than float32 at
 # load, else float32 (docs/precision.md).
 BARK_DTYPE = env_choice("BARK_DTYPE", "auto", {"auto", "float32", "bfloat16", "float16", "int8"})

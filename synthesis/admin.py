@@ -292,7 +292,7 @@ class ApiKeyAdmin(APIKeyModelAdmin):
 
 @admin.register(Voice)
 class VoiceAdmin(admin.ModelAdmin):
-    list_display = ("name", "voice_id", "source", "status", "owner", "api_key", "created_at")
-    list_filter = ("status", "source")
+    list_display = ("name", "voice_id", "source", "method", "status", "owner", "api_key", "created_at")
+    list_filter = ("status", "source", "method")
     search_fields = ("name", "transcript")
     list_select_related = ("owner", "api_key")

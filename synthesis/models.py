@@ -232,13 +232,20 @@ class Job(models.Model):
 class Voice(models.Model):
     """A speaker prompt uploaded by a user or key: Bark's (semantic, coarse, fine) prompt arrays as .npz.
 
-    A `.npz` upload is validated and ready at once. A reference clip needs Bark's codec and text model,
-    so a worker turns it into a prompt (status pending -> ready or failed), never the web process.
+    A `.npz` upload is validated and ready at once. A reference clip needs Bark's codec and HuBERT or Bark's
+    text model, so a worker turns it into a prompt (status pending -> ready or failed), never the web process,
+    and records the method it used.
     """
 
     class Source(models.TextChoices):
         NPZ = "npz", "Bark .npz preset"
-        CLIP = "clip", "Reference clip + transcript"
+        CLIP = "clip", "Reference clip"
+
+    class Method(models.TextChoices):
+        """How a clip became the prompt (synthesis/engines/bark/cloning.py)."""
+
+        HUBERT = "hubert", "HuBERT: semantic tokens from the audio"
+        TRANSCRIPT = "transcript", "Transcript: semantic tokens from the words"
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -251,6 +258,12 @@ class Voice(models.Model):
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.READY)
     error = models.TextField(blank=True)
     transcript = models.TextField(blank=True)
+    method = models.CharField(
+        max_length=16,
+        choices=Method.choices,
+        blank=True,
+        help_text="How the worker built this clip voice (or tried to); empty for .npz presets and until it runs.",
+    )
     clip = models.FileField(blank=True, max_length=400, help_text="The reference clip, until it is encoded.")
     prompt_file = models.FileField(blank=True, max_length=400)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
@@ -267,6 +280,12 @@ class Voice(models.Model):
     def voice_id(self) -> str:
         """How requests name this voice."""
         return f"{engines.CUSTOM_PREFIX}{self.id}"
+
+    @property
+    def method_note(self) -> str:
+        """How a clip voice was cloned, as the voice picker says it after the engine (empty for presets)."""
+        notes = {"hubert": " · cloned from the audio", "transcript": " · cloned from a transcript"}
+        return notes.get(self.method, "")
 
 
 class EngineBreaker(models.Model):

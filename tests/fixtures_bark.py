@@ -1,5 +1,5 @@
-"""The tiny random-weight Bark checkpoint, built once per test session, and an engine loaded from it (a pytest
-plugin: see conftest); what Bark's tests share."""
+"""The tiny random-weight Bark checkpoint and HuBERT cloning models, built once per test session, and an engine
+loaded from them (a pytest plugin: see conftest); what Bark's tests share."""
 
 from pathlib import Path
 
@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from synthesis.engines import reset_engines
 from synthesis.engines.bark.checkpoint import build_bark_checkpoint
 from synthesis.engines.bark.engine import BarkEngine
+from synthesis.engines.bark.hubert_checkpoint import build_hubert_checkpoint
 
 # Greedy decoding: the same text and voice give the same tokens, alone or batched.
 GREEDY = {"text_temp": 0.0, "waveform_temp": 0.0}
@@ -19,6 +21,34 @@ TEXTS = ["The first line.", "A second one.", "Then a third.", "A fourth here.", 
 def tiny_bark_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny Bark checkpoint (real token conventions, 2-layer models, 130 v2 presets); about half a second."""
     return build_bark_checkpoint(tmp_path_factory.mktemp("tiny-bark"), arch="tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_hubert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Random-weight HuBERT (a model directory: 12 layers, 32 wide, HuBERT's 50 frames a second) and quantizer (a
+    .pth in the published format), as BARK_HUBERT_MODEL and BARK_HUBERT_QUANTIZER take them."""
+    return build_hubert_checkpoint(tmp_path_factory.mktemp("tiny-hubert"), arch="tiny", seed=0)
+
+
+@pytest.fixture
+def hubert_cloning(settings, tiny_bark: Path, tiny_hubert: tuple[Path, Path]):
+    """The tiny Bark checkpoint with the tiny HuBERT models configured: clips are cloned by the `hubert` method."""
+    settings.BARK_HUBERT_MODEL, settings.BARK_HUBERT_QUANTIZER = (str(path) for path in tiny_hubert)
+    reset_engines()
+    yield tiny_hubert
+    reset_engines()
+
+
+@pytest.fixture
+def without_hubert(settings, tiny_bark: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """The tiny Bark checkpoint on a machine without the HuBERT models: the default settings, an empty Hugging Face
+    cache. Clips are cloned by the `transcript` method."""
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    settings.BARK_HUBERT_MODEL = "facebook/hubert-base-ls960"
+    settings.BARK_HUBERT_QUANTIZER = "GitMylo/bark-voice-cloning/quantifier_hubert_base_ls960_14.pth"
+    reset_engines()
+    yield
+    reset_engines()
 
 
 @pytest.fixture(scope="module")

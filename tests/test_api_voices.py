@@ -1,4 +1,5 @@
-"""/api/voices: the catalogue, and voices uploaded as a Bark .npz or a reference clip."""
+"""/api/voices: the catalogue, and voices uploaded as a Bark .npz or a reference clip, cloned from its audio
+(HuBERT, where its models are) or from its transcript."""
 
 import io
 
@@ -6,8 +7,9 @@ import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from synthesis.engines import SynthesisOptions
-from synthesis.engines.bark.prompts import save_prompt
+from synthesis.engines import SynthesisOptions, reset_engines
+from synthesis.engines.bark.cloning import NO_TRANSCRIPT
+from synthesis.engines.bark.prompts import decode_clip, save_prompt
 from synthesis.engines.piper.engine import PiperEngine
 from synthesis.jobs.voices import prompt_arrays
 from synthesis.media.audio import write_wav
@@ -96,7 +98,7 @@ def test_a_bad_npz_gets_400_with_the_reason_and_creates_nothing(db, upload, mess
 
 
 def test_a_clip_voice_is_pending_until_a_worker_encodes_it(
-    db, tiny_bark, spoken_clip, django_capture_on_commit_callbacks
+    db, without_hubert, spoken_clip, django_capture_on_commit_callbacks
 ):
     api, key = keyed_client()
     clip = SimpleUploadedFile("me.wav", spoken_clip)
@@ -107,6 +109,7 @@ def test_a_clip_voice_is_pending_until_a_worker_encodes_it(
         )
 
     assert response.status_code == 202 and response.json()["status"] == "pending"
+    assert response.json()["method"] == "", "the worker decides the method when it builds the voice"
     assert len(callbacks) == 1, "the encoding task is sent once the voice row is committed"
     voice_id = response.json()["id"]
     build_voice_task(voice_id.removeprefix("custom/"))
@@ -114,6 +117,88 @@ def test_a_clip_voice_is_pending_until_a_worker_encodes_it(
     assert voice["status"] == "ready" and voice["error"] == ""
     prompt = prompt_arrays(Voice.objects.get(pk=voice_id.removeprefix("custom/")))
     assert prompt["fine_prompt"].shape[0] == 8 and prompt["coarse_prompt"].shape[0] == 2
+
+
+def test_with_hubert_a_clip_without_a_transcript_becomes_a_voice_read_from_its_audio_that_speaks(
+    db, hubert_cloning, spoken_clip
+):
+    api, _ = keyed_client()
+    cloning = api.get("/api/capabilities").json()["cloning"]
+
+    response = api.post(
+        "/api/voices", {"name": "Me", "clip": SimpleUploadedFile("me.wav", spoken_clip)}, format="multipart"
+    )
+    voice_id = response.json()["id"]
+    build_voice_task(voice_id.removeprefix("custom/"))
+
+    assert cloning["method"] == "hubert" and cloning["needs_transcript"] is False
+    assert cloning["reason"].startswith(f"HuBERT found in {hubert_cloning[0]}")
+    assert response.status_code == 202 and response.json()["transcript"] == ""
+    voice = api.get(f"/api/voices/{voice_id}").json()
+    assert voice["status"] == "ready" and voice["method"] == "hubert" and voice["error"] == ""
+    assert api.get("/api/voices").json()["yours"][0]["method"] == "hubert"
+    row = Voice.objects.get(pk=voice_id.removeprefix("custom/"))
+    semantic = prompt_arrays(row)["semantic_prompt"]
+    samples = len(decode_clip(spoken_clip, 16_000))
+    assert len(semantic) == (samples - 400) // 320 + 1  # one token per HuBERT frame: 49.9 a second of the clip
+    assert semantic.min() >= 0 and semantic.max() < 10_000
+    assert row.method == Voice.Method.HUBERT and not row.clip, "the clip is dropped once the prompt is kept"
+    job = api.post("/api/bark/synthesize", {"prompt": "Now in my voice.", "voice": voice_id}, format="json").json()
+    done = run(job["job_id"])
+    assert done.status == Job.Status.COMPLETED and done.voice == voice_id and done.duration_s > 0.5
+
+
+def test_without_the_models_a_clip_voice_is_built_from_its_transcript_and_says_so(db, without_hubert, spoken_clip):
+    api, _ = keyed_client()
+    cloning = api.get("/api/capabilities").json()["cloning"]
+    upload = {"name": "Me", "clip": SimpleUploadedFile("me.wav", spoken_clip), "transcript": "Hello there."}
+
+    voice_id = api.post("/api/voices", upload, format="multipart").json()["id"]
+    build_voice_task(voice_id.removeprefix("custom/"))
+
+    assert cloning["method"] == "transcript" and cloning["needs_transcript"] is True
+    assert cloning["reason"].startswith(
+        "HuBERT cloning is not available: facebook/hubert-base-ls960 is not in the Hugging Face cache"
+    )
+    voice = api.get(f"/api/voices/{voice_id}").json()
+    assert voice["status"] == "ready" and voice["method"] == "transcript" and voice["transcript"] == "Hello there."
+    semantic = prompt_arrays(Voice.objects.get(pk=voice_id.removeprefix("custom/")))["semantic_prompt"]
+    assert len(semantic) == round(len(decode_clip(spoken_clip)) / 24_000 * 49.9)  # as many tokens as the clip lasts
+
+
+@pytest.mark.parametrize("hubert", ["available", "unavailable"])
+@pytest.mark.parametrize("transcript", [None, "   "])
+def test_a_clip_without_a_transcript_is_refused_only_when_hubert_is_not_available(
+    db, request, spoken_clip, hubert, transcript
+):
+    request.getfixturevalue("hubert_cloning" if hubert == "available" else "without_hubert")
+    api, _ = keyed_client()
+    upload = {"name": "Me", "clip": SimpleUploadedFile("me.wav", spoken_clip)}
+    if transcript is not None:
+        upload["transcript"] = transcript
+
+    response = api.post("/api/voices", upload, format="multipart")
+
+    if hubert == "available":
+        assert response.status_code == 202 and Voice.objects.get().status == Voice.Status.PENDING
+    else:
+        assert response.status_code == 400 and error_of(response)["fields"] == {"transcript": [NO_TRANSCRIPT]}
+        assert Voice.objects.count() == 0
+
+
+def test_a_voice_uploaded_without_transcript_fails_with_the_reason_when_hubert_is_gone_by_the_time_it_is_built(
+    db, settings, hubert_cloning, spoken_clip
+):
+    api, _ = keyed_client()
+    upload = {"name": "Me", "clip": SimpleUploadedFile("me.wav", spoken_clip)}
+    voice_id = api.post("/api/voices", upload, format="multipart").json()["id"]
+    settings.BARK_HUBERT_MODEL = ""  # the operator turned it off before a worker got to the clip
+    reset_engines()
+
+    build_voice_task(voice_id.removeprefix("custom/"))
+
+    voice = api.get(f"/api/voices/{voice_id}").json()
+    assert voice["status"] == "failed" and voice["method"] == "transcript" and voice["error"] == NO_TRANSCRIPT
 
 
 def test_a_pending_voice_cannot_be_used_yet(db, spoken_clip):
@@ -140,7 +225,7 @@ def test_a_pending_voice_cannot_be_used_yet(db, spoken_clip):
         ({}, "npz", "exactly one"),
     ],
 )
-def test_a_bad_clip_gets_400_at_once_and_creates_nothing(db, spoken_clip, fields, field, message):
+def test_a_bad_clip_gets_400_at_once_and_creates_nothing(db, without_hubert, spoken_clip, fields, field, message):
     api, _ = keyed_client()
     clips = {"truncated": spoken_clip[: len(spoken_clip) // 2], "short": _short_wav(), "ok": spoken_clip}
     data = {"name": "Me", "transcript": fields.get("transcript", "Hello there.")}

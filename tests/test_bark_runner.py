@@ -1,6 +1,8 @@
 """The Bark runner (`manage.py engine_runner`, a real process on the tiny checkpoint) and the worker's side of it:
-the same audio as in-process, a job stopped by its worker, a job put back in the queue when the runner dies."""
+the same audio as in-process, a job stopped by its worker, a job put back in the queue when the runner dies, voices
+built with the runner's models."""
 
+import io
 import os
 import signal
 import subprocess
@@ -17,7 +19,10 @@ from synthesis.engines.bark.engine import BarkEngine
 from synthesis.engines.bark.runner import RemoteBarkEngine
 from synthesis.jobs.pipeline import run_job
 from synthesis.jobs.submit import JobRequest, submit_job
-from synthesis.models import Job
+from synthesis.jobs.voices import create_voice_from_clip, prompt_arrays
+from synthesis.media.audio import write_wav
+from synthesis.models import Job, Voice
+from synthesis.tasks import build_voice_task
 from tests.fixtures_bark import GREEDY
 from tests.processes import ROOT
 
@@ -57,8 +62,9 @@ def start_runner(tiny_bark_dir: Path, tmp_path: Path, **extra: str):
 
 
 @pytest.fixture(scope="module")
-def runner(tiny_bark_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    yield from start_runner(tiny_bark_dir, tmp_path_factory.mktemp("runner"))
+def runner(tiny_bark_dir: Path, tiny_hubert: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory):
+    hubert = {"BARK_HUBERT_MODEL": str(tiny_hubert[0]), "BARK_HUBERT_QUANTIZER": str(tiny_hubert[1])}
+    yield from start_runner(tiny_bark_dir, tmp_path_factory.mktemp("runner"), **hubert)
 
 
 @pytest.fixture
@@ -130,3 +136,27 @@ def test_voice_building_reads_the_clip_and_transcript_with_the_runners_model(run
 
     assert np.array_equal(remote.encode_clip(clip), local.encode_clip(clip))
     assert np.array_equal(remote.semantic_tokens("Hello there.", 20), local.semantic_tokens("Hello there.", 20))
+
+
+def test_a_voice_is_built_from_a_clips_audio_by_the_worker_task_with_the_runners_hubert(
+    db, settings, hubert_cloning, runner
+):
+    _, socket_path = runner
+    settings.BARK_RUNNER_SOCKET = socket_path
+    reset_engines()
+    clip = io.BytesIO()
+    write_wav(clip, 24_000, 0.3 * np.sin(np.arange(3 * 24_000, dtype=np.float32) / 20))
+    local = BarkEngine(model=settings.BARK_MODEL, device="cpu", mode="auto", hubert=tuple(map(str, hubert_cloning)))
+
+    try:
+        assert isinstance(get_engine("bark"), RemoteBarkEngine)
+        voice = create_voice_from_clip("Tone", clip.getvalue(), None)
+        build_voice_task(str(voice.id))
+    finally:
+        reset_engines()
+
+    voice.refresh_from_db()
+    assert (voice.status, voice.method, voice.error) == (Voice.Status.READY, Voice.Method.HUBERT, "")
+    built, in_process = prompt_arrays(voice), local.clone_voice(clip.getvalue(), None)
+    assert all(np.array_equal(built[key], in_process[key]) for key in in_process)
+    assert len(built["semantic_prompt"]) == (3 * 16_000 - 400) // 320 + 1

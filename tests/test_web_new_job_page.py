@@ -87,6 +87,16 @@ def test_the_users_own_ready_voices_are_offered_and_nobody_elses(signed_in, user
     assert pending.voice_id not in body and theirs.voice_id not in body
 
 
+def test_the_users_clip_voices_say_how_they_were_cloned(signed_in, user, tiny_bark):
+    Voice.objects.create(name="Read aloud", source="clip", method="hubert", prompt_file="voices/a.npz", owner=user)
+    Voice.objects.create(name="From words", source="clip", method="transcript", prompt_file="voices/b.npz", owner=user)
+
+    body = signed_in.get(URL).content.decode()
+
+    assert "Read aloud · Bark · cloned from the audio" in body
+    assert "From words · Bark · cloned from a transcript" in body
+
+
 @pytest.mark.parametrize(
     ("overrides", "field", "message"),
     [

@@ -29,7 +29,7 @@ from synthesis.api.serializers import (
     SynthesisRequestSerializer,
     errors,
 )
-from synthesis.engines import ENGINE_NAMES
+from synthesis.engines import ENGINE_NAMES, cloning_engine
 from synthesis.http.downloads import serve_artifact
 from synthesis.http.streaming import STREAM_FORMATS, streaming_response
 from synthesis.jobs import breaker, selectors
@@ -113,6 +113,7 @@ def capabilities(request: Request) -> Response:
     voices = catalogue()
     runnable = breaker.default_engine() if any(engine["ok"] for engine in engines) else None
     video = video_options.capabilities()
+    cloner = cloning_engine()
     return Response(
         {
             "modalities": list(MODALITIES),
@@ -135,6 +136,8 @@ def capabilities(request: Request) -> Response:
                 "examples": [voices[0]["id"], voices[-1]["id"]],
             },
             "video": {"default_preset": video["default_video_preset"], "bounds": video["video_bounds"]},
+            # How an uploaded clip becomes a voice here (POST /api/voices), and whether it needs its transcript.
+            "cloning": {"engine": cloner.name, **cloner.cloning_method().as_dict()},
             "limits": {
                 "max_prompt_chars": settings.BARK_MAX_PROMPT_CHARS,
                 "max_body_bytes": settings.BARK_MAX_BODY_BYTES,

@@ -1,5 +1,6 @@
 """/api/voices: the voice catalogue (Bark's presets by language, Piper's voice, the caller's own), and
-uploading a voice from a Bark `.npz` preset or a reference clip with its transcript."""
+uploading a voice from a Bark `.npz` preset or a reference clip (with its transcript, where the cloning method
+here needs one)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,13 @@ class VoiceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Voice
-        fields = ["id", "name", "engine", "source", "status", "error", "transcript", "created_at"]
+        fields = ["id", "name", "engine", "source", "method", "status", "error", "transcript", "created_at"]
+        extra_kwargs = {
+            "method": {
+                "help_text": "How the clip became a voice: `hubert` (semantic tokens from the audio) or `transcript` "
+                "(from the words, through Bark's text model); empty for .npz presets and until a worker builds it."
+            }
+        }
 
     def get_engine(self, voice: Voice) -> str:
         return cloning_engine().name
@@ -39,13 +46,16 @@ class VoiceUploadSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=80)
     npz = serializers.FileField(required=False, help_text="A Bark preset: semantic_prompt, coarse_prompt, fine_prompt.")
     clip = serializers.FileField(required=False, help_text="A 2-30 s WAV, MP3 or FLAC of the voice.")
-    transcript = serializers.CharField(required=False, allow_blank=True, help_text="The words spoken in the clip.")
+    transcript = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="The words spoken in the clip: needed unless this server clones from the audio "
+        "(GET /api/capabilities, `cloning.needs_transcript`).",
+    )
 
     def validate(self, data: dict) -> dict:
         if bool(data.get("npz")) == bool(data.get("clip")):
-            raise ValidationError({"npz": ["Upload exactly one of 'npz' (a Bark preset) or 'clip' (with transcript)."]})
-        if data.get("clip") and not data.get("transcript", "").strip():
-            raise ValidationError({"transcript": ["Give the words spoken in the clip."]})
+            raise ValidationError({"npz": ["Upload exactly one of 'npz' (a Bark preset) or 'clip' (a recording)."]})
         return data
 
 
@@ -82,9 +92,11 @@ def voices(request: Request) -> Response:
         if data.get("npz"):
             voice = create_voice_from_npz(data["name"], data["npz"].read(), **submitter(request))
         else:
-            voice = create_voice_from_clip(data["name"], data["clip"].read(), data["transcript"], **submitter(request))
+            voice = create_voice_from_clip(
+                data["name"], data["clip"].read(), data.get("transcript"), **submitter(request)
+            )
     except InvalidVoiceUpload as exc:
-        raise ValidationError({"npz" if data.get("npz") else "clip": [str(exc)]}) from None
+        raise ValidationError({exc.field or ("npz" if data.get("npz") else "clip"): [str(exc)]}) from None
     code = status.HTTP_201_CREATED if voice.status == Voice.Status.READY else status.HTTP_202_ACCEPTED
     return Response(VoiceSerializer(voice).data, status=code)
 

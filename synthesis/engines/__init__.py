@@ -45,7 +45,21 @@ CUSTOM_PREFIX = "custom/"
 
 class InvalidVoiceUpload(ValueError):
     """An uploaded voice (preset file or reference clip) cannot become a voice; the message says why, for the
-    person who uploaded it."""
+    person who uploaded it. `field` names the part of the upload at fault when it is not the file itself."""
+
+    field: str | None = None
+
+
+@dataclass(frozen=True)
+class CloningMethod:
+    """How the cloning engine turns a reference clip into a voice on this machine, and why that way."""
+
+    name: str  # recorded on each voice it builds (Voice.method)
+    needs_transcript: bool
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {"method": self.name, "needs_transcript": self.needs_transcript, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -197,13 +211,18 @@ class Engine(ABC):
         """A prompt as file bytes, readable by `read_voice_file`."""
         raise InvalidVoiceUpload(f"The {self.name} engine takes no uploaded voices.")
 
-    def check_clip(self, clip: bytes, transcript: str) -> str:
-        """Check a reference clip and its transcript without any model (fast, for the web process); return the
-        clip's file extension."""
+    def cloning_method(self) -> CloningMethod:
+        """The method `clone_voice` uses here now (decided without loading a model)."""
         raise InvalidVoiceUpload(f"The {self.name} engine cannot clone a voice.")
 
-    def clone_voice(self, clip: bytes, transcript: str) -> dict[str, np.ndarray]:
-        """A prompt cloned from a reference clip and the words spoken in it (loads the model)."""
+    def check_clip(self, clip: bytes, transcript: str | None) -> str:
+        """Check a reference clip and its transcript (None or blank: none given) without any model (fast, for the
+        web process); return the clip's file extension."""
+        raise InvalidVoiceUpload(f"The {self.name} engine cannot clone a voice.")
+
+    def clone_voice(self, clip: bytes, transcript: str | None, method: str | None = None) -> dict[str, np.ndarray]:
+        """A prompt cloned from a reference clip (and the words spoken in it, where the method needs them) by
+        `method` (a `CloningMethod.name`; None: `cloning_method()`'s). Loads the models."""
         raise InvalidVoiceUpload(f"The {self.name} engine cannot clone a voice.")
 
     @abstractmethod

@@ -22,8 +22,9 @@ def catalogue() -> list[dict[str, str]]:
 
 # --- uploaded voices -------------------------------------------------------------------------------------
 # A `.npz` preset is validated and stored at once. A reference clip is checked here (it decodes, it lasts
-# 2-30 s, it is not silence) so a bad file gets its 400 immediately, and is then encoded by a worker,
-# since that needs Bark's codec and text model, which the web processes do not load.
+# 2-30 s, it is not silence; it has a transcript where the cloning method needs one) so a bad upload gets its
+# 400 immediately, and is then encoded by a worker, since that needs Bark's codec and HuBERT or Bark's text
+# model, which the web processes do not load.
 
 
 def create_voice_from_npz(name: str, data: bytes, *, owner=None, api_key=None) -> Voice:
@@ -35,13 +36,15 @@ def create_voice_from_npz(name: str, data: bytes, *, owner=None, api_key=None) -
     return voice
 
 
-def create_voice_from_clip(name: str, data: bytes, transcript: str, *, owner=None, api_key=None) -> Voice:
+def create_voice_from_clip(name: str, data: bytes, transcript: str | None = None, *, owner=None, api_key=None) -> Voice:
+    """A pending clip voice, its build task sent on commit. `transcript` may be None or blank where the cloning
+    method here does not need one (`cloning_engine().cloning_method()`); InvalidVoiceUpload says what is wrong."""
     extension = engines.cloning_engine().check_clip(data, transcript)
     voice = Voice(
         name=name,
         source=Voice.Source.CLIP,
         status=Voice.Status.PENDING,
-        transcript=transcript.strip(),
+        transcript=(transcript or "").strip(),
         **_belongs_to(owner, api_key),
     )
     voice.clip.name = _store_bytes(f"voices/{voice.id}/clip.{extension}", data)
@@ -63,20 +66,23 @@ def build_clip_voice(voice_id: str) -> None:
     if voice is None:
         return  # built already (a task delivered twice), failed, or deleted
     pending = Voice.objects.filter(pk=voice.pk, status=Voice.Status.PENDING)
+    method = ""
     try:
         with voice.clip.open("rb") as handle:
             data = handle.read()
         engine = engines.cloning_engine()
-        prompt = engine.clone_voice(data, voice.transcript)
+        method = engine.cloning_method().name  # decided now: the models may have come or gone since the upload
+        prompt = engine.clone_voice(data, voice.transcript or None, method)
     except (InvalidVoiceUpload, EngineUnavailable, EngineFailed, EngineLost) as exc:
-        pending.update(status=Voice.Status.FAILED, error=str(exc))
+        pending.update(status=Voice.Status.FAILED, error=str(exc), method=method)
         return
     except Exception as exc:
         logger.exception("voice %s: encoding the clip crashed", voice_id)
-        pending.update(status=Voice.Status.FAILED, error=f"Encoding the clip failed ({type(exc).__name__}: {exc}).")
+        error = f"Encoding the clip failed ({type(exc).__name__}: {exc})."
+        pending.update(status=Voice.Status.FAILED, error=error, method=method)
         return
     name = _store_bytes(f"voices/{voice.id}/prompt.npz", engine.write_voice_file(prompt))
-    if pending.update(status=Voice.Status.READY, prompt_file=name, error=""):
+    if pending.update(status=Voice.Status.READY, prompt_file=name, error="", method=method):
         voice.clip.delete(save=False)  # the prompt is what we keep
         Voice.objects.filter(pk=voice.pk).update(clip="")
 

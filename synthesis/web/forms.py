@@ -44,7 +44,7 @@ def voice_choices(user, engines: set[str]) -> list[tuple[str, object]]:
     if getattr(user, "is_authenticated", False) and cloning_engine().name in engines:
         ready = usable_voices(Caller.of(user)).filter(status=Voice.Status.READY)
         engine = cloning_engine().name.capitalize()
-        own = [(v.voice_id, f"{v.name} · {engine}") for v in ready]
+        own = [(v.voice_id, f"{v.name} · {engine}{v.method_note}") for v in ready]
         if own:
             choices.append(("Your voices", own))
     # English first: it is the only language every engine speaks.

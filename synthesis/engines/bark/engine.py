@@ -19,6 +19,7 @@ from django.conf import settings
 from synthesis.engines import (
     CUSTOM_PREFIX,
     CatalogueVoice,
+    CloningMethod,
     Engine,
     EngineFault,
     EngineHealth,
@@ -29,7 +30,8 @@ from synthesis.engines import (
     SynthesisOptions,
     is_out_of_memory,
 )
-from synthesis.engines.bark import loading, presets, prompts, protocol
+from synthesis.engines.bark import cloning, loading, presets, prompts, protocol
+from synthesis.engines.bark.hubert import HubertTokenizer
 from synthesis.engines.bark.loading import LoadPlan
 from synthesis.engines.bark.precision import PrecisionError
 from synthesis.engines.bark.prefixes import PrefixStore
@@ -71,6 +73,7 @@ class BarkEngine(Engine):
             max_batch=settings.BARK_MAX_BATCH,
             coarse_window=settings.BARK_COARSE_WINDOW,
             fault_injection=settings.BARK_FAULT_INJECTION,
+            hubert=(settings.BARK_HUBERT_MODEL, settings.BARK_HUBERT_QUANTIZER),
         )
 
     def __init__(
@@ -84,6 +87,7 @@ class BarkEngine(Engine):
         max_batch: int = MAX_ROWS,
         coarse_window: int = COARSE_WINDOW,
         fault_injection: str = "",
+        hubert: tuple[str, str] = ("", ""),
     ) -> None:
         self._model_id = model
         # BARK_DTYPE: a name from precision.DTYPES; `auto` is resolved for the device at load (see choose_dtype).
@@ -107,6 +111,8 @@ class BarkEngine(Engine):
         # Generation seeds torch's global RNG, so two generations in one process must not interleave.
         self._generate_lock = threading.Lock()
         self._processor_lock = threading.Lock()
+        # Cloning from the audio: HuBERT and its quantizer ("", "": off), loaded on the first clip (cloning.py).
+        self.hubert = HubertTokenizer(*hubert, mode, self._generate_lock)
         self._scheduler: Scheduler | None = None
         self._model: Any = None
         self._processor: Any = None
@@ -411,13 +417,20 @@ class BarkEngine(Engine):
     def write_voice_file(self, prompt: dict[str, np.ndarray]) -> bytes:
         return prompts.save_prompt(prompt)
 
-    def check_clip(self, clip: bytes, transcript: str) -> str:
-        prompts.check_transcript(transcript)
-        return prompts.check_clip(clip)
+    def cloning_method(self) -> CloningMethod:
+        return cloning.method_here(self.hubert)
 
-    def clone_voice(self, clip: bytes, transcript: str) -> dict[str, np.ndarray]:
-        """A prompt from a reference clip (see `prompts.prompt_from_clip`), with this engine's codec and text model."""
-        return prompts.prompt_from_clip(clip, transcript, self.encode_clip, self.semantic_tokens)
+    def check_clip(self, clip: bytes, transcript: str | None) -> str:
+        return cloning.check_upload(clip, transcript, self.cloning_method())
+
+    def clone_voice(self, clip: bytes, transcript: str | None, method: str | None = None) -> dict[str, np.ndarray]:
+        """A prompt from a reference clip by `method` (cloning.py), with this engine's codec, text model and HuBERT."""
+        method = method or self.cloning_method().name
+        return cloning.clone(clip, transcript, method, self.encode_clip, self.semantic_tokens, self.hubert_tokens)
+
+    def hubert_tokens(self, waveform: np.ndarray) -> np.ndarray:
+        """Semantic tokens of a 16 kHz clip from HuBERT and its quantizer (hubert.py), on this engine's device."""
+        return self.hubert.tokens(waveform, self.device)
 
     def encode_clip(self, waveform: np.ndarray) -> np.ndarray:
         """EnCodec codes (8, frames) of a 24 kHz mono float32 clip, from Bark's own codec at 6 kbps."""

@@ -186,7 +186,7 @@ def read(plan: LoadPlan) -> tuple[Any, Any]:
     from synthesis.engines.bark.memory import release_dead_weights, tensor_spans
     from synthesis.engines.bark.packing import pack_linear_layers
 
-    _quiet_transformers()
+    quiet_transformers()
     attention = _attention(plan)
     kwargs: dict[str, Any] = {
         "local_files_only": plan.local is not None,
@@ -213,7 +213,7 @@ def read(plan: LoadPlan) -> tuple[Any, Any]:
     return model, processor
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
     from transformers.utils import logging as transformers_logging
 
     # Weight-loading progress bars and per-call notices about how generate() is fed say nothing to an

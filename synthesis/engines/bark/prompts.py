@@ -1,4 +1,4 @@
-"""Bark speaker prompts from uploads: a ready `.npz` preset, or a reference clip plus its transcript.
+"""Bark speaker prompts from uploads: a ready `.npz` preset, or a reference clip (cloning.py picks the method).
 
 A prompt is three integer arrays: `semantic_prompt` (T,) with tokens 0..9999 at 49.9 Hz, `coarse_prompt` (2, F) and
 `fine_prompt` (8, F) with EnCodec codes 0..1023 at 75 Hz over the same span (F ~ T * 75 / 49.9); docs/bark-tokens.md
@@ -55,6 +55,12 @@ _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 
 class VoicePromptError(InvalidVoiceUpload):
     """The upload cannot become a voice; the message says why, for the person who uploaded it."""
+
+
+class TranscriptError(VoicePromptError):
+    """The clip's transcript is missing where it is needed, or unusable."""
+
+    field = "transcript"
 
 
 # --- validation --------------------------------------------------------------------------------------------
@@ -234,25 +240,26 @@ def decode_clip(data: bytes, sample_rate: int = CLIP_SAMPLE_RATE) -> np.ndarray:
     return np.clip(waveform, -1.0, 1.0)
 
 
-def check_transcript(transcript: str) -> str:
-    transcript = transcript.strip()
+def check_transcript(transcript: str | None) -> str:
+    transcript = (transcript or "").strip()
     if not transcript:
-        raise VoicePromptError("The transcript is empty; give the words spoken in the clip.")
+        raise TranscriptError("The transcript is empty; give the words spoken in the clip.")
     if len(transcript) > MAX_TRANSCRIPT_CHARS:
-        raise VoicePromptError(f"The transcript has {len(transcript)} characters; at most {MAX_TRANSCRIPT_CHARS}.")
+        raise TranscriptError(f"The transcript has {len(transcript)} characters; at most {MAX_TRANSCRIPT_CHARS}.")
     return transcript
 
 
 def check_clip(data: bytes) -> str:
     """Check an uploaded reference clip without any model (decodes, lasts 2-30 s, is not silence) and
     return its file extension. The web process calls this so a bad file gets its answer at once."""
-    _clip_waveform(data)
+    clip_waveform(data)
     return {b"RIFF": "wav", b"fLaC": "flac"}.get(data[:4], "mp3")
 
 
-def _clip_waveform(data: bytes) -> np.ndarray:
-    waveform = decode_clip(data)
-    seconds = len(waveform) / CLIP_SAMPLE_RATE
+def clip_waveform(data: bytes, sample_rate: int = CLIP_SAMPLE_RATE) -> np.ndarray:
+    """The clip decoded at `sample_rate` once checked (2-30 s long, not silence)."""
+    waveform = decode_clip(data, sample_rate)
+    seconds = len(waveform) / sample_rate
     if not MIN_CLIP_SECONDS <= seconds <= MAX_CLIP_SECONDS:
         # decode_clip stops just past the bound, so a long clip's own length is unknown here.
         length = f"more than {MAX_CLIP_SECONDS:g}" if seconds > MAX_CLIP_SECONDS else f"{seconds:.2f}"
@@ -270,24 +277,30 @@ def prompt_from_clip(
     encode: Callable[[np.ndarray], np.ndarray],
     semantic_tokens: Callable[[str, int], np.ndarray],
 ) -> dict[str, np.ndarray]:
-    """A prompt cloned from a 2-30 s reference clip and the words spoken in it; `encode` and `semantic_tokens` are
-    the engine's codec and text model (`BarkEngine.clone_voice` passes its own).
+    """A prompt cloned from a 2-30 s reference clip and the words spoken in it (the `transcript` method, see
+    cloning.py); `encode` and `semantic_tokens` are the engine's codec and text model.
 
     The clip's EnCodec codes (Bark's own codec, 8 codebooks) give the fine prompt and its first two rows the coarse
-    prompt. Bark has no audio-to-semantic model, so the transcript through Bark's text model, greedily and as many
-    tokens as the clip lasts, stands in for the semantic prompt: an approximation of what was said, not how. Clips
+    prompt. The transcript through Bark's text model, greedily and as many tokens as the clip lasts, stands in for the
+    semantic prompt: an approximation of what was said, not how (the `hubert` method reads them from the audio). Clips
     longer than the semantic model can match (about 15 s) keep their last 15 s, the end Bark reads prompts from.
     """
     transcript = check_transcript(transcript)
-    waveform = _clip_waveform(data)
+    waveform = clip_waveform(data)
     seconds = len(waveform) / CLIP_SAMPLE_RATE
     tokens = min(round(seconds * SEMANTIC_RATE_HZ), MAX_CLIP_SEMANTIC_TOKENS)
-    codes = encode(waveform)
-    frames = min(codes.shape[1], math.floor(_frames_for(tokens)))
+    return aligned_prompt(semantic_tokens(transcript, tokens), encode(waveform))
+
+
+def aligned_prompt(semantic: np.ndarray, codes: np.ndarray) -> dict[str, np.ndarray]:
+    """A prompt from a clip's semantic tokens and its EnCodec codes (8, frames), both ending where the clip ends: the
+    last MAX_CLIP_SEMANTIC_TOKENS tokens and the frames that span them."""
+    semantic = semantic[-MAX_CLIP_SEMANTIC_TOKENS:]
+    frames = min(codes.shape[1], math.floor(_frames_for(len(semantic))))
     fine = codes[:, -frames:]
     return validate_prompt(
         {
-            "semantic_prompt": semantic_tokens(transcript, tokens),
+            "semantic_prompt": semantic,
             "coarse_prompt": fine[:2].copy(),
             "fine_prompt": fine.copy(),
         }

@@ -10,7 +10,7 @@ carries one request:
                                     <-       SegmentReady(index, waveform)      (one per segment, in order)
     Continue(True | False)          ->       (False: the job was cancelled; the runner stops its rows)
                                     <-       Done()  or  Failed(kind, message)
-    Call(op, args)                  ->       (building a voice: encode_clip, semantic_tokens)
+    Call(op, args)                  ->       (building a voice: encode_clip, semantic_tokens, hubert_tokens)
                                     <-       Result(value)  or  Failed(kind, message)
 
 `Failed.kind` names one of the engines' failure types (synthesis/engines/faults.py), so the worker raises the same
@@ -33,7 +33,7 @@ from synthesis.engines.faults import FAILURES
 
 logger = logging.getLogger(__name__)
 
-CALLS = ("encode_clip", "semantic_tokens")  # what a worker may ask of the runner's engine besides synthesis
+CALLS = ("encode_clip", "semantic_tokens", "hubert_tokens")  # what a worker may ask of the runner's engine too
 
 
 @dataclass(frozen=True)

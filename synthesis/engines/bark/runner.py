@@ -28,6 +28,7 @@ from django.conf import settings
 
 from synthesis.engines import (
     CatalogueVoice,
+    CloningMethod,
     Engine,
     EngineHealth,
     EngineLost,
@@ -37,7 +38,7 @@ from synthesis.engines import (
     SynthesisOptions,
     get_engine,
 )
-from synthesis.engines.bark import prompts
+from synthesis.engines.bark import cloning
 from synthesis.engines.bark.engine import BarkEngine
 from synthesis.engines.bark.protocol import (
     CALLS,
@@ -266,11 +267,15 @@ class RemoteBarkEngine(Engine):
     def write_voice_file(self, prompt: dict[str, np.ndarray]) -> bytes:
         return self._local.write_voice_file(prompt)
 
-    def check_clip(self, clip: bytes, transcript: str) -> str:
+    def cloning_method(self) -> CloningMethod:
+        return self._local.cloning_method()  # the runner reads the same settings and files
+
+    def check_clip(self, clip: bytes, transcript: str | None) -> str:
         return self._local.check_clip(clip, transcript)
 
-    def clone_voice(self, clip: bytes, transcript: str) -> dict[str, np.ndarray]:
-        return prompts.prompt_from_clip(clip, transcript, self.encode_clip, self.semantic_tokens)
+    def clone_voice(self, clip: bytes, transcript: str | None, method: str | None = None) -> dict[str, np.ndarray]:
+        method = method or self.cloning_method().name
+        return cloning.clone(clip, transcript, method, self.encode_clip, self.semantic_tokens, self.hubert_tokens)
 
     def _connect(self) -> Connection:
         """A connection to the runner, waiting while it loads (up to BARK_RUNNER_WAIT_S)."""
@@ -294,6 +299,9 @@ class RemoteBarkEngine(Engine):
 
     def semantic_tokens(self, text: str, length: int) -> np.ndarray:
         return self._call("semantic_tokens", text, length)
+
+    def hubert_tokens(self, waveform: np.ndarray) -> np.ndarray:
+        return self._call("hubert_tokens", waveform)
 
     def _call(self, op: str, *args: Any) -> Any:
         """One request and its answer (voice building uses the runner's model too)."""

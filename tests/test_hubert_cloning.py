@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import HubertModel
+from transformers import HubertConfig, HubertModel
 
 from synthesis.engines import EngineUnavailable, SynthesisOptions
 from synthesis.engines.bark.engine import BarkEngine
@@ -111,6 +111,27 @@ def test_a_voice_cloned_from_the_audio_speaks_and_survives_storage(engine, speec
 
     assert [run.prompt for run in engine.last_run] == ["custom/mine"]
     assert len(waveform) == 15_360 and waveform.std() > 0.01
+
+
+def test_the_models_load_on_the_first_clip_on_barks_device_and_stay_loaded(tiny_bark_dir, tiny_hubert, speech):
+    engine = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto", hubert=tuple(map(str, tiny_hubert)))
+    assert engine.hubert.loaded is None and engine.cloning_method().name == "hubert"
+
+    engine.clone_voice(speech, None)
+    first = engine.hubert.loaded
+    engine.clone_voice(speech, None)
+
+    assert first is not None and engine.hubert.loaded is first
+    assert {parameter.device.type for model in first for parameter in model.parameters()} == {engine.device}
+
+
+def test_the_published_pair_holds_0_48_gb_in_float32_and_0_62_with_a_version_1_quantizer():
+    with torch.device("meta"):  # HubertConfig()'s defaults are HuBERT base's sizes
+        sizes = [sum(p.numel() for p in model.parameters()) for model in (HubertModel(HubertConfig()), Quantizer())]
+        version_1 = sum(p.numel() for p in Quantizer(intermediate_size=4096).parameters())
+
+    assert round(sum(sizes) * 4 / 1e9, 2) == 0.48 and round(sum(sizes) / 1e6) == 120
+    assert round((sizes[0] + version_1) * 4 / 1e9, 2) == 0.62
 
 
 def test_the_transcript_method_can_still_be_asked_for_and_then_needs_the_words(engine, speech):

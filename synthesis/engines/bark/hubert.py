@@ -131,7 +131,7 @@ def _missing_quantizer(spec: str) -> str:
 
 class HubertTokenizer:
     """HuBERT and its quantizer for one Bark engine: found again on every `plan()` (files may appear while the
-    service runs), loaded on the first clip, then kept for the process's life (about 0.5 GB for the published pair)."""
+    service runs), loaded on the first clip, then kept for the process's life (0.48 GB for the published pair)."""
 
     def __init__(self, model: str, quantizer: str, mode: str, run_lock: threading.Lock) -> None:
         self._model = model
@@ -144,6 +144,11 @@ class HubertTokenizer:
 
     def plan(self) -> HubertPlan:
         return plan_hubert(self._model, self._quantizer, self._mode)
+
+    @property
+    def loaded(self) -> tuple[Any, Any] | None:
+        """HuBERT and the quantizer once loaded, else None."""
+        return self._loaded
 
     def tokens(self, waveform: np.ndarray, device: str) -> np.ndarray:
         """Bark semantic tokens (0..9999) of a 16 kHz mono float32 clip: one per HuBERT frame, about 49.9 a second."""

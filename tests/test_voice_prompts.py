@@ -254,7 +254,7 @@ def _bad_clip_cases() -> list[tuple[str, object, str, str]]:
         ("empty file", lambda clips: b"", SPOKEN, "empty"),
         ("oversized", lambda clips: bytes(MAX_CLIP_BYTES + 1), SPOKEN, "at most"),
         ("silent", lambda clips: silent, SPOKEN, "silent"),
-        ("empty transcript", lambda clips: clips["wav"], "   \n", "transcript is empty"),
+        ("empty transcript", lambda clips: clips["wav"], "   \n", "Give the words spoken in the clip"),
         ("huge transcript", lambda clips: clips["wav"], "word " * 400, "at most 1000"),
     ]
 

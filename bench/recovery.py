@@ -5,8 +5,9 @@
 - SIGTERM to the whole process group (what systemd does) while a job runs: how long until every process
   has exited.
 
-Each for `manage.py runworkers` and, as the plain baseline, `manage.py qcluster` (django-q2's own main
-process; its recovery comes from the sweep django-q2 schedules once a minute).
+Each for `manage.py runworkers` (which `manage.py qcluster` now is too) and, as the plain baseline, django-q2's own
+qcluster command (its main process as django-q2 ships it; its recovery comes from the sweep django-q2 schedules once
+a minute).
 
     python bench/recovery.py [--broker database|redis]
 
@@ -32,7 +33,12 @@ sys.path.insert(0, str(ROOT))
 from tests.processes import drop_redis_keys, redis_broker_env, service_env, start, submit_jobs  # noqa: E402
 
 LONG = " ".join(f"This is sentence {n} of a text long enough to keep a worker busy for a while." for n in range(6))
-COMMANDS = {"runworkers": ["manage.py", "runworkers"], "qcluster": ["manage.py", "qcluster"]}
+# django-q2's own command, run directly: barksite's `manage.py qcluster` is its supervisor, as runworkers.
+PLAIN_QCLUSTER = (
+    "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'barksite.settings'); django.setup(); "
+    "from django_q.management.commands.qcluster import Command; Command().run_from_argv(['manage.py', 'qcluster'])"
+)
+COMMANDS = {"runworkers": ["manage.py", "runworkers"], "qcluster": ["-c", PLAIN_QCLUSTER]}
 
 
 def status(env: dict[str, str], job: str) -> tuple[str, str | None]:

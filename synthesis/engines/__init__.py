@@ -58,7 +58,7 @@ class CloningMethod:
     needs_transcript: bool
     reason: str
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"method": self.name, "needs_transcript": self.needs_transcript, "reason": self.reason}
 
 
@@ -85,7 +85,7 @@ class EngineHealth:
     loaded: bool
     dtype: str = ""  # the weights' number format (Bark: BARK_DTYPE resolved for the device); "" when not applicable
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "ok": self.ok,

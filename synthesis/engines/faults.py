@@ -195,6 +195,7 @@ def make_fault(fault: str, where: str) -> BaseException:
     try:
         import torch
 
-        return torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate 2.00 GiB {message}")
+        error: BaseException = torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate 2.00 GiB {message}")
+        return error
     except ImportError:
         return MemoryError(f"out of memory {message}")

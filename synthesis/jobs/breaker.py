@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
@@ -65,7 +67,7 @@ def outage_of(exc: BaseException) -> str | None:
     them); None when `exc` is not an outage. Such faults are neither the job's nor the engine's. Matched by module
     so that redis and botocore need not be importable."""
     for e in _chain(exc):
-        if isinstance(e, OperationalError | InterfaceError):  # lost connection, "database is locked"
+        if isinstance(e, OperationalError | InterfaceError) and _database_unreachable(e):
             return DATABASE
         module = type(e).__module__
         if module.startswith("redis."):
@@ -76,6 +78,16 @@ def outage_of(exc: BaseException) -> str | None:
         if isinstance(e, ConnectionResetError | ConnectionRefusedError | ConnectionAbortedError | TimeoutError):
             return NETWORK
     return None
+
+
+def _database_unreachable(error: OperationalError | InterfaceError) -> bool:
+    """A database error that passes (a lost or refused connection, SQLite's lock held by another writer), not one
+    that stays until someone acts (SQLite: no such table, a file it cannot open). Django raises these from the
+    driver's error, whose type (psycopg) or result code (sqlite3) says which."""
+    driver_error = error.__cause__
+    if isinstance(driver_error, sqlite3.Error):
+        return str(getattr(driver_error, "sqlite_errorname", "")).startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+    return True  # PostgreSQL: OperationalError and InterfaceError are the connection's
 
 
 def is_dependency_error(exc: BaseException) -> bool:
@@ -96,7 +108,7 @@ def classify(exc: BaseException) -> str:
 def backoff_s(attempt: int) -> float:
     """Seconds before retry `attempt` (0-based): exponential, with +-50% jitter so workers do not retry in step."""
     base = settings.BARK_RETRY_BASE_MS / 1000 * 2**attempt
-    return min(base, 60.0) * random.uniform(0.5, 1.5)
+    return float(min(base, 60.0) * random.uniform(0.5, 1.5))
 
 
 # --- running a job's work with retries -------------------------------------------------------------------
@@ -171,7 +183,7 @@ class Breaker:
             f"jobs for it wait until a trial at {self.retry_at:%H:%M:%S} UTC"
         )
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "state": self.state,
             "failures": self.failures,

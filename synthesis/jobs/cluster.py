@@ -57,7 +57,7 @@ class RunnerProcess:
 
     def __init__(self, socket_path: str) -> None:
         self.socket_path = socket_path
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._keep_running, name="engine-runner-monitor", daemon=True)
 
@@ -65,7 +65,7 @@ class RunnerProcess:
         self.process = self._spawn()  # here, in the main thread, before the cluster forks
         self._thread.start()
 
-    def _spawn(self) -> subprocess.Popen:
+    def _spawn(self) -> subprocess.Popen[bytes]:
         manage = Path(settings.BASE_DIR) / "manage.py"
         command = [
             sys.executable,

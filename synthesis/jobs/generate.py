@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,7 +91,7 @@ def generate_multimedia(
     waveform_temp: float = 0.7,
     seed: int | None = None,
     caption_text: str = "",
-    video: dict | None = None,
+    video: dict[str, Any] | None = None,
     background_image: str | Path | None = None,
 ) -> dict[str, Path]:
     """The Python API for video: speak `text` and write audio.wav, captions.srt, captions.vtt, video.mp4 and
@@ -125,7 +126,9 @@ def generate_multimedia(
     return paths
 
 
-def metadata_for(result: AudioResult, params: dict, timings: dict, **extra) -> dict:
+def metadata_for(
+    result: AudioResult, params: dict[str, Any], timings: dict[str, float], **extra: Any
+) -> dict[str, Any]:
     """metadata.json: what ran, each segment's text and time span, the parameters and the timings."""
     return {
         **extra,

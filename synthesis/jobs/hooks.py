@@ -17,7 +17,8 @@ logger = logging.getLogger(__name__)
 
 @cache
 def _load(path: str) -> Callable[[str, dict[str, Any]], None]:
-    return import_string(path)
+    hook: Callable[[str, dict[str, Any]], None] = import_string(path)
+    return hook
 
 
 def emit(event: str, **payload: Any) -> None:

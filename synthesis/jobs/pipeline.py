@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -41,7 +42,7 @@ class VideoStageFailed(Exception):
     """The audio was made and stored but the video was not: the job fails and keeps what it made.
     `kept` holds the job fields (artifact names, sizes, audio facts) to record on the failed row."""
 
-    def __init__(self, message: str, kept: dict):
+    def __init__(self, message: str, kept: dict[str, Any]):
         super().__init__(message)
         self.kept = kept
 
@@ -166,7 +167,7 @@ def _run_claimed(job: Job, on_progress: Callable[[int, int], None] | None) -> No
     )  # fmt: skip
 
 
-def _render_job_video(job: Job, result: AudioResult, cues: list[Cue], timings: dict) -> float:
+def _render_job_video(job: Job, result: AudioResult, cues: list[Cue], timings: dict[str, float]) -> float:
     """Render and store the job's MP4; return the seconds it took. A failure raises VideoStageFailed,
     which fails the job but keeps the audio and captions already stored."""
     if not job.record_progress(stage="video"):
@@ -197,7 +198,7 @@ def _render_job_video(job: Job, result: AudioResult, cues: list[Cue], timings: d
     return round(time.monotonic() - t0, 3)
 
 
-def _made(job: Job, result: AudioResult) -> dict:
+def _made(job: Job, result: AudioResult) -> dict[str, Any]:
     """The fields that record what this run made so far: artifact names and sizes, and the audio's facts."""
     files = {field: getattr(job, field).name for field in Job.ARTIFACT_FIELDS.values() if getattr(job, field)}
     return {
@@ -233,7 +234,7 @@ def _voice_prompt(voice_id: str) -> dict[str, np.ndarray]:
     return voices.prompt_arrays(voice)
 
 
-def _failed_after(timings: dict, started: float) -> dict:
+def _failed_after(timings: dict[str, float], started: float) -> dict[str, float]:
     return {**timings, "failed_after_s": round(time.monotonic() - started, 3)}
 
 

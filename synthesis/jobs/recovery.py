@@ -95,4 +95,4 @@ def live_tasks() -> int:
 
     broker = get_broker()
     held = sum(stat.task_q_size for stat in Stat.get_all(broker) if stat.status != Conf.STOPPED)
-    return broker.queue_size() + held
+    return int(broker.queue_size() or 0) + int(held)

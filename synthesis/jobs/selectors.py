@@ -16,11 +16,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 from django.db.models.fields.files import FieldFile
 
 from synthesis.engines import CUSTOM_PREFIX
 from synthesis.models import ApiKey, Job, Voice
+
+# Who asked, as the web and the API know it: a signed-in user, an anonymous visitor, or nobody (a key, the CLI).
+Owner = AbstractBaseUser | AnonymousUser | None
 
 
 class NotVisible(LookupError):
@@ -35,7 +39,7 @@ class Caller:
     api_key: ApiKey | None = None
 
     @classmethod
-    def of(cls, owner: Any = None, api_key: ApiKey | None = None) -> Caller:
+    def of(cls, owner: Owner = None, api_key: ApiKey | None = None) -> Caller:
         return cls(user=owner if getattr(owner, "is_authenticated", False) else None, api_key=api_key)
 
     @property
@@ -81,7 +85,7 @@ def get_artifact(job: Job, name: str) -> FieldFile:
     file = artifacts[name]
     if not file.storage.exists(file.name):
         raise NotVisible(f"The {name} file of job {job.id} is gone from storage (purged?).")
-    return file
+    return file  # type: ignore[no-any-return]  # django-stubs types a model's FileField attribute as Any
 
 
 def usable_voices(caller: Caller) -> QuerySet[Voice]:

@@ -29,7 +29,7 @@ from synthesis.jobs import breaker, hooks
 from synthesis.jobs.artifacts import UnsafeOutputPath, safe_prefix
 from synthesis.jobs.control import ControlError, apply_events, priority
 from synthesis.jobs.lifecycle import enqueue, lock_queue
-from synthesis.jobs.selectors import Caller, NotVisible, get_voice
+from synthesis.jobs.selectors import Caller, NotVisible, Owner, get_voice
 from synthesis.media.text import split_text
 from synthesis.models import ApiKey, Job, JobPlan, Voice
 
@@ -81,7 +81,7 @@ class JobRequest:
     fresh: bool = False
 
 
-def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None, inline: bool = False) -> Job:
+def submit_job(request: JobRequest, *, owner: Owner = None, api_key: ApiKey | None = None, inline: bool = False) -> Job:
     """Validate and plan `request`, then record it as a planned (dry run), deduplicated or queued job.
 
     `inline` is for callers that run the job themselves right away (`manage.py synthesize`): the job is
@@ -112,7 +112,7 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
         plan=plan.plan_json(),
         priority=plan.priority,
         output_prefix=plan.output_prefix,
-        owner=owner if getattr(owner, "is_authenticated", False) else None,
+        owner=Caller.of(owner).user,  # a signed-in user, else nobody
         api_key=api_key,
         input_hash=_input_hash(request, plan),
     )
@@ -123,7 +123,7 @@ def submit_job(request: JobRequest, *, owner=None, api_key: ApiKey | None = None
     return _admit(job, fresh=request.fresh, inline=inline)
 
 
-def make_plan(request: JobRequest, engine_name: str, owner, api_key: ApiKey | None) -> JobPlan:
+def make_plan(request: JobRequest, engine_name: str, owner: Owner, api_key: ApiKey | None) -> JobPlan:
     """What `request` will do on `engine_name`: its voices checked, its text split, its events applied."""
     engine = get_engine(engine_name)
     voice = _check_voice(request.voice or engine.default_voice(), engine_name, owner, api_key)
@@ -274,7 +274,7 @@ def _choose_engine(request: JobRequest) -> tuple[str, bool]:
     return name, engine.health().ok
 
 
-def _check_voice(voice: str, engine_name: str, owner, api_key: ApiKey | None, field: str = "voice") -> str:
+def _check_voice(voice: str, engine_name: str, owner: Owner, api_key: ApiKey | None, field: str = "voice") -> str:
     """`voice` if it exists for `engine_name` and the caller may use it, else InvalidRequest."""
     if voice.startswith(CUSTOM_PREFIX):
         try:

@@ -2,6 +2,7 @@
 cloning engine (`synthesis.engines.cloning_engine`) checks, stores the format of, and builds from clips."""
 
 import logging
+from typing import Any
 
 import numpy as np
 from django.db import transaction
@@ -10,7 +11,8 @@ from django_q.tasks import async_task
 from synthesis import engines
 from synthesis.engines import EngineFailed, EngineLost, EngineUnavailable, InvalidVoiceUpload
 from synthesis.jobs.artifacts import store_file
-from synthesis.models import Voice
+from synthesis.jobs.selectors import Caller, Owner
+from synthesis.models import ApiKey, Voice
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +29,7 @@ def catalogue() -> list[dict[str, str]]:
 # model, which the web processes do not load.
 
 
-def create_voice_from_npz(name: str, data: bytes, *, owner=None, api_key=None) -> Voice:
+def create_voice_from_npz(name: str, data: bytes, *, owner: Owner = None, api_key: ApiKey | None = None) -> Voice:
     engine = engines.cloning_engine()
     prompt = engine.read_voice_file(data)  # InvalidVoiceUpload says what is wrong with the file
     voice = Voice(name=name, source=Voice.Source.NPZ, status=Voice.Status.READY, **_belongs_to(owner, api_key))
@@ -36,7 +38,9 @@ def create_voice_from_npz(name: str, data: bytes, *, owner=None, api_key=None) -
     return voice
 
 
-def create_voice_from_clip(name: str, data: bytes, transcript: str | None = None, *, owner=None, api_key=None) -> Voice:
+def create_voice_from_clip(
+    name: str, data: bytes, transcript: str | None = None, *, owner: Owner = None, api_key: ApiKey | None = None
+) -> Voice:
     """A pending clip voice, its build task sent on commit. `transcript` may be None or blank where the cloning
     method here does not need one (`cloning_engine().cloning_method()`); InvalidVoiceUpload says what is wrong."""
     extension = engines.cloning_engine().check_clip(data, transcript)
@@ -100,8 +104,8 @@ def delete_voice(voice: Voice) -> None:
     voice.delete()
 
 
-def _belongs_to(owner, api_key) -> dict:
-    return {"owner": owner if getattr(owner, "is_authenticated", False) else None, "api_key": api_key}
+def _belongs_to(owner: Owner, api_key: ApiKey | None) -> dict[str, Any]:
+    return {"owner": Caller.of(owner).user, "api_key": api_key}
 
 
 def _store_bytes(name: str, data: bytes) -> str:

@@ -163,7 +163,7 @@ class HubertTokenizer:
                 tokens = quantizer.tokens(features)[0]
         except Exception as exc:
             raise EngineFault(f"HuBERT could not read the clip: {type(exc).__name__}: {exc}") from exc
-        return tokens.cpu().numpy().astype(np.int64)
+        return np.asarray(tokens.cpu().numpy(), dtype=np.int64)
 
     def _load(self, device: str) -> tuple[Any, Any]:
         with self._load_lock:

@@ -107,7 +107,8 @@ STATE_TTL_S = 30  # the runner refreshes its state every STATE_TTL_S / 3: a dead
 def runner_state() -> dict[str, Any] | None:
     """What the runner last said about itself ({"state": "loading" | "ready" | "failed", ...}), or None."""
     try:
-        return cache.get(STATE_KEY)
+        state: dict[str, Any] | None = cache.get(STATE_KEY)
+        return state
     except Exception:  # an unreadable cache must not break health
         logger.exception("could not read the Bark runner's state")
         return None

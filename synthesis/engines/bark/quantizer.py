@@ -37,7 +37,7 @@ class QuantizerError(ValueError):
     """The file is not a quantizer checkpoint this code can use; the message says why."""
 
 
-class Quantizer(nn.Module):
+class Quantizer(nn.Module):  # type: ignore[misc]  # torch is read as untyped (pyproject.toml)
     """HuBERT features (batch, frames, input_size) -> Bark semantic token logits (batch, frames, output_size)."""
 
     def __init__(
@@ -59,7 +59,7 @@ class Quantizer(nn.Module):
 
     @property
     def input_size(self) -> int:
-        return self.lstm.input_size
+        return int(self.lstm.input_size)
 
     def info(self) -> dict[str, int]:
         """What the published format's `.info` member says about this model."""
@@ -111,7 +111,8 @@ def load_quantizer(path: Path) -> Quantizer:
         quantizer.load_state_dict(state)  # strict: a missing or extra tensor is an error, not a random weight
     except RuntimeError as exc:
         raise QuantizerError(f"its weights do not fit the quantizer's architecture: {exc}") from exc
-    return quantizer.eval()
+    quantizer.eval()
+    return quantizer
 
 
 def _sizes(state: dict[str, torch.Tensor]) -> dict[str, Any]:

@@ -295,13 +295,13 @@ class RemoteBarkEngine(Engine):
                 time.sleep(0.5)
 
     def encode_clip(self, waveform: np.ndarray) -> np.ndarray:
-        return self._call("encode_clip", waveform)
+        return np.asarray(self._call("encode_clip", waveform))
 
     def semantic_tokens(self, text: str, length: int) -> np.ndarray:
-        return self._call("semantic_tokens", text, length)
+        return np.asarray(self._call("semantic_tokens", text, length))
 
     def hubert_tokens(self, waveform: np.ndarray) -> np.ndarray:
-        return self._call("hubert_tokens", waveform)
+        return np.asarray(self._call("hubert_tokens", waveform))
 
     def _call(self, op: str, *args: Any) -> Any:
         """One request and its answer (voice building uses the runner's model too)."""

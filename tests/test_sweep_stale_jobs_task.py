@@ -2,9 +2,11 @@
 
 from datetime import timedelta
 
+from django.core.files.storage import default_storage
 from django.utils import timezone
 from django_q.models import OrmQ, Schedule
 
+from synthesis.jobs.artifacts import store_segment
 from synthesis.models import Job
 from synthesis.tasks import sweep_stale_jobs_task
 
@@ -83,3 +85,20 @@ def test_a_queued_job_whose_task_waits_in_the_broker_gets_no_second_one(db):
 
     assert counts["tasks_added"] == 0 and OrmQ.objects.count() == 1
     assert Job.objects.get(pk=submit.pk).status == Job.Status.QUEUED
+
+
+def test_a_stale_job_the_sweep_requeues_or_fails_keeps_none_of_the_dead_attempts_files(db, settings):
+    stale = timedelta(minutes=10)
+    requeued = running_job(attempts=1, heartbeat_age=stale)
+    failed = running_job(attempts=settings.BARK_JOB_MAX_ATTEMPTS, heartbeat_age=stale)
+    for job in (requeued, failed):
+        store_segment(job, 0, lambda path: path.write_bytes(b"RIFF partial"))
+        assert default_storage.exists(job.segment_name(0))
+
+    counts = sweep_stale_jobs_task()
+
+    assert (counts["requeued"], counts["failed"]) == (1, 1)
+    for job in (requeued, failed):
+        job.refresh_from_db()
+        assert not default_storage.exists(job.segment_name(0)), f"the {job.status} job kept a dead attempt's segment"
+    assert (requeued.status, failed.status) == (Job.Status.QUEUED, Job.Status.FAILED)

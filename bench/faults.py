@@ -1,15 +1,15 @@
 """Outages of the shared services while 4 jobs run and 4 wait: for each, jobs lost, jobs run to completion twice, and
 seconds from the end of the outage to the first job completed after it (and to the last).
 
-    .venv/bin/python bench/faults.py                      # every outage, 30 s each (S3: 3 s, then 60 s)
+    .venv/bin/python bench/faults.py                      # every outage, 30 s each (short S3 outage: 3 s)
     .venv/bin/python bench/faults.py --only redis --outage-s 10
 
 Each outage runs gunicorn and `manage.py runworkers` (Piper, BARK_MAX_CONCURRENCY=4, BARK_HEARTBEAT_S=2) with its own
 PostgreSQL, Redis and S3 server on loopback ports (tests/outages.py, which tests/test_outages.py asserts on): the
 PostgreSQL server stopped and started, the SQLite file locked by another writer, the Redis server (broker and cache)
-stopped and started empty, the S3 endpoint refusing connections (for less than the retries' backoff, then for
-longer), the output disk full (a tmpfs, given room again at the end; needs root to mount). Jobs that failed are
-retried as an operator would (the admin's Retry), and counted in `failed`.
+stopped and started empty, the S3 endpoint refusing connections (for less than the retries' backoff, then until
+the retries of a job ran out), the output disk full (a tmpfs, given room again once it failed a job; needs root to
+mount). Jobs that failed are retried as an operator would (the admin's Retry), and counted in `failed`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.outages import KINDS, run_outage, tmpfs_refused  # noqa: E402
 
 SHORT_S3_OUTAGE_S = 3.0  # within BARK_RETRY_ATTEMPTS' backoff (about 1 + 2 + 4 s)
-LONG_S3_OUTAGE_S = 60.0  # beyond every running job's retries (each speaks its segments again before storing them)
 
 
 def main() -> None:
@@ -47,9 +46,7 @@ def main() -> None:
             print(f"{kind:<12} skipped: {why}")
             continue
         work = Path(tempfile.mkdtemp(prefix=f"bark-faults-{kind}-"))
-        outage_s = {"s3-short": SHORT_S3_OUTAGE_S, "s3-long": max(LONG_S3_OUTAGE_S, args.outage_s)}.get(
-            kind, args.outage_s
-        )
+        outage_s = SHORT_S3_OUTAGE_S if kind == "s3-short" else args.outage_s
         outcome = run_outage(kind, work, outage_s, args.sentences)
         health = f"{'/'.join(map(str, sorted(outcome.health_during))) or '-'}/{outcome.health_after}"
         submitted = ",".join(str(status) for status, _, _ in outcome.submissions_during) or "-"

@@ -267,7 +267,7 @@ class Outcome:
 
 def run_outage(kind: str, work: Path, outage_s: float, sentences: int = 16, timeout_s: float = 420) -> Outcome:
     """Run the service, start 8 jobs of `sentences` sentences (4 running, 4 waiting), make outage `kind` for
-    `outage_s`, end it, and count."""
+    `outage_s` (a full disk and a long S3 outage: at least until they have failed a job), end it, and count."""
     outcome = Outcome(kind, outage_s, logs=work)
     text = job_text(sentences)
     with contextlib.ExitStack() as stack:
@@ -284,9 +284,12 @@ def run_outage(kind: str, work: Path, outage_s: float, sentences: int = 16, time
 
         begin()
         ends_at = time.monotonic() + outage_s
-        if kind == "disk-full":  # the disk is small from the start: the outage lasts until it has failed a job
-            _wait(lambda: _count(base, outcome.accepted, "failed") >= 1, 240, "the full disk fails a job")
-        while time.monotonic() < ends_at:
+        # A full disk and a long S3 outage last until they have failed a job (they must outlast its retries).
+        until_failed = kind in ("disk-full", "s3-long")
+        gives_up_at = time.monotonic() + 300
+        while time.monotonic() < ends_at or (until_failed and not _count(base, outcome.accepted, "failed")):
+            if time.monotonic() > gives_up_at:
+                raise AssertionError(f"the {kind} outage failed no job in 300 s")
             outcome.health_during.add(call("GET", f"{base}/api/health")[0])
             if len(outcome.submissions_during) < 2:
                 status, body, retry_after, kind_of = _probe_submit(base)

@@ -55,8 +55,13 @@ def lock_queue() -> None:
 
 def discard_files(job: Job, keep: Collection[str] = ()) -> None:
     """Remove this job's files (its segments too), except the storage names in `keep`, so a failed, cancelled or
-    requeued job points at nothing half-made."""
-    delete_job_files(str(job.id), keep)
+    requeued job points at nothing half-made. A storage that cannot be reached (the bucket is out) leaves them, said
+    in the log: the job's move must not wait for it, and a job's fields only ever name whole artifacts, which a
+    later attempt writes again."""
+    try:
+        delete_job_files(str(job.id), keep)
+    except Exception as exc:
+        logger.warning("job %s: its files could not be removed now (%s: %s)", job.id, type(exc).__name__, exc)
 
 
 def requeue(job: Job, reason: str, *, count_attempt: bool) -> bool:

@@ -14,7 +14,7 @@ import pytest
 
 from tests.outages import Outcome, run_outage, tmpfs_refused
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.outages]
 
 # Shorter than bench/faults.py's (30 s outages, 16-sentence jobs) to keep the suite's time; the same paths.
 OUTAGE_S, SENTENCES = 10, 8

@@ -32,6 +32,30 @@ def env_int(name: str, default: int, *, minimum: int = 0, maximum: int | None = 
     return value
 
 
+def env_optional_int(name: str, *, minimum: int = 0, maximum: int | None = None) -> int | None:
+    """A whole number, or None when the variable is unset or empty (the setting then comes from elsewhere)."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    return env_int(name, minimum, minimum=minimum, maximum=maximum)
+
+
+def env_optional_float(name: str, *, minimum: float, maximum: float, exclude_minimum: bool = False) -> float | None:
+    """A number between `minimum` and `maximum` (above `minimum` with `exclude_minimum`), or None when unset or
+    empty."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number; set it like {name}={maximum}.") from None
+    if not (value > minimum if exclude_minimum else value >= minimum) or value > maximum:
+        lower = f"above {minimum}" if exclude_minimum else f"at least {minimum}"
+        raise ImproperlyConfigured(f"{name}={value} is out of range; it must be {lower} and at most {maximum}.")
+    return value
+
+
 def env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None:

@@ -9,7 +9,17 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from barksite.env import env_bool, env_choice, env_int, env_list, env_str, env_tristate, local_secret_key
+from barksite.env import (
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_optional_float,
+    env_optional_int,
+    env_str,
+    env_tristate,
+    local_secret_key,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -249,6 +259,15 @@ BARK_MAX_BATCH = env_int("BARK_MAX_BATCH", 8, minimum=1, maximum=256)
 # library's tokens; up to 138 (upstream Bark's own bound with its 630-token history) re-reads less often, which is
 # faster and changes the tokens (docs/bark-batching.md, "Longer coarse windows").
 BARK_COARSE_WINDOW = env_int("BARK_COARSE_WINDOW", 60, minimum=60, maximum=138)
+# Bark's fine stage: `full` pads every segment to the fine model's 1024-frame window as Bark and transformers do (their
+# codes exactly); `real` runs it on the segment's own frames: faster, and codebooks 3-8 differ (docs/fidelity.md).
+BARK_FINE_WINDOW = env_choice("BARK_FINE_WINDOW", "full", {"full", "real"})
+# Sampling of Bark's semantic and coarse stages. Unset: the checkpoint's generation config when it sets them, else
+# upstream Bark's defaults (no top-k, no top-p; EOS once its probability passes 0.2). BARK_TOP_K=0, BARK_TOP_P=1 and
+# BARK_MIN_EOS_P=0 turn each off (docs/fidelity.md, "Sampling").
+BARK_TOP_K = env_optional_int("BARK_TOP_K", minimum=0, maximum=100_000)
+BARK_TOP_P = env_optional_float("BARK_TOP_P", minimum=0.0, maximum=1.0, exclude_minimum=True)
+BARK_MIN_EOS_P = env_optional_float("BARK_MIN_EOS_P", minimum=0.0, maximum=1.0)
 BARK_DEFAULT_ENGINE = env_choice("BARK_DEFAULT_ENGINE", "auto", {"auto", "bark", "piper"})
 BARK_MAX_QUEUE_SIZE = env_int("BARK_MAX_QUEUE_SIZE", 8, minimum=1)
 BARK_MAX_CONCURRENCY = env_int("BARK_MAX_CONCURRENCY", 4, minimum=1, maximum=64)

@@ -2,9 +2,9 @@
 
 Modes (all carry one voice through the text and call the engine exactly as a job does; the first segment alone,
 then batches of up to BARK_MAX_BATCH segments, see synthesis/engines/bark/scheduler.py):
-  library     fine stage over Bark's full 1024-frame window (what BarkModel.generate does)
-  batched     fine stage on real lengths (BarkEngine's default)
-  no-prefixes batched, without the store of voice-history prefixes (prefixes.PrefixStore), to measure what it saves
+  full        the fine stage over Bark's 1024-frame window, the library's codes (BARK_FINE_WINDOW=full, the default)
+  real        the fine stage on each segment's real length (BARK_FINE_WINDOW=real: faster, codebooks 3-8 differ)
+  no-prefixes full, without the store of voice-history prefixes (prefixes.PrefixStore), to measure what it saves
 Each run starts with the store empty, as a newly started runner does.
 For the plain per-sentence BarkModel.generate loop and several jobs at once, see bench/batching.py.
 
@@ -41,47 +41,54 @@ from synthesis.engines.bark.engine import BarkEngine  # noqa: E402
 from synthesis.engines.bark.prefixes import PrefixStore  # noqa: E402
 from synthesis.media.text import split_text  # noqa: E402
 
-MODES = {"library": (True, True), "batched": (False, True), "no-prefixes": (False, False)}  # full fine window, store
+MODES = {"full": ("full", True), "real": ("real", True), "no-prefixes": ("full", False)}  # BARK_FINE_WINDOW, store
 
 
 def time_stages(engine: BarkEngine) -> dict[str, float]:
-    """Wrap the engine's stages with timers; returns the dict they accumulate into. The coarse windows are timed
-    through `coarse_window_steps`, which the scheduler runs a unit at a time (and `coarse_window` runs whole)."""
+    """Wrap the engine's stages with timers; returns the dict they accumulate into. The stages the scheduler runs a
+    unit at a time are timed through their pausing computations (`semantic_steps`, `coarse_window_steps`,
+    `fine_steps`), unit by unit, whether it runs them that way or whole."""
     totals: dict[str, float] = defaultdict(float)
-    targets = [(decode, "semantic"), (engine.stages, "fine"), (engine.stages, "decode")]
-    for owner, name in targets:
+    steps = [
+        (decode, "semantic_steps", "semantic"),
+        (decode, "coarse_window_steps", "coarse"),
+        (engine.stages, "fine_steps", "fine"),
+    ]
+    for owner, name, stage in steps:
         original = getattr(owner, name)
 
-        def timed(*args: Any, _original: Any = original, _name: str = name, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return _original(*args, **kwargs)
-            finally:
-                totals[_name] += time.perf_counter() - start
+        def timed_steps(
+            *args: Any, _original: Any = original, _stage: str = stage, **kwargs: Any
+        ) -> Generator[None, None, Any]:
+            units = _original(*args, **kwargs)
+            while True:
+                start = time.perf_counter()
+                try:
+                    next(units)
+                except StopIteration as done:
+                    return done.value
+                finally:
+                    totals[_stage] += time.perf_counter() - start
+                yield
 
-        setattr(owner, name, timed)
-    window_steps = decode.coarse_window_steps
+        setattr(owner, name, timed_steps)
+    decode_audio = engine.stages.decode
 
-    def timed_steps(*args: Any, **kwargs: Any) -> Generator[None, None, None]:
-        steps = window_steps(*args, **kwargs)
-        while True:
-            start = time.perf_counter()
-            try:
-                next(steps)
-            except StopIteration:
-                return
-            finally:
-                totals["coarse_window"] += time.perf_counter() - start
-            yield
+    def timed_decode(*args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return decode_audio(*args)
+        finally:
+            totals["codec"] += time.perf_counter() - start
 
-    decode.coarse_window_steps = timed_steps
+    engine.stages.decode = timed_decode
     return totals
 
 
 def run(
     engine: BarkEngine, segments: list[str], voice: str | None, mode: str, store: PrefixStore | None = None
 ) -> dict[str, Any]:
-    engine.fine_full_window, reuse = MODES[mode]
+    engine.choices.fine_window, reuse = MODES[mode]
     if store is not None:
         store.clear()
     engine.stages.prefixes = store if reuse else None
@@ -108,7 +115,7 @@ def main() -> None:
     parser.add_argument("--semantic-tokens", type=int, help="force this many semantic tokens per segment")
     parser.add_argument("--segments", type=int, help="measure only the first K segments and extrapolate")
     parser.add_argument("--voice", default="v2/en_speaker_6", help="a preset, or 'none' to carry segment 1's voice")
-    parser.add_argument("--modes", default="batched,library", help=f"comma-separated, of: {', '.join(MODES)}")
+    parser.add_argument("--modes", default="full,real", help=f"comma-separated, of: {', '.join(MODES)}")
     parser.add_argument("--repeat", type=int, default=1, help="runs per mode; the fastest is reported (noisy hosts)")
     parser.add_argument("--dtype", default="float32", help="BARK_DTYPE for the engine (auto, float32, int8, ...)")
     args = parser.parse_args()
@@ -162,7 +169,20 @@ def main() -> None:
         print(f"fastest of {args.repeat} runs per mode:")
         for mode in modes:
             print(report(mode, best[mode], len(segments)))
+    if "full" in best and "real" in best:
+        print(compare_windows(best["full"], best["real"]))
     print(f"load average after: {', '.join(f'{value:.2f}' for value in os.getloadavg())}")
+
+
+def compare_windows(full: dict[str, Any], real: dict[str, Any]) -> str:
+    """What BARK_FINE_WINDOW=real saves against the default full window, in the same run."""
+    fine_full, fine_real = full["stages"].get("fine", 0.0), real["stages"].get("fine", 0.0)
+    return (
+        f"BARK_FINE_WINDOW=real against full: total {real['total']:.1f} s vs {full['total']:.1f} s "
+        f"({full['total'] / real['total']:.2f}x faster, {1 - real['total'] / full['total']:.0%} saved); "
+        f"first audio {real['first']:.1f} s vs {full['first']:.1f} s; "
+        f"fine stage {fine_real:.1f} s vs {fine_full:.1f} s ({fine_full / max(fine_real, 1e-9):.2f}x)"
+    )
 
 
 def report(mode: str, result: dict[str, Any], n_segments: int) -> str:

@@ -68,7 +68,7 @@ class JobAdmin(admin.ModelAdmin):
         ("Request", {"fields": ("prompt", "caption_text", "voice", "params_display", "priority", "deduplicated_from")}),
         ("Plan", {"fields": ("plan_display",)}),
         ("Timings", {"fields": ("submitted_at", "started_at", "completed_at", "failed_at", "cancelled_at")}),
-        (None, {"fields": ("device", "dtype", "heartbeat_at", "timings_display")}),
+        (None, {"fields": ("device", "dtype", "engine_settings", "heartbeat_at", "timings_display")}),
     )
 
     # Jobs are records of what happened: operators act on them (retry, cancel), never edit them, and

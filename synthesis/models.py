@@ -99,6 +99,12 @@ class Job(models.Model):
     model = models.CharField(max_length=300, blank=True)
     device = models.CharField(max_length=32, blank=True)
     dtype = models.CharField(max_length=16, blank=True, help_text="Number format of the weights (Bark: BARK_DTYPE).")
+    engine_settings = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Settings that changed the engine's output from its defaults (Bark: e.g. BARK_FINE_WINDOW=real); "
+        "empty for the defaults.",
+    )
 
     # When, and how far.
     submitted_at = models.DateTimeField(default=timezone.now, db_index=True)

@@ -1,6 +1,11 @@
 """The tiny random-weight Bark checkpoint and HuBERT cloning models, built once per test session, and an engine
 loaded from them (a pytest plugin: see conftest); what Bark's tests share."""
 
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +16,7 @@ from synthesis.engines import reset_engines
 from synthesis.engines.bark.checkpoint import build_bark_checkpoint
 from synthesis.engines.bark.engine import BarkEngine
 from synthesis.engines.bark.hubert_checkpoint import build_hubert_checkpoint
+from tests.processes import ROOT
 
 # Greedy decoding: the same text and voice give the same tokens, alone or batched.
 GREEDY = {"text_temp": 0.0, "waveform_temp": 0.0}
@@ -62,13 +68,13 @@ def bark_engine(tiny_bark_dir: Path) -> BarkEngine:
 def coarse_together_and_alone(stages, prompts: list, semantic: list[np.ndarray]) -> tuple[list, list]:
     """Greedy coarse codes of `semantic` rows (each with its prompt), batched by barksite and one by one by the
     library: what the two give, row for row."""
-    from synthesis.engines.bark import decode
+    from synthesis.engines.bark import decode, windows
     from synthesis.engines.bark.stages import Sampling
 
-    greedy, configs = Sampling(0.0, 0.0), stages._configs()
+    greedy, configs = Sampling(0.0, 0.0), stages.configs()
     with torch.inference_mode():
         rows = [
-            decode.coarse_row(stages.row(np.zeros(256, dtype=np.int64), prompt, greedy), tokens, configs, 1024)
+            windows.coarse_row(stages.row(np.zeros(256, dtype=np.int64), prompt, greedy), tokens, configs, 1024)
             for prompt, tokens in zip(prompts, semantic, strict=True)
         ]
         together = decode.coarse(stages.model, configs, rows, stages.codebook_size, stages.prefixes)
@@ -76,3 +82,35 @@ def coarse_together_and_alone(stages, prompts: list, semantic: list[np.ndarray])
             stages.coarse([row], stages.prompt_tensors(p), greedy)[0] for row, p in zip(semantic, prompts, strict=True)
         ]
     return together, alone
+
+
+def start_runner(checkpoint: Path, tmp_path: Path, **extra: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """An engine_runner process on `checkpoint` (the tiny one, or a variant) with the settings in `extra`, ready (its
+    socket listening); killed afterwards."""
+    socket_path = str(tmp_path / "runner.sock")
+    # float32: the tests compare the runner's audio with an in-process engine's (BarkEngine defaults to float32).
+    env = {
+        **os.environ,
+        "BARK_MODEL": str(checkpoint),
+        "BARK_CACHE_DIR": str(tmp_path / "cache"),
+        "BARK_DTYPE": "float32",
+        **extra,
+    }
+    env.pop("REDIS_URL", None)
+    log = tmp_path / "runner.log"
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "engine_runner", "--socket", socket_path, "--parent", str(os.getpid())],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 600  # minutes only on a heavily loaded machine
+        while not Path(socket_path).exists():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        yield process, socket_path
+    finally:
+        process.kill()
+        process.wait(timeout=15)

@@ -35,6 +35,7 @@ def test_a_completed_job_shows_progress_timings_and_artifact_urls(api):
         "piper", "en_US-joe-medium", "cpu", 22050,
     )  # fmt: skip
     assert body["dtype"] == ""  # Piper has no choice of number format
+    assert body["engine_settings"] == ""  # nor any setting that changes its output
     assert body["duration_s"] == pytest.approx(job.duration_s) and body["attempts"] == 1
     assert body["submitted_at"] <= body["started_at"] <= body["completed_at"] and body["failed_at"] is None
     base = f"http://testserver/api/bark/jobs/{job.id}/artifacts"

@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from synthesis.engines import SynthesisCancelled, SynthesisOptions
-from synthesis.engines.bark import decode
-from synthesis.engines.bark.stages import MIN_EOS_P, Sampling
+from synthesis.engines.bark import causal, decode
+from synthesis.engines.bark.fine import fine_logits_steps
+from synthesis.engines.bark.sampling import MIN_EOS_P
+from synthesis.engines.bark.stages import Sampling
 from tests.fixtures_bark import GREEDY, TEXTS, coarse_together_and_alone
 
 
@@ -64,7 +66,7 @@ def test_semantic_rows_that_outgrow_the_decode_cache_block_keep_the_library_toke
         rows = [stages.row(ids, prompt, greedy) for ids, prompt in zip(text_ids, prompts, strict=True)]
         for row, length in zip(rows, lengths, strict=True):
             row.min_new_tokens = row.max_new_tokens = length
-        together = decode.semantic(stages.model, stages._configs(), rows, MIN_EOS_P)
+        together = decode.semantic(stages.model, stages.configs(), rows, MIN_EOS_P)
         alone = []
         for text, prompt, length in zip(texts, prompts, lengths, strict=True):
             single = bark_engine._processor([text])
@@ -102,7 +104,7 @@ def count_pauses(steps) -> tuple[int, torch.Tensor]:
 
 
 def test_a_growing_cache_keeps_what_it_holds_and_replaces_one_layer_at_a_time():
-    cache = decode.KVCache(layers=3, batch=2, heads=2, size=5, head_dim=4, dtype=torch.float32, device="cpu")
+    cache = causal.KVCache(layers=3, batch=2, heads=2, size=5, head_dim=4, dtype=torch.float32, device="cpu")
     for layer in range(3):
         cache.keys[layer].normal_()
         cache.values[layer].normal_()
@@ -118,7 +120,7 @@ def test_a_growing_cache_keeps_what_it_holds_and_replaces_one_layer_at_a_time():
     cache.keys = Watched(layers)
     cache.reserve(7)
 
-    assert cache.size == 7 + decode.KVCache.GROWTH
+    assert cache.size == 7 + causal.KVCache.GROWTH
     assert replaced == [0, 1, 2]  # layer by layer: the old whole cache and the new one are never both held
     for old, new in zip(before, list(cache.keys) + cache.values, strict=True):
         assert new.shape == (2, 2, cache.size, 4) and new.is_contiguous()
@@ -127,14 +129,14 @@ def test_a_growing_cache_keeps_what_it_holds_and_replaces_one_layer_at_a_time():
 
 def test_a_prefill_and_a_fine_pass_pause_after_every_block_so_a_new_job_waits_for_one_block(bark_engine):
     model = bark_engine.stages.model
-    decoder = decode.CausalDecoder(model.coarse_acoustics)
+    decoder = causal.CausalDecoder(model.coarse_acoustics)
     lengths = torch.tensor([300, 200])
 
     with torch.inference_mode():
         embeds = decoder.model.input_embeds_layer(torch.randint(0, 10_000, (2, 300), generator=torch.Generator()))
         prefill_pauses, logits = count_pauses(decoder.prefill_steps(embeds, lengths, decoder.new_cache(2, 300)))
         codes = torch.randint(0, 1024, (1, 120, 8), generator=torch.Generator())
-        fine_pauses, fine = count_pauses(decode.fine_logits_steps(model.fine_acoustics, 2, codes, start=20))
+        fine_pauses, fine = count_pauses(fine_logits_steps(model.fine_acoustics, 2, codes, start=20))
 
     # Each row of a CPU prefill goes alone: a pause after each of its blocks but the last, and one after the row.
     assert prefill_pauses == 2 * len(decoder.model.layers)

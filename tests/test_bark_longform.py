@@ -165,7 +165,7 @@ LIBRARY_GREEDY = {"semantic_do_sample": False, "coarse_do_sample": False, "fine_
 
 
 def test_the_full_fine_window_reproduces_barkmodel_generate_exactly_under_greedy_decoding(tiny_bark_dir):
-    engine = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto", fine_full_window=True)
+    engine = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto", fine_window="full")
     text, voice = "Words for both paths.", "v2/en_speaker_6"
 
     staged = engine.synthesize([text], SynthesisOptions(voice=voice, **GREEDY))[0]
@@ -177,13 +177,13 @@ def test_the_full_fine_window_reproduces_barkmodel_generate_exactly_under_greedy
 
 
 def test_the_fine_stage_on_real_lengths_changes_only_the_fine_codebooks(bark_engine, tiny_bark_dir):
-    full = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto", fine_full_window=True)
+    real_window = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto", fine_window="real")
     options = SynthesisOptions(voice="v2/en_speaker_6", **GREEDY)
 
+    real_window.synthesize(TEXTS[:1], options)
     bark_engine.synthesize(TEXTS[:1], options)
-    full.synthesize(TEXTS[:1], options)
 
-    real, padded = bark_engine.last_run[0].tokens, full.last_run[0].tokens
+    real, padded = real_window.last_run[0].tokens, bark_engine.last_run[0].tokens
     assert np.array_equal(real.semantic, padded.semantic) and np.array_equal(real.coarse, padded.coarse)
     assert np.array_equal(real.fine[:2], padded.fine[:2])
     assert real.fine.shape == padded.fine.shape == (8, 48)

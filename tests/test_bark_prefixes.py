@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from synthesis.engines import SynthesisOptions
-from synthesis.engines.bark import decode
+from synthesis.engines.bark import causal, decode, windows
 from synthesis.engines.bark.engine import BarkEngine
 from synthesis.engines.bark.prefixes import PrefixStore
 from synthesis.engines.bark.stages import Sampling
@@ -31,7 +31,7 @@ def test_a_prefill_that_takes_a_computed_prefix_gives_the_whole_prefills_logits_
 ):
     engine = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto", dtype=dtype)
     engine.load()
-    decoder = decode.CausalDecoder(engine.stages.model.coarse_acoustics)
+    decoder = causal.CausalDecoder(engine.stages.model.coarse_acoustics)
     ids = torch.randint(10_000, 12_000, (1, 300), generator=torch.Generator().manual_seed(0))
     store = PrefixStore()
 
@@ -53,7 +53,7 @@ def test_a_prefill_that_takes_a_computed_prefix_gives_the_whole_prefills_logits_
 def test_a_stored_prefix_keeps_its_queries_only_where_the_attention_reads_them(tiny_bark_dir, dtype):
     engine = BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto", dtype=dtype)
     engine.load()
-    decoder = decode.CausalDecoder(engine.stages.model.coarse_acoustics)
+    decoder = causal.CausalDecoder(engine.stages.model.coarse_acoustics)
     ids = torch.randint(10_000, 12_000, (1, 300), generator=torch.Generator().manual_seed(0))
     prefix = PrefixStore().prefix(ids[0, :120].numpy())
 
@@ -101,7 +101,7 @@ def test_a_job_gives_the_same_audio_with_its_prefixes_reused_as_without(bark_eng
 
 
 def test_a_prefill_abandoned_between_blocks_leaves_its_prefix_for_the_next_to_compute(bark_engine):
-    decoder = decode.CausalDecoder(bark_engine.stages.model.coarse_acoustics)
+    decoder = causal.CausalDecoder(bark_engine.stages.model.coarse_acoustics)
     ids = torch.randint(10_000, 12_000, (1, 200), generator=torch.Generator().manual_seed(2))
     store = PrefixStore()
     prefix = store.prefix(ids[0, :50].numpy())
@@ -151,14 +151,14 @@ def test_an_int8_engine_keeps_no_prefix_store_since_its_quantization_depends_on_
 
 
 def test_coarse_rows_of_one_voice_share_each_windows_prefix_while_the_context_starts_in_its_history(bark_engine):
-    stages, configs = bark_engine.stages, bark_engine.stages._configs()
+    stages, configs = bark_engine.stages, bark_engine.stages.configs()
     prompt = bark_engine._voice_prompt("v2/en_speaker_1", SynthesisOptions())
     rows = [
-        decode.coarse_row(stages.row(np.zeros(256, dtype=np.int64), prompt, Sampling(0.0, 0.0)), tokens, configs, 1024)
+        windows.coarse_row(stages.row(np.zeros(256, dtype=np.int64), prompt, Sampling(0.0, 0.0)), tokens, configs, 1024)
         for tokens in (np.arange(30), np.arange(100, 150))
     ]
 
-    shared = [decode.coarse_window_input(row, configs)[: decode.voice_positions(row, configs)] for row in rows]
+    shared = [windows.coarse_window_input(row, configs)[: windows.voice_positions(row, configs)] for row in rows]
 
     assert len(shared[0]) == rows[0].base > 0
     assert np.array_equal(shared[0], shared[1])

@@ -5,9 +5,6 @@ built with the runner's models."""
 import io
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,42 +20,9 @@ from synthesis.jobs.voices import create_voice_from_clip, prompt_arrays
 from synthesis.media.audio import write_wav
 from synthesis.models import Job, Voice
 from synthesis.tasks import build_voice_task
-from tests.fixtures_bark import GREEDY
-from tests.processes import ROOT
+from tests.fixtures_bark import GREEDY, start_runner
 
 TEXTS = ["The first line.", "A second one.", "Then a third."]
-
-
-def start_runner(tiny_bark_dir: Path, tmp_path: Path, **extra: str):
-    """An engine_runner process on the tiny checkpoint (with the settings in `extra`), ready (its socket listening);
-    killed afterwards."""
-    socket_path = str(tmp_path / "runner.sock")
-    # float32: the tests compare the runner's audio with an in-process engine's (BarkEngine defaults to float32).
-    env = {
-        **os.environ,
-        "BARK_MODEL": str(tiny_bark_dir),
-        "BARK_CACHE_DIR": str(tmp_path / "cache"),
-        "BARK_DTYPE": "float32",
-        **extra,
-    }
-    env.pop("REDIS_URL", None)
-    log = tmp_path / "runner.log"
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "engine_runner", "--socket", socket_path, "--parent", str(os.getpid())],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 600  # minutes only on a heavily loaded machine
-        while not Path(socket_path).exists():
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.2)
-        yield process, socket_path
-    finally:
-        process.kill()
-        process.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")

@@ -47,8 +47,23 @@ def test_a_queued_bark_job_runs_to_completed_with_a_24khz_wav(db, tiny_bark):
     assert (job.engine, job.model, job.device) == ("bark", str(tiny_bark), "cpu")
     # BARK_DTYPE=auto, resolved for this machine's CPU (bfloat16 with bf16 units, float32 without).
     assert job.dtype == get_engine("bark").dtype and job.dtype in ("float32", "bfloat16")
+    assert job.engine_settings == ""  # the defaults: the library's codes
     rate, samples = read_wav(job)
     assert rate == 24000 and len(samples) > 0
+
+
+def test_a_bark_job_run_with_settings_that_change_its_codes_records_them_in_the_job_and_its_metadata(
+    db, settings, tiny_bark
+):
+    settings.BARK_FINE_WINDOW, settings.BARK_COARSE_WINDOW = "real", 100
+    job = submit_job(JobRequest(prompt="Hello from Bark.", engine="bark", voice="v2/en_speaker_6", seed=3))
+
+    run_job_task(str(job.id))
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.COMPLETED, job.error
+    assert job.engine_settings == "BARK_FINE_WINDOW=real BARK_COARSE_WINDOW=100"
+    assert json.loads(Path(job.metadata.path).read_text())["engine_settings"] == job.engine_settings
 
 
 def test_the_same_task_delivered_twice_runs_the_job_once(piper_job):

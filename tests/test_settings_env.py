@@ -35,6 +35,10 @@ def run_check(**env: str) -> subprocess.CompletedProcess:
         ("BARK_BROKER_URL", "amqp://127.0.0.1", "BARK_BROKER_URL='amqp://127.0.0.1' is not a Redis URL"),
         ("BARK_BREAKER_WHILE_OPEN", "panic", "BARK_BREAKER_WHILE_OPEN='panic' is not one of fail, queue"),
         ("BARK_COARSE_WINDOW", "200", "BARK_COARSE_WINDOW=200 is out of range; it must be between 60 and 138"),
+        ("BARK_FINE_WINDOW", "half", "BARK_FINE_WINDOW='half' is not one of full, real"),
+        ("BARK_TOP_K", "many", "BARK_TOP_K='many' is not a whole number"),
+        ("BARK_TOP_P", "0", "BARK_TOP_P=0.0 is out of range; it must be above 0.0 and at most 1.0"),
+        ("BARK_MIN_EOS_P", "high", "BARK_MIN_EOS_P='high' is not a number; set it like BARK_MIN_EOS_P=1.0"),
     ],
 )
 def test_a_bad_environment_variable_stops_start_up_with_a_message_naming_it(variable, value, message):

@@ -216,6 +216,10 @@ class JobSerializer(serializers.Serializer):
     voice = serializers.CharField()
     device = serializers.CharField()
     dtype = serializers.CharField(help_text="Number format of the weights that ran (Bark: BARK_DTYPE), if any.")
+    engine_settings = serializers.CharField(
+        help_text="Settings that changed the engine's output from its defaults, as NAME=value (Bark: BARK_FINE_WINDOW, "
+        "BARK_COARSE_WINDOW, BARK_TOP_K, BARK_TOP_P, BARK_MIN_EOS_P); empty for the defaults."
+    )
     duration_s = serializers.FloatField(allow_null=True)
     sample_rate = serializers.IntegerField(allow_null=True)
     attempts = serializers.IntegerField()

@@ -166,6 +166,12 @@ class Engine(ABC):
         """The number format the model runs in, for engines that have a choice; "" otherwise."""
         return ""
 
+    @property
+    def engine_settings(self) -> str:
+        """The deployment's settings that change what this engine generates from its defaults (for Bark, those that
+        make its codes differ from the library's, e.g. "BARK_FINE_WINDOW=real"), as NAME=value; "" for none."""
+        return ""
+
     @abstractmethod
     def load(self) -> None:
         """Load weights once; idempotent. Raises EngineUnavailable with a reason."""

@@ -32,6 +32,7 @@ class AudioResult:
     model: str
     device: str
     dtype: str = ""
+    engine_settings: str = ""  # the settings that changed its output from its defaults (Engine.engine_settings)
 
     @property
     def duration_s(self) -> float:
@@ -55,7 +56,15 @@ def synthesize_segments(
     waveforms = engine.synthesize(segments, options, on_segment)
     joined, spans = join_segments(waveforms, engine.sample_rate, pauses_s)
     return AudioResult(
-        engine.sample_rate, joined, segments, spans, engine.name, engine.model_id, engine.device, engine.dtype
+        engine.sample_rate,
+        joined,
+        segments,
+        spans,
+        engine.name,
+        engine.model_id,
+        engine.device,
+        engine.dtype,
+        engine.engine_settings,
     )
 
 
@@ -136,6 +145,7 @@ def metadata_for(
         "model": result.model,
         "device": result.device,
         "dtype": result.dtype,
+        "engine_settings": result.engine_settings,
         "sample_rate": result.sample_rate,
         "duration_s": round(result.duration_s, 3),
         "segments": [

@@ -207,6 +207,7 @@ def _made(job: Job, result: AudioResult) -> dict[str, Any]:
         "model": result.model,
         "device": result.device,
         "dtype": result.dtype,
+        "engine_settings": result.engine_settings,
         "sample_rate": result.sample_rate,
         "duration_s": round(result.duration_s, 3),
     }

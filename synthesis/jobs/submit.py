@@ -339,8 +339,8 @@ def _copy_results(job: Job, original: Job) -> None:
     job.status = Job.Status.COMPLETED
     job.deduplicated_from = original
     for name in (
-        "model", "device", "dtype", "duration_s", "sample_rate", "audio", "video", "captions_srt", "captions_vtt",
-        "metadata", "artifact_sizes", "segments_total", "segments_done",
+        "model", "device", "dtype", "engine_settings", "duration_s", "sample_rate", "audio", "video", "captions_srt",
+        "captions_vtt", "metadata", "artifact_sizes", "segments_total", "segments_done",
     ):  # fmt: skip
         setattr(job, name, getattr(original, name))
     job.started_at = job.completed_at = now

@@ -119,7 +119,7 @@ def build_tokenizer_vocab() -> dict[str, int]:
     return vocab
 
 
-def _configs(arch: str) -> tuple[BarkConfig, dict]:
+def _configs(arch: str) -> tuple[BarkConfig, dict[str, Any]]:
     """The model config and the nested generation config values for `arch`."""
     from transformers import BarkCoarseConfig, BarkConfig, BarkFineConfig, BarkSemanticConfig, EncodecConfig
 
@@ -158,7 +158,7 @@ def _configs(arch: str) -> tuple[BarkConfig, dict]:
     return config, generation
 
 
-def _generation_config(nested: dict) -> GenerationConfig:
+def _generation_config(nested: dict[str, Any]) -> GenerationConfig:
     """A plain GenerationConfig carrying Bark's nested sub-configs.
 
     BarkGenerationConfig skips its parent's __init__, so saving one fails on a missing `early_stopping`; a plain

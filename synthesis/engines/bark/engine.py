@@ -1,9 +1,9 @@
 """Bark through transformers: text -> semantic tokens -> coarse/fine EnCodec codes -> 24 kHz audio, stage by stage.
 
-One scheduler thread per loaded model (scheduler.py) batches the segments of every job that runs through this engine,
-whatever their voices, carries the first segment's voice to the rest when no preset is given, and runs the fine stage
-on real lengths. torch and transformers are imported lazily,
-so this module imports anywhere and `health()` can say why Bark cannot run instead of breaking the process.
+One scheduler thread per loaded model (scheduler.py) batches the segments of every job, whatever their voices, and
+carries the first segment's voice to the rest when no preset is given. By default every code equals what transformers'
+`BarkModel.generate` gives (docs/fidelity.md); the choices that trade that for speed are opt-in (choices.py). torch and
+transformers are imported lazily, so `health()` can say why Bark cannot run instead of breaking the process.
 """
 
 from __future__ import annotations
@@ -31,13 +31,15 @@ from synthesis.engines import (
     is_out_of_memory,
 )
 from synthesis.engines.bark import cloning, loading, presets, prompts, protocol
+from synthesis.engines.bark.choices import Choices
 from synthesis.engines.bark.hubert import HubertTokenizer
 from synthesis.engines.bark.loading import LoadPlan
+from synthesis.engines.bark.policy import Stream
 from synthesis.engines.bark.precision import PrecisionError
 from synthesis.engines.bark.prefixes import PrefixStore
 from synthesis.engines.bark.prompts import PROMPT_KEYS, VoicePromptError, validate_prompt
-from synthesis.engines.bark.scheduler import MAX_ROWS, Scheduler, Segment, Stream
-from synthesis.engines.bark.stages import COARSE_WINDOW, BarkStages, BarkTokens, Sampling
+from synthesis.engines.bark.scheduler import MAX_ROWS, Scheduler
+from synthesis.engines.bark.stages import COARSE_WINDOW, FINE_WINDOW, BarkStages, BarkTokens, Sampling
 from synthesis.engines.faults import FaultPlan
 
 DEFAULT_SAMPLE_RATE = 24_000
@@ -72,6 +74,10 @@ class BarkEngine(Engine):
             force_semantic_tokens=settings.BARK_FORCE_SEMANTIC_TOKENS,
             max_batch=settings.BARK_MAX_BATCH,
             coarse_window=settings.BARK_COARSE_WINDOW,
+            fine_window=settings.BARK_FINE_WINDOW,
+            top_k=settings.BARK_TOP_K,
+            top_p=settings.BARK_TOP_P,
+            min_eos_p=settings.BARK_MIN_EOS_P,
             fault_injection=settings.BARK_FAULT_INJECTION,
             hubert=(settings.BARK_HUBERT_MODEL, settings.BARK_HUBERT_QUANTIZER),
         )
@@ -81,11 +87,14 @@ class BarkEngine(Engine):
         model: str,
         device: str,
         mode: str,
-        fine_full_window: bool = False,
         dtype: str = "float32",
         force_semantic_tokens: int = 0,
         max_batch: int = MAX_ROWS,
         coarse_window: int = COARSE_WINDOW,
+        fine_window: str = FINE_WINDOW,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        min_eos_p: float | None = None,
         fault_injection: str = "",
         hubert: tuple[str, str] = ("", ""),
     ) -> None:
@@ -93,15 +102,9 @@ class BarkEngine(Engine):
         # BARK_DTYPE: a name from precision.DTYPES; `auto` is resolved for the device at load (see choose_dtype).
         self._requested_dtype = dtype
         self._dtype: str | None = None
-        # Benchmarks only (BARK_FORCE_SEMANTIC_TOKENS): every segment gets exactly this many semantic tokens, since
-        # random-weight checkpoints never stop by themselves. 0 leaves the checkpoint's own limits.
-        self.force_semantic_tokens = force_semantic_tokens
-        # True runs the fine stage over Bark's whole 1024-frame window, reproducing BarkModel.generate exactly
-        # (and costing a full window per segment); False (the default) runs it on each segment's real length.
-        self.fine_full_window = fine_full_window
         self.max_batch = max_batch  # rows generated together at most (the scheduler halves it on out-of-memory)
-        # BARK_COARSE_WINDOW: coarse tokens per sliding window; Bark's 60 is exact, more is faster and changes tokens.
-        self.coarse_window = coarse_window
+        # How it generates: the library's way unless a setting says otherwise (choices.py).
+        self.choices = Choices(coarse_window, fine_window, top_k, top_p, min_eos_p, force_semantic_tokens)
         # BARK_FAULT_INJECTION (drills and tests): faults raised inside the model's own stages (faults.py).
         self.faults = FaultPlan(self.name, fault_injection)
         self._requested_device = device
@@ -124,6 +127,18 @@ class BarkEngine(Engine):
         self._voice_names: list[str] | None = None
 
     # --- identity -------------------------------------------------------------------------------------
+
+    @property
+    def coarse_window(self) -> int:
+        return self.choices.coarse_window
+
+    @property
+    def fine_window(self) -> str:
+        return self.choices.fine_window
+
+    @property
+    def force_semantic_tokens(self) -> int:
+        return self.choices.force_semantic_tokens
 
     @property
     def model_id(self) -> str:
@@ -194,14 +209,17 @@ class BarkEngine(Engine):
         if self._mode == "false":
             return False, "disabled by BARK_MODELS_AVAILABLE=false"
         if self._model is not None:
-            window = f", coarse windows of {self.coarse_window} tokens" if self.coarse_window != COARSE_WINDOW else ""
-            return True, f"loaded {self._model_id} on {self._device} in {self._dtype}{window}"
+            return True, f"loaded {self._model_id} on {self._device} in {self._dtype}{self.choices.departures()}"
         if self._load_error is not None:
             return False, self._load_error
         try:
-            return True, self._plan().describe()
+            return True, self._plan().describe() + self.choices.departures()
         except EngineUnavailable as exc:
             return False, str(exc)
+
+    @property
+    def engine_settings(self) -> str:
+        return self.choices.changed()
 
     # --- loading --------------------------------------------------------------------------------------
 
@@ -228,21 +246,14 @@ class BarkEngine(Engine):
 
     def _install(self, model: Any, processor: Any, plan: LoadPlan) -> None:
         """Take a freshly read model into use; the engine counts as loaded once `_model` is set, last."""
-        if self.force_semantic_tokens:
-            semantic_config = model.generation_config.semantic_config
-            semantic_config["min_new_tokens"] = semantic_config["max_new_tokens"] = self.force_semantic_tokens
         # A voice's semantic history at the start of each coarse window, computed once for every segment in that
         # voice (prefixes.PrefixStore): on a CPU, where prefills run row by row, and not with int8 weights, whose
         # dynamic quantization makes a product's rows depend on the others.
         prefixes = PrefixStore() if plan.device == "cpu" and plan.dtype != "int8" else None
         stages = BarkStages(model, plan.device, prefixes)
-        if self.coarse_window > (limit := stages.coarse_window_limit()):
-            raise EngineUnavailable(
-                f"BARK_COARSE_WINDOW={self.coarse_window} does not fit {self._model_id}'s coarse model: its positions "
-                f"allow windows of at most {limit} tokens."
-            )
-        # The library's coarse loop and barksite's (decode.py) both read the window from the generation config.
-        model.generation_config.coarse_acoustics_config["sliding_window_len"] = self.coarse_window
+        self.choices.check_fits(stages.coarse_window_limit(), self._model_id)
+        # The library's stages and barksite's (decode.py, fine.py) read the windows and sampling from it.
+        self.choices.apply(model.generation_config)
         self._processor = processor
         self._stages = stages
         self._device = plan.device
@@ -253,7 +264,7 @@ class BarkEngine(Engine):
             or DEFAULT_SAMPLE_RATE
         )
         self._voice_names = loading.v2_presets(processor.available_voice_presets)
-        _install_faults(model, self.faults)
+        stages.install_faults(self.faults)
         self._model = model
 
     def release_memory(self) -> None:
@@ -335,7 +346,10 @@ class BarkEngine(Engine):
         voices = [options.voice_for(index) or None for index in range(len(segments))]
         # Every voice is resolved before anything runs: a bad voice at segment 9 fails the job at once.
         prompts = {voice: self._voice_prompt(voice, options) for voice in set(voices)}
-        stream = self._stream(segments, voices, prompts, options)
+        with self._processor_lock:  # the fast tokenizer refuses concurrent calls from several threads
+            inputs = self._processor(segments)
+        text_ids = self.stages.text_rows(inputs["input_ids"], inputs["attention_mask"])
+        stream = Stream.build(text_ids, voices, prompts, options, full_window=self.choices.fine_window == "full")
         scheduler = self._scheduler_for()
         scheduler.submit(stream)
         waveforms: list[np.ndarray] = []
@@ -346,7 +360,7 @@ class BarkEngine(Engine):
                 if isinstance(item, Exception):
                     raise self._failure(item) from item
                 tokens, waveform, batch = item
-                runs.append(SegmentRun(index=index, batch=batch, prompt=self._source(stream, index), tokens=tokens))
+                runs.append(SegmentRun(index=index, batch=batch, prompt=stream.source(index), tokens=tokens))
                 waveforms.append(waveform)
                 self._notify(on_segment, index, waveform)
         finally:
@@ -355,41 +369,6 @@ class BarkEngine(Engine):
         self.last_run = runs
         self.release_memory()  # between jobs: the GPU's cache follows the current batch shapes
         return waveforms
-
-    def _stream(
-        self,
-        segments: list[str],
-        voices: list[str | None],
-        prompts: dict[str | None, dict[str, np.ndarray] | None],
-        options: SynthesisOptions,
-    ) -> Stream:
-        sampling = Sampling(options.text_temp, options.waveform_temp)
-        with self._processor_lock:  # the fast tokenizer refuses concurrent calls from several threads
-            inputs = self._processor(segments)
-        text_ids = self.stages.text_rows(inputs["input_ids"], inputs["attention_mask"])
-        return Stream(
-            segments=[
-                Segment(
-                    index=index,
-                    text_ids=text_ids[index],
-                    prompt=prompts[voice],
-                    uses_carry=voice is None,
-                    sampling=sampling,
-                    seed=None if options.seed is None else options.seed + index,
-                )
-                for index, voice in enumerate(voices)
-            ],
-            voices=voices,
-            priority=options.priority,
-            full_window=self.fine_full_window,
-        )
-
-    @staticmethod
-    def _source(stream: Stream, index: int) -> str:
-        voice = stream.voices[index]
-        if voice is None and stream.carry_from is not None and stream.carry_from != index:
-            return f"segment {stream.carry_from}"
-        return voice or "none"
 
     def _scheduler_for(self) -> Scheduler:
         with self._load_lock:
@@ -462,17 +441,3 @@ class BarkEngine(Engine):
         except Exception as exc:
             raise EngineFault(f"Bark could not read the transcript: {type(exc).__name__}: {exc}") from exc
         return row
-
-
-def _install_faults(model: Any, faults: FaultPlan) -> None:
-    """Make each stage's planned fault fire inside that stage's own forward pass (see faults.py): the output layer of
-    the semantic and coarse models, every output head of the fine model, the codec's decoder."""
-    heads = {
-        "semantic": [model.semantic.lm_head],
-        "coarse": [model.coarse_acoustics.lm_head],
-        "fine": list(model.fine_acoustics.lm_heads),
-        "codec": [model.codec_model.decoder],
-    }
-    for stage in faults.stages():
-        for module in heads[stage]:
-            module.register_forward_pre_hook(faults.hook(stage))

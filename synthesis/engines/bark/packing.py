@@ -32,7 +32,8 @@ ROWS_HINT = 8
 TOLERANCE = {torch.bfloat16: 0.0, torch.float32: 1e-5}
 
 
-class PackedLinear(torch.nn.Module):
+# mypy reads torch as untyped (pyproject.toml says why), so its Module is `Any` to subclass.
+class PackedLinear(torch.nn.Module):  # type: ignore[misc]
     """`torch.nn.Linear`'s product with its weight held in oneDNN's blocked layout (the plain weight is dropped)."""
 
     def __init__(self, linear: torch.nn.Linear) -> None:
@@ -93,6 +94,6 @@ def onednn_runs(dtype: torch.dtype) -> bool:
 def within(packed: torch.Tensor, plain: torch.Tensor, tolerance: float) -> bool:
     """Whether every output of `packed` is within `tolerance` x the largest output of `plain` (0: bitwise equal)."""
     if tolerance == 0.0:
-        return torch.equal(packed, plain)
+        return bool(torch.equal(packed, plain))
     largest = plain.abs().max().item()
     return bool((packed - plain).abs().max().item() <= tolerance * largest)

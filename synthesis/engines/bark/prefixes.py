@@ -15,12 +15,15 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 
 if TYPE_CHECKING:
     import torch
+
+# One block's queries (None where the attention does not read them), keys and values at a prefix's positions.
+Block: TypeAlias = "tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]"
 
 
 @dataclass(eq=False)
@@ -30,7 +33,7 @@ class Prefix:
     D)), once one prefill has computed them."""
 
     length: int
-    blocks: list[tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]] = field(default_factory=list)  # until computed
+    blocks: list[Block] = field(default_factory=list)  # empty until computed
     reused: int = 0  # prefills that took it computed (for tests and benchmarks)
 
     @property

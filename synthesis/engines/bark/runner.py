@@ -255,6 +255,10 @@ class RemoteBarkEngine(Engine):
     def dtype(self) -> str:
         return self._dtype or self._local.dtype
 
+    @property
+    def engine_settings(self) -> str:
+        return self._local.engine_settings  # the runner reads the same settings
+
     def catalogue(self) -> list[CatalogueVoice]:
         return self._local.catalogue()
 

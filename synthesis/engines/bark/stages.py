@@ -1,9 +1,11 @@
 """Bark's stages one at a time: what `BarkModel.generate` does, opened up so the engine can batch segments, carry a
-voice from one segment to the next and run the fine stage on real lengths.
+voice from one segment to the next and pause its work between units.
 
-Each stage is transformers' own code (`model.semantic.generate`, `model.coarse_acoustics.generate`, the fine model's
-forward pass, the codec's quantizer and decoder) fed exactly as `BarkModel.generate` feeds it, except for the fine
-stage (see `BarkStages.fine`). torch is imported lazily: importing this module stays cheap.
+`semantic` and `coarse` are transformers' own code (`model.semantic.generate`, `model.coarse_acoustics.generate`) fed
+exactly as `BarkModel.generate` feeds it: the reference the batched stages (decode.py) are tested against. The fine
+stage (fine.py) runs the fine model's modules in the library's 1024-frame window by default, or on each segment's
+real length (`BARK_FINE_WINDOW=real`); the codec is the library's quantizer and decoder. torch is imported lazily:
+importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -14,21 +16,27 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from synthesis.engines.bark.sampling import min_eos_p
+from synthesis.engines.bark.spec import Row, StageConfigs
+
 if TYPE_CHECKING:
-    from synthesis.engines.bark.decode import Row
+    from synthesis.engines.bark.fine import FineRow
     from synthesis.engines.bark.prefixes import PrefixStore
+    from synthesis.engines.faults import FaultPlan
 
 # Coarse tokens per sliding window in Bark (its generation config's sliding_window_len); BARK_COARSE_WINDOW can raise
 # it up to the positions left after the window's context (`coarse_window_limit`).
 COARSE_WINDOW = 60
+# The fine stage's window: `full` pads every segment to the fine model's 1024 frames as Bark and transformers do (the
+# library's codes); `real` runs it on the segment's own frames (faster; codebooks 3-8 differ). BARK_FINE_WINDOW.
+FINE_WINDOWS = ("full", "real")
+FINE_WINDOW = "full"
 # The fine stage's temperature in Bark's own generate_audio; it is not exposed to users.
 FINE_TEMPERATURE = 0.5
-# Upstream Bark ends the semantic stage once EOS has this probability (its generate_text_semantic default).
-# transformers' BarkModel.generate drops the config's value and uses none unless it is passed explicitly.
-MIN_EOS_P = 0.2
-# A semantic stage that stops after a token or two leaves the codec fewer frames than its kernels span, and decoding
-# crashes; unless the checkpoint's config sets a minimum, this one applies (0.3 s of audio).
-MIN_SEMANTIC_TOKENS = 16
+# The fewest semantic tokens a segment gets, unless the checkpoint's config sets its own minimum. Where EOS is the very
+# first token the library returns no tokens at all, and its codec then fails (a 7-wide kernel over no frames); one
+# token (one frame of audio) is the least the codec decodes, so everywhere else barksite stops where the library does.
+MIN_SEMANTIC_TOKENS = 1
 # A carried voice (the first segment's tokens) keeps this many semantic tokens, Bark's semantic history window, and
 # the coarse/fine frames of the same span (floor(256 * 75 / 49.9)): the span a v2 preset holds. Bark would read no
 # more semantic history anyway; the shorter fine history keeps the fine stage's window small.
@@ -85,8 +93,9 @@ class BarkStages:
         # Coarse-window prefixes (a voice's semantic history) computed once for every segment in that voice.
         self.prefixes = prefixes
 
-    def _configs(self) -> tuple[Any, Any, Any]:
-        """Per-stage generation configs, rebuilt per call from the model's nested dicts as BarkModel.generate does."""
+    def configs(self) -> StageConfigs:
+        """Each stage's generation config, rebuilt per call from the model's nested dicts as BarkModel.generate does
+        (the engine and the runner's warm-up change those dicts: the coarse window, forced lengths, sampling)."""
         from transformers.models.bark.generation_configuration_bark import (
             BarkCoarseGenerationConfig,
             BarkFineGenerationConfig,
@@ -94,11 +103,25 @@ class BarkStages:
         )
 
         config = self.model.generation_config
-        return (
+        return StageConfigs(
             BarkSemanticGenerationConfig(**config.semantic_config),
             BarkCoarseGenerationConfig(**config.coarse_acoustics_config),
             BarkFineGenerationConfig(**config.fine_acoustics_config),
         )
+
+    def install_faults(self, faults: FaultPlan) -> None:
+        """Make each stage's planned fault (BARK_FAULT_INJECTION, drills and tests) fire inside that stage's own forward
+        pass (see faults.py): the output layer of the semantic and coarse models, every output head of the fine model,
+        the codec's decoder."""
+        heads = {
+            "semantic": [self.model.semantic.lm_head],
+            "coarse": [self.model.coarse_acoustics.lm_head],
+            "fine": list(self.model.fine_acoustics.lm_heads),
+            "codec": [self.model.codec_model.decoder],
+        }
+        for stage in faults.stages():
+            for module in heads[stage]:
+                module.register_forward_pre_hook(faults.hook(stage))
 
     def release_memory(self) -> None:
         """Hand the CUDA caching allocator's free blocks back to the device (after a batch that did not fit); a
@@ -112,9 +135,15 @@ class BarkStages:
         """The longest coarse window this checkpoint's positions allow: a window's context (the semantic window, the
         infer token, the coarse history) and the window's tokens but the last, which is never fed back, must fit in
         the coarse model's positions (for Bark, 1024 - 256 - 1 - 630 + 1 = 138, upstream's own bound)."""
-        _, coarse_config, _ = self._configs()
-        positions = self.model.coarse_acoustics.config.block_size
-        return positions - coarse_config.max_coarse_input_length - 1 - coarse_config.max_coarse_history + 1
+        coarse_config = self.configs().coarse
+        positions = int(self.model.coarse_acoustics.config.block_size)
+        return positions - int(coarse_config.max_coarse_input_length) - 1 - int(coarse_config.max_coarse_history) + 1
+
+    @property
+    def min_eos_p(self) -> float | None:
+        """The semantic stage's EOS threshold: the config's `min_eos_p` (the checkpoint's, or BARK_MIN_EOS_P), else
+        upstream Bark's 0.2 (`sampling.min_eos_p`)."""
+        return min_eos_p(self.configs().semantic)
 
     @property
     def codebook_size(self) -> int:
@@ -136,10 +165,10 @@ class BarkStages:
         self, input_ids: Any, attention_mask: Any, prompt: dict[str, Any] | None, sampling: Sampling, **overrides: Any
     ) -> list[np.ndarray]:
         """Semantic tokens per text (the batch shares `prompt`), each cut at its EOS."""
-        semantic_config, _, _ = self._configs()
+        semantic_config = self.configs().semantic
         kwargs: dict[str, Any] = {
             "attention_mask": attention_mask,
-            "min_eos_p": MIN_EOS_P,
+            "min_eos_p": min_eos_p(semantic_config),
             **sampling.semantic_kwargs(),
         }
         if not getattr(semantic_config, "min_new_tokens", None):
@@ -163,7 +192,7 @@ class BarkStages:
         """
         import torch
 
-        semantic_config, coarse_config, _ = self._configs()
+        semantic_config, coarse_config, _ = self.configs()
         batch = np.full((len(semantic), max(len(row) for row in semantic)), semantic_config.semantic_pad_token)
         for index, row in enumerate(semantic):
             batch[index, : len(row)] = row
@@ -188,82 +217,60 @@ class BarkStages:
         coarse: np.ndarray,
         prompt: dict[str, Any] | None,
         sampling: Sampling,
-        full_window: bool = False,
+        full_window: bool = True,
         generator: Any = None,
     ) -> np.ndarray:
-        """Fine codes (8, F) for one item's coarse codes (2, F); see `fine_steps`."""
+        """Fine codes (8, F) for one item's coarse codes (2, F), in the library's window unless `full_window` is False;
+        see `fine_steps`."""
         from synthesis.engines.bark.decode import run_to_end
 
-        return run_to_end(self.fine_steps(coarse, prompt, sampling, full_window, generator))
+        row = self.fine_row(coarse, prompt, sampling, generator)
+        return run_to_end(self.fine_steps([row], full_window))[0]
 
-    def fine_steps(
-        self,
-        coarse: np.ndarray,
-        prompt: dict[str, Any] | None,
-        sampling: Sampling,
-        full_window: bool = False,
-        generator: Any = None,
-    ) -> Generator[None, None, np.ndarray]:
-        """Fine codes (8, F) for one item's coarse codes (2, F), pausing (yielding) after each block of each
-        codebook's pass and between passes.
+    def fine_row(
+        self, coarse: np.ndarray, prompt: dict[str, Any] | None, sampling: Sampling, generator: Any = None
+    ) -> FineRow:
+        """One item for the fine stage: its coarse codes (2, F), its prompt's tensors and its sampling."""
+        from synthesis.engines.bark.fine import FineRow
 
-        transformers (like upstream Bark) pads every item to the fine model's 1024-frame window; the model is
-        non-causal, so those pad frames are attended to and cost as much as real ones. Here the window is the item's
-        own prompt history plus its frames, with nothing padded: the same loop over codebooks 3-8, on fewer frames.
-        Its codes differ from the library's only through the pad frames the library adds. `full_window` pads like the
-        library and reproduces it exactly; an item longer than the window goes through the library's own sliding loop.
-        """
-        import torch
+        return FineRow(coarse, prompt, sampling.fine_temperature, generator)
 
-        from synthesis.engines.bark.decode import fine_logits_steps
+    def fine_length(self, row: FineRow, full_window: bool) -> int | None:
+        """The frames one fine pass over `row` reads; rows of the same length can share a pass (None: it runs alone,
+        through the library's sliding loop)."""
+        from synthesis.engines.bark.fine import buffer_length
 
-        _, coarse_config, fine_config = self._configs()
-        n_coarse, n_fine, size = coarse_config.n_coarse_codebooks, fine_config.n_fine_codebooks, self.codebook_size
-        frames = coarse.shape[1]
-        history = (
-            prompt["fine_prompt"].T[-fine_config.max_fine_history_length :]
-            if prompt is not None
-            else torch.zeros((0, n_fine), dtype=torch.int64, device=self.device)
-        )
-        n_history = history.shape[0]
-        window = fine_config.max_fine_input_length
-        if n_history + frames > window:
-            return self._fine_sliding(coarse, prompt, sampling)
+        return buffer_length(row, self.configs(), full_window)
 
-        length = window if full_window else n_history + frames
-        buffer = torch.full((1, length, n_fine), size, dtype=torch.int64, device=self.device)
-        buffer[0, :n_history] = history
-        buffer[0, n_history : n_history + frames, :n_coarse] = torch.from_numpy(coarse.T).to(self.device)
-        temperature = sampling.fine_temperature
-        for codebook in range(n_coarse, n_fine):
-            logits = (yield from fine_logits_steps(self.model.fine_acoustics, codebook, buffer, n_history))[..., :size]
-            if temperature is None or temperature == 1.0:
-                predictions = torch.argmax(logits, -1)
-            else:
-                probs = torch.softmax(logits / temperature, dim=-1).reshape(-1, size)
-                predictions = torch.multinomial(probs, num_samples=1, generator=generator).view(1, -1)
-            # As in the library, pad frames get predictions too: later codebooks see them.
-            buffer[:, n_history:, codebook] = predictions
-            if codebook + 1 < n_fine:
-                yield
-        return buffer[0, n_history : n_history + frames].T.cpu().numpy()
+    def fine_steps(self, rows: list[FineRow], full_window: bool = True) -> Generator[None, None, list[np.ndarray]]:
+        """Fine codes (8, F) per row, pausing (yielding) after each block of each codebook's pass and between passes.
 
-    def _fine_sliding(self, coarse: np.ndarray, prompt: dict[str, Any] | None, sampling: Sampling) -> np.ndarray:
+        The rows share each pass, so they must all read the same number of frames (`fine_length`): in the library's
+        window (`full_window`, exact) any rows do; on real lengths, rows of equal length. A row longer than the window
+        goes alone through the library's own sliding loop (fine.py explains both windows)."""
+        from synthesis.engines.bark.fine import buffer_length, fine_steps
+
+        configs = self.configs()
+        if len(rows) == 1 and buffer_length(rows[0], configs, full_window) is None:
+            return [self._fine_sliding(rows[0])]
+        return (yield from fine_steps(self.model, configs, rows, self.codebook_size, full_window))
+
+    def _fine_sliding(self, row: FineRow) -> np.ndarray:
         """Fine codes (8, F) through the library's own sliding loop, for an item longer than the fine window."""
         import torch
 
-        semantic_config, coarse_config, fine_config = self._configs()
-        flat = torch.from_numpy(coarse.T.reshape(1, -1) + semantic_config.semantic_vocab_size).to(self.device)
+        semantic_config, coarse_config, fine_config = self.configs()
+        flat = torch.from_numpy(row.coarse.T.reshape(1, -1) + semantic_config.semantic_vocab_size).to(self.device)
         output = self.model.fine_acoustics.generate(
             flat,
-            history_prompt=prompt,
+            history_prompt=row.prompt,
             semantic_generation_config=semantic_config,
             coarse_generation_config=coarse_config,
             fine_generation_config=fine_config,
             codebook_size=self.codebook_size,
-            temperature=sampling.fine_temperature,
+            temperature=row.temperature,
         )
-        return output[0].cpu().numpy().astype(np.int64)
+        return np.asarray(output[0].cpu().numpy(), dtype=np.int64)
 
     def decode(self, fine: np.ndarray) -> np.ndarray:
         """One item's fine codes (8, F) as float32 audio (F * 320 samples at 24 kHz)."""
@@ -271,23 +278,13 @@ class BarkStages:
 
         codec = self.model.codec_model
         codes = torch.from_numpy(fine[:, None, :]).to(self.device)  # (codebooks, batch 1, frames)
-        return codec.decoder(codec.quantizer.decode(codes)).squeeze().float().cpu().numpy()
-
-    def generate(
-        self, input_ids: Any, attention_mask: Any, prompt: dict[str, Any] | None, sampling: Sampling, full_window: bool
-    ) -> Iterator[tuple[BarkTokens, np.ndarray]]:
-        """Tokens and audio per text, yielded in order as each item's fine stage and decode finish."""
-        semantic = self.semantic(input_ids, attention_mask, prompt, sampling)
-        coarse = self.coarse(semantic, prompt, sampling)
-        for semantic_row, coarse_row in zip(semantic, coarse, strict=True):
-            fine = self.fine(coarse_row, prompt, sampling, full_window)
-            yield BarkTokens(semantic_row, coarse_row, fine), self.decode(fine)
+        return np.asarray(codec.decoder(codec.quantizer.decode(codes)).squeeze().float().cpu().numpy())
 
     # --- rows with their own prompts (batched across voices and jobs) ---------------------------------------
 
     def text_rows(self, input_ids: Any, attention_mask: Any) -> list[np.ndarray]:
         """The processor's (B, 256) ids as the semantic model reads them: offset, padding replaced by the pad token."""
-        config = self._configs()[0]
+        config = self.configs().semantic
         ids = (input_ids + config.text_encoding_offset).masked_fill(attention_mask == 0, config.text_pad_token)
         return list(ids.cpu().numpy().astype(np.int64))
 
@@ -295,9 +292,7 @@ class BarkStages:
         self, text_ids: np.ndarray, prompt: dict[str, np.ndarray] | None, sampling: Sampling, generator: Any = None
     ) -> Row:
         """One segment to generate, with the semantic length limits of the checkpoint's config."""
-        from synthesis.engines.bark.decode import Row
-
-        config = self._configs()[0]
+        config = self.configs().semantic
         return Row(
             text_ids=text_ids,
             prompt=prompt,
@@ -308,20 +303,20 @@ class BarkStages:
             max_new_tokens=config.max_new_tokens,
         )
 
-    def generate_rows(self, rows: list[Row], full_window: bool = False) -> Iterator[tuple[BarkTokens, np.ndarray]]:
+    def generate_rows(self, rows: list[Row], full_window: bool = True) -> Iterator[tuple[BarkTokens, np.ndarray]]:
         """Tokens and audio per row, each row with its own prompt and sampling; yielded in order as each is decoded.
 
         The semantic and coarse stages run batched over all rows (see decode.py), the fine stage and the codec per row.
         """
-        from synthesis.engines.bark import decode
+        from synthesis.engines.bark import decode, windows
 
-        configs = self._configs()
-        semantic = decode.semantic(self.model, configs, rows, MIN_EOS_P)
-        windows = [
-            decode.coarse_row(row, tokens, configs, self.codebook_size)
+        configs = self.configs()
+        semantic = decode.semantic(self.model, configs, rows, self.min_eos_p)
+        states = [
+            windows.coarse_row(row, tokens, configs, self.codebook_size)
             for row, tokens in zip(rows, semantic, strict=True)
         ]
-        coarse = decode.coarse(self.model, configs, windows, self.codebook_size, self.prefixes)
+        coarse = decode.coarse(self.model, configs, states, self.codebook_size, self.prefixes)
         for row, semantic_row, coarse_row in zip(rows, semantic, coarse, strict=True):
             sampling = Sampling(row.text_temp, row.waveform_temp)
             fine = self.fine(coarse_row, self.prompt_tensors(row.prompt), sampling, full_window, row.generator)
@@ -334,11 +329,11 @@ class BarkStages:
         import torch
 
         codec = self.model.codec_model
-        _, _, fine_config = self._configs()
+        fine_config = self.configs().fine
         bandwidth = fine_config.n_fine_codebooks * codec.config.frame_rate * codec.config.codebook_nbits / 1000
         if bandwidth not in codec.config.target_bandwidths:
             raise ValueError(f"the codec offers {codec.config.target_bandwidths} kbps, not {bandwidth} (8 codebooks)")
         dtype = next(codec.parameters()).dtype
         values = torch.from_numpy(np.asarray(waveform, dtype=np.float32))[None, None].to(self.device, dtype)
         output = codec.encode(values, bandwidth=bandwidth, return_dict=True)
-        return output.audio_codes[0, 0].cpu().numpy().astype(np.int64)
+        return np.asarray(output.audio_codes[0, 0].cpu().numpy(), dtype=np.int64)

@@ -19,7 +19,7 @@ from synthesis.jobs import breaker
 from synthesis.jobs.submit import JobRequest, submit_job
 from synthesis.models import Job
 from synthesis.tasks import run_job_task
-from tests.test_bark_runner import start_runner
+from tests.fixtures_bark import start_runner
 
 DEVICE_FAULT = "bark:coarse:device"
 ONE_OUT_OF_MEMORY = "bark:fine:oom:1"

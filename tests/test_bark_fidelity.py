@@ -39,7 +39,7 @@ def long_checkpoint(tiny_bark_dir: Path, tmp_path_factory: pytest.TempPathFactor
 
 
 def serve(runner: Runner) -> threading.Thread:
-    """The runner as `manage.py bark_runner` runs it, in this process: loaded, warmed up, listening on its socket."""
+    """The runner as `manage.py engine_runner` runs it, in this process: loaded, warmed up, listening on its socket."""
     runner.engine.load()
     runner.warm_up()
     runner.listen()

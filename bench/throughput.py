@@ -70,7 +70,14 @@ def job_text(chars: int, segments: int | None) -> str:
 class Service:
     """gunicorn and the workers as `bin/serve` runs them, on a free port, in a scratch directory; stopped on exit."""
 
-    def __init__(self, scratch: Path, checkpoint: Path, tokens: int, fine_window: str = "full") -> None:
+    def __init__(
+        self,
+        scratch: Path,
+        checkpoint: Path,
+        tokens: int,
+        fine_window: str = "full",
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.env = {
             **os.environ,
             "BARK_SQLITE_PATH": str(scratch / "db.sqlite3"),
@@ -80,6 +87,7 @@ class Service:
             "BARK_FORCE_SEMANTIC_TOKENS": str(tokens),
             "BARK_FINE_WINDOW": fine_window,
             "BARK_RATE_LIMIT_PER_MIN": "100000",
+            **(extra_env or {}),
         }
         for name in ("DATABASE_URL", "REDIS_URL", "OMP_NUM_THREADS"):
             self.env.pop(name, None)  # the project's defaults: SQLite, the diskcache, torch's own thread count
@@ -184,8 +192,8 @@ class Service:
             raise SystemExit(f"{method} {path} answered {response.status}: {payload}")
         return payload
 
-    def submit(self, text: str, seed: int) -> str:
-        body = {"prompt": text, "engine": "bark", "voice": VOICE, "seed": seed}
+    def submit(self, text: str, seed: int, fields: dict | None = None, voice: str = VOICE) -> str:
+        body = {"prompt": text, "engine": "bark", "voice": voice, "seed": seed, **(fields or {})}
         answer = self.request("POST", "/api/bark/synthesize", body)
         assert answer is not None
         return answer["job_id"]

@@ -46,8 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "bench-peers"
 VOICE = "v2/en_speaker_6"
 DEFAULT = ["plain", "barksite-auto", "barksite-float32", "barksite-int8", "suno", "plain-none", "barksite-float32-none",
-           "barksite-auto-none", "barksite-int8-none", *(f"barkcpp-{fmt}-none" for fmt in BARKCPP_FORMATS),
-           "service-auto", "service-int8"]  # fmt: skip
+           "barksite-auto-none", "barksite-int8-none", "service-auto", "service-int8",
+           *(f"barkcpp-{fmt}-none" for fmt in ("f32", "q4_0", "q8_0", "f16", "q5_0", "q5_1", "q4_1"))]  # fmt: skip
 
 
 def check_contenders(names: list[str]) -> str | None:
@@ -135,6 +135,7 @@ def main() -> None:
     parser.add_argument("--venv", type=Path, default=CACHE / "venv", help="the peers' virtual environment")
     parser.add_argument("--no-install", action="store_true", help="never install the peers' environment")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for a service job")
+    parser.add_argument("--budget", type=float, default=0, help="minutes: start no contender after this (0: none)")
     args = parser.parse_args()
     contenders = [name for name in args.contenders.split(",") if name]
     if error := check_contenders(contenders):
@@ -175,9 +176,14 @@ def main() -> None:
     print(f"checkpoint: {checkpoint}; {len(sentences)} sentences, {args.tokens} semantic tokens each (forced), greedy "
           f"decoding everywhere; voice {args.voice} except the '-none' contenders", flush=True)  # fmt: skip
     results: dict[str, dict] = {}
+    started = time.monotonic()
     for round_ in range(args.repeat):
         for name in contenders:
             if name in skipped:
+                continue
+            if args.budget and time.monotonic() - started > 60 * args.budget:
+                if name not in results:
+                    skipped[name] = f"not started: the run's --budget of {args.budget:.0f} minutes was spent"
                 continue
             kind, fmt, _ = parse_contender(name)
             tokens_out = scratch / f"{name}-{round_}.npz"

@@ -205,7 +205,7 @@ def main() -> None:
 
 
 def split_sentences(count: int) -> list[str]:
-    from synthesis.segments import split_text
+    from synthesis.media.text import split_text
 
     sys.path.insert(0, str(ROOT))
     return split_text(job_text(2000, count))[:count]

@@ -1,3 +1,5 @@
+"""The site's URLs: the web UI, the API (/api/), OpenAI's (/v1/), the admin, /metrics; the error handlers."""
+
 from django.contrib import admin
 from django.templatetags.static import static
 from django.urls import include, path

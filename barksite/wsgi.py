@@ -1,3 +1,5 @@
+"""The WSGI application gunicorn serves (barksite.wsgi:application)."""
+
 import os
 
 from django.core.wsgi import get_wsgi_application

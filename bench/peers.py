@@ -40,7 +40,8 @@ from machine import describe  # bench/machine.py
 from peer_report import parse_contender, report
 from peer_setup import BARKCPP_FORMATS, ensure_env, ggml_files, suno_files
 from roofline import measure_limits
-from throughput import Service, job_text, watch  # bench/throughput.py: the service as bin/serve runs it
+from service import Service  # bench/service.py: the service as bin/serve runs it
+from throughput import job_text, watch  # bench/throughput.py
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "bench-peers"

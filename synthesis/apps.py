@@ -1,3 +1,5 @@
+"""The synthesis app's configuration: when it is ready, each django-q2 worker learns to hand its job back on a stop."""
+
 from django.apps import AppConfig
 
 

@@ -65,7 +65,7 @@ def api_error(request: HttpRequest, status: int, message: str | None = None, cod
     code = code or _CODES.get(status, "server_error" if status >= 500 else "bad_request")
     message = message or _MESSAGES.get(status, "The request failed.")
     if request.path.startswith("/v1/"):
-        from synthesis.api.openai import openai_error  # the OpenAI module loads DRF's views; only here
+        from synthesis.api.errors import openai_error  # the module loads DRF's views; only here
 
         return JsonResponse(openai_error(status, message, code), status=status)
     return JsonResponse({"error": {"code": code, "message": message}}, status=status)

@@ -387,6 +387,12 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "synthesis.models.Job.Status",
         "VoiceStatusEnum": "synthesis.models.Voice.Status",
+        # OpenAI's object names (synthesis/api/openai_voices.py), each an enum of one value.
+        "AudioVoiceObjectEnum": ["audio.voice"],
+        "AudioVoiceDeletedObjectEnum": ["audio.voice.deleted"],
+        "AudioVoiceConsentObjectEnum": ["audio.voice_consent"],
+        "ListObjectEnum": ["list"],
+        "AudioVoiceTypeEnum": ["audio_sample"],
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -1,4 +1,5 @@
-"""The rows barksite keeps (jobs, API keys, uploaded voices, engine breakers) and the typed plan a job row holds.
+"""The rows barksite keeps (jobs, API keys, uploaded voices and their consent recordings, engine breakers) and the
+typed plan a job row holds.
 
 Behaviour that belongs to a row lives on its model. The job's status changes in exactly one place,
 `Job.transition`, which refuses illegal moves and applies the change with a conditional UPDATE, so two
@@ -235,6 +236,26 @@ class Job(models.Model):
         return {name: getattr(self, field) for name, field in self.ARTIFACT_FIELDS.items() if getattr(self, field)}
 
 
+class VoiceConsent(models.Model):
+    """A recording in which a person agrees to a voice being made of theirs (OpenAI's voice consents): a voice made
+    through /v1/audio/voices names one, and a consent cannot be deleted while a voice still does. barksite keeps the
+    recording; it does not compare its speaker with the voice's sample."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200, help_text="A label, such as the name of the person who consents.")
+    language = models.CharField(max_length=35, help_text="The BCP 47 tag of the consent phrase's language (en-US).")
+    recording = models.FileField(max_length=400)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.CASCADE)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]  # newest first, as OpenAI lists them; the id breaks ties for cursors
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Voice(models.Model):
     """A speaker prompt uploaded by a user or key: Bark's (semantic, coarse, fine) prompt arrays as .npz.
 
@@ -275,6 +296,12 @@ class Voice(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
     api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.CASCADE)
     created_at = models.DateTimeField(default=timezone.now)
+    # The API refuses to delete a consent that voices still name (synthesis/jobs/consents.py); deleting its key or user
+    # (an operator, in the admin) takes it anyway.
+    consent = models.ForeignKey(
+        VoiceConsent, null=True, blank=True, on_delete=models.SET_NULL, related_name="voices",
+        help_text="The consent recording this voice was made with (voices made through /v1/audio/voices).",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["name"]

@@ -127,7 +127,12 @@ def test_the_speech_job_is_an_ordinary_job_of_the_key(db):
         ({"response_format": "ogg"}, "response_format", '"ogg" is not a valid choice.'),
         ({"speed": 5}, "speed", "less than or equal to 4.0"),
         ({"speed": 0.1}, "speed", "greater than or equal to 0.25"),
-        ({"stream_format": "sse"}, "stream_format", '"sse" is not a valid choice.'),
+        ({"stream_format": "webrtc"}, "stream_format", '"webrtc" is not a valid choice.'),
+        ({"stream_format": "sse", "response_format": "opus"}, "response_format", "Streaming sends wav, pcm, mp3"),
+        ({"stream_format": "sse", "speed": 2.0}, "speed", "Streaming plays at speed 1.0 only."),
+        ({"instructions": "x" * 4097}, "instructions", "no more than 4096 characters"),
+        ({"voice": {"id": "voice_" + "0" * 32}}, "voice", "There is no voice 'voice_000"),
+        ({"voice": "voice_nothex"}, "voice", "Unknown voice 'voice_nothex'"),
         ({"model": "bark", "voice": "piper/en_US-joe-medium"}, "voice", "belongs to the piper engine, not bark"),
     ],
 )
@@ -221,7 +226,7 @@ def test_models_leaves_out_an_engine_that_cannot_run_and_asking_for_it_gets_503_
     detail = openai_error(api.get("/v1/models/bark"), 404)
     speech = openai_error(speak(api, model="bark", voice="alloy"), 503)
 
-    assert ids == {"tts-1", "tts-1-hd", "gpt-4o-mini-tts", "piper", "en_US-joe-medium"}
+    assert ids == {"tts-1", "tts-1-hd", "gpt-4o-mini-tts", "gpt-4o-mini-tts-2025-12-15", "piper", "en_US-joe-medium"}
     assert detail["message"] == "The model 'bark' cannot run here: disabled by BARK_MODELS_AVAILABLE=false"
     assert speech["code"] == "engine_unavailable"
     assert speech["message"] == "The bark engine cannot run here: disabled by BARK_MODELS_AVAILABLE=false"

@@ -269,12 +269,12 @@ def test_a_bad_clip_is_refused_with_a_reason(bark_engine, speech, upload, transc
         bark_engine.clone_voice(upload(speech), transcript)
 
 
-def test_a_video_container_is_refused_even_with_an_audio_track(bark_engine, tmp_path):
-    path = tmp_path / "clip.mp4"
+def test_a_container_outside_the_accepted_ones_is_refused_even_holding_audio(bark_engine, tmp_path):
+    path = tmp_path / "clip.aiff"
     command = [FFMPEG, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=220:duration=3", str(path)]
     subprocess.run(command, check=True, timeout=60)
 
-    with pytest.raises(VoicePromptError, match="WAV, MP3 or FLAC"):
+    with pytest.raises(VoicePromptError, match="MP3, WAV, Ogg, AAC, FLAC, WebM or MP4"):
         bark_engine.clone_voice(path.read_bytes(), SPOKEN)
 
 

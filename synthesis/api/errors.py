@@ -1,4 +1,5 @@
-"""Every API failure as JSON `{"error": {"code", "message", "fields"?}}` with the status the README documents.
+"""Every API failure as JSON `{"error": {"code", "message", "fields"?}}` with the status the README documents, and
+under /v1/ in OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`.
 
 DRF's own handler still runs first, so its headers (WWW-Authenticate on 401, Retry-After on 429) stay;
 this module maps the domain's exceptions onto DRF's and rewrites the body. Anything it does not know is
@@ -17,8 +18,9 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from synthesis.api.exceptions import EngineUnavailableError, PayloadTooLarge, QueueFullError
+from synthesis.api.exceptions import Conflict, EngineUnavailableError, PayloadTooLarge, QueueFullError
 from synthesis.engines import EngineUnavailable
+from synthesis.jobs.consents import ConsentInUse
 from synthesis.jobs.selectors import NotVisible
 from synthesis.jobs.submit import InvalidRequest, QueueFull
 
@@ -37,13 +39,30 @@ _MESSAGES: dict[type[exceptions.APIException], str] = {
 }
 
 
+# OpenAI's error types by status; any other 4xx is an invalid_request_error, any 5xx a server_error.
+_OPENAI_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     exc = as_api_exception(exc)
     response = drf_exception_handler(exc, context)
     if response is None or not isinstance(exc, exceptions.APIException):
         return response
-    response.data = {"error": describe(exc)}
+    error = describe(exc)
+    request = context.get("request")
+    if request is not None and request.path.startswith("/v1/"):
+        fields = error.get("fields") or {}
+        field = next(iter(fields), None)
+        message = f"{field}: {fields[field][0]}" if field else error["message"]
+        response.data = openai_error(response.status_code, message, error["code"], field or getattr(exc, "param", None))
+    else:
+        response.data = {"error": error}
     return response
+
+
+def openai_error(status_code: int, message: str, code: str, param: str | None = None) -> dict[str, Any]:
+    kind = _OPENAI_TYPES.get(status_code, "server_error" if status_code >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
 def as_api_exception(exc: Exception) -> Exception:
@@ -56,6 +75,8 @@ def as_api_exception(exc: Exception) -> Exception:
         return QueueFullError(exc)
     if isinstance(exc, EngineUnavailable):
         return EngineUnavailableError(str(exc))
+    if isinstance(exc, ConsentInUse):
+        return Conflict(str(exc))
     if isinstance(exc, Ratelimited):  # before PermissionDenied, its base class
         return exceptions.Throttled(wait=RATELIMIT_WINDOW_S)
     if isinstance(exc, RequestDataTooBig):

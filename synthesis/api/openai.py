@@ -5,14 +5,19 @@ A speech request becomes an ordinary job (same auth, rate limit, queue admission
 request waits for it: up to BARK_SPEECH_TIMEOUT seconds for a qcluster worker to finish it. When no
 qcluster is running at all (its heartbeat is missing from the shared cache), the request thread runs the
 job itself instead of waiting for a worker that will never come, so the endpoint also works under a bare
-`runserver`. Errors use OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
+`runserver`. The answer is the whole file, or with `stream_format: "sse"` OpenAI's server-sent events
+(`synthesis.api.openai_stream`), or with `stream: true` the audio's bytes, both as segments finish. `instructions`
+become the engine's cues where it has words for them, and the response's X-Instructions-Applied or
+X-Instructions-Ignored header says what happened to them. Errors use OpenAI's shape:
+`{"error": {"message", "type", "param", "code"}}` (`synthesis.api.errors`).
 """
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -27,27 +32,30 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from synthesis.api.auth import submitter
-from synthesis.api.errors import exception_handler
+from synthesis.api.auth import caller, submitter
 from synthesis.api.exceptions import Conflict
 from synthesis.api.health import live_clusters
 from synthesis.api.limits import ReadRateThrottle, SubmitRateThrottle
+from synthesis.api.openai_stream import sse_response
 from synthesis.api.serializers import StrictCharField, StrictFloatField, within_prompt_limit
-from synthesis.engines import ENGINE_NAMES, engine_for_voice, get_engine
+from synthesis.engines import CUSTOM_PREFIX, ENGINE_NAMES, cues_for_instructions, engine_for_voice, get_engine
 from synthesis.http.streaming import STREAM_FORMATS, streaming_response
 from synthesis.jobs import breaker, pipeline
+from synthesis.jobs.consents import custom_voice_id
+from synthesis.jobs.selectors import Caller, NotVisible, get_voice
 from synthesis.jobs.submit import JobRequest, submit_job
 from synthesis.media.ffmpeg import FfmpegFailed
 from synthesis.media.transcode import FORMATS, transcode
-from synthesis.models import Job
+from synthesis.models import Job, Voice
 
 # OpenAI's model names run whichever engine the server would pick by default.
-GENERIC_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
+GENERIC_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "gpt-4o-mini-tts-2025-12-15")
 # OpenAI's voice names; each engine picks its own voice for each (`Engine.voice_for_alias`).
 OPENAI_VOICES = (
     "alloy", "ash", "ballad", "cedar", "coral", "echo", "fable", "marin", "nova", "onyx", "sage", "shimmer", "verse",
 )  # fmt: skip
-_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+# OpenAI's bound on `instructions` (its bound on `input`, 4096, is BARK_MAX_PROMPT_CHARS here).
+MAX_INSTRUCTIONS_CHARS = 4096
 
 
 class SynthesisFailed(APIException):
@@ -60,20 +68,10 @@ class SpeechTimeout(APIException):
     default_code = "timeout"
 
 
-def openai_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    response = exception_handler(exc, context)
-    if response is not None:
-        error = response.data["error"]
-        fields = error.get("fields") or {}
-        param = next(iter(fields), None)
-        message = f"{param}: {fields[param][0]}" if param else error["message"]
-        response.data = openai_error(response.status_code, message, error["code"], param)
-    return response
-
-
-def openai_error(status_code: int, message: str, code: str, param: str | None = None) -> dict[str, Any]:
-    kind = _TYPES.get(status_code, "server_error" if status_code >= 500 else "invalid_request_error")
-    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+class VoiceNotReady(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "voice_not_ready"
+    param = "voice"
 
 
 @extend_schema_field({"oneOf": [{"type": "string"}, {"type": "object", "properties": {"id": {"type": "string"}}}]})
@@ -99,14 +97,22 @@ class SpeechRequestSerializer(serializers.Serializer):
     voice = VoiceField(help_text="alloy, echo, fable, onyx, nova, shimmer, …, or a voice id (v2/en_speaker_6).")
     response_format = serializers.ChoiceField(choices=tuple(FORMATS), default="mp3", required=False)
     speed = StrictFloatField(min_value=0.25, max_value=4.0, default=1.0, required=False)
-    instructions = StrictCharField(required=False, allow_blank=True, help_text="Accepted and ignored (Bark has none).")
-    stream_format = serializers.ChoiceField(choices=("audio",), required=False, help_text="Only 'audio'.")
+    instructions = StrictCharField(
+        required=False, allow_blank=True, default="", max_length=MAX_INSTRUCTIONS_CHARS,
+        help_text="Cues where the engine has words for them (Bark: laugh, sigh, sing, man, woman, …); the "
+        "X-Instructions-Applied or X-Instructions-Ignored header says what was done.",
+    )  # fmt: skip
+    stream_format = serializers.ChoiceField(
+        choices=("audio", "sse"), default="audio", required=False,
+        help_text="sse: OpenAI's speech.audio.delta events as segments finish, then speech.audio.done with usage "
+        "(wav, pcm or mp3; speed 1.0).",
+    )  # fmt: skip
     stream = serializers.BooleanField(
         default=False, required=False, help_text="Send audio as segments finish (wav, pcm or mp3; speed 1.0)."
     )
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        if data.get("stream"):
+        if data.get("stream") or data.get("stream_format") == "sse":
             if data.get("response_format", "mp3") not in STREAM_FORMATS:
                 raise serializers.ValidationError(
                     {"response_format": f"Streaming sends {', '.join(STREAM_FORMATS)}; not the others."}
@@ -135,7 +141,7 @@ def models(runnable_only: bool = True) -> list[dict[str, Any]]:
     ]
 
 
-def resolve(model: str, voice: str) -> tuple[str | None, str]:
+def resolve(model: str, voice: str, who: Caller) -> tuple[str, str]:
     """The engine and voice id for an OpenAI (model, voice) pair; ValidationError names the bad one. A model
     whose engine cannot run resolves too: submit_job then answers 503 engine_unavailable with the reason."""
     named = {entry["id"]: entry["engine"] for entry in models(runnable_only=False) if entry["id"] not in GENERIC_MODELS}
@@ -145,10 +151,46 @@ def resolve(model: str, voice: str) -> tuple[str | None, str]:
     if voice in OPENAI_VOICES:
         engine = engine or breaker.planning_engine()  # no runnable engine: submit_job answers 503
         return engine, get_engine(engine).voice_for_alias(voice)
-    if engine_for_voice(voice) is None:
+    voice_id = custom_voice_id(voice) or voice  # a voice made by POST /v1/audio/voices
+    implied = engine_for_voice(voice_id)
+    if implied is None:
         names = ", ".join(OPENAI_VOICES)
         raise serializers.ValidationError({"voice": [f"Unknown voice {voice!r}; use {names} or a voice id."]})
-    return engine, voice  # an engine that does not own the voice is refused by submit_job
+    if voice_id.startswith(CUSTOM_PREFIX):
+        check_ready(who, voice_id, voice)
+    return engine or implied, voice_id  # an engine that does not own the voice is refused by submit_job
+
+
+def check_ready(who: Caller, voice_id: str, named: str) -> None:
+    """An uploaded voice of the caller's that is ready to speak, or the error that says why not (`named` as given)."""
+    try:
+        mine = get_voice(who, voice_id)
+    except NotVisible:
+        raise serializers.ValidationError({"voice": [f"There is no voice {named!r} of yours."]}) from None
+    if mine.status == Voice.Status.PENDING:
+        raise VoiceNotReady(
+            f"The voice {named!r} is still being encoded from its audio sample by a worker; try again in a few seconds."
+        )
+    if mine.status == Voice.Status.FAILED:
+        raise serializers.ValidationError({"voice": [f"The voice {named!r} could not be made: {mine.error}"]})
+
+
+def instruction_cues(engine: str, instructions: str) -> tuple[list[str], dict[str, str]]:
+    """The cues `instructions` put at the start of the input on `engine`, and the response headers that say what
+    was applied and what was ignored (never nothing, when there were instructions)."""
+    if not instructions.strip():
+        return [], {}
+    found = cues_for_instructions(engine, instructions)
+    if found is None:
+        return [], {"X-Instructions-Ignored": f"The {engine} engine cannot act on instructions."}
+    cues, rest = found
+    if not cues:
+        message = f"None of the words the {engine} engine acts on are in the instructions (README: instructions)."
+        return [], {"X-Instructions-Ignored": message}
+    headers = {"X-Instructions-Applied": json.dumps(cues)}  # JSON escapes what a header cannot carry (♪ is \u266a)
+    if re.search(r"\w", rest):
+        headers["X-Instructions-Ignored"] = "Only the words that ask for a cue were acted on; the rest was ignored."
+    return cues, headers
 
 
 def wait_for(job: Job, timeout_s: float) -> Job:
@@ -169,9 +211,6 @@ def wait_for(job: Job, timeout_s: float) -> Job:
 class SpeechView(APIView):
     throttle_classes = [SubmitRateThrottle]
 
-    def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
-        return openai_exception_handler
-
     @extend_schema(
         tags=["openai"],
         operation_id="openai_speech",
@@ -185,9 +224,15 @@ class SpeechView(APIView):
                 )
                 for name, (content_type, _) in FORMATS.items()
             },
+            (200, "text/event-stream"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description='stream_format "sse": speech.audio.delta events, then speech.audio.done with usage.',
+            ),
             400: OpenApiResponse(OpenApiTypes.OBJECT, description="OpenAI-shaped error (unknown model/voice, …)."),
             401: OpenApiResponse(OpenApiTypes.OBJECT, description="Missing or wrong key."),
-            409: OpenApiResponse(OpenApiTypes.OBJECT, description="The job was cancelled before it finished."),
+            409: OpenApiResponse(
+                OpenApiTypes.OBJECT, description="The job was cancelled, or the voice is still being encoded."
+            ),
             413: OpenApiResponse(OpenApiTypes.OBJECT, description="The body exceeds BARK_MAX_BODY_BYTES."),
             415: OpenApiResponse(OpenApiTypes.OBJECT, description="The body is not JSON."),
             429: OpenApiResponse(OpenApiTypes.OBJECT, description="Rate limit or full queue; see Retry-After."),
@@ -200,40 +245,50 @@ class SpeechView(APIView):
         serializer = SpeechRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        engine, voice = resolve(data["model"], data["voice"])
+        engine, voice = resolve(data["model"], data["voice"], caller(request))
+        cues, notes = instruction_cues(engine, data["instructions"])
+        events = [{"type": "cue", "segment": 0, "cue": cue} for cue in reversed(cues)]  # each goes before the last
         job = submit_job(
-            JobRequest(prompt=data["input"], engine=engine, voice=voice, dry_run=False), **submitter(request)
+            JobRequest(prompt=data["input"], engine=engine, voice=voice, dry_run=False, control_events=events),
+            **submitter(request),
         )
-        no_workers = job.status == Job.Status.QUEUED and live_clusters() == 0
-        if data["stream"]:
-            if no_workers:  # run it beside the stream that follows it
-                threading.Thread(target=_run_in_thread, args=(str(job.id),), daemon=True).start()
-            return streaming_response(job, data["response_format"])
-        if no_workers:
-            # Claims the job like a worker would; the task already sent finds it done and does nothing.
-            pipeline.run_job(str(job.id))
-            job.refresh_from_db()
-        job = wait_for(job, settings.BARK_SPEECH_TIMEOUT)
-        if job.status == Job.Status.CANCELLED:
-            raise Conflict(f"Job {job.id} was cancelled before it finished.")
-        if job.status != Job.Status.COMPLETED:
-            raise SynthesisFailed(f"Job {job.id} failed: {job.error or job.status}")
-        with job.audio.open("rb") as handle:
-            wav = handle.read()
-        try:
-            audio = transcode(wav, data["response_format"], data["speed"])
-        except FfmpegFailed as exc:
-            raise SynthesisFailed(f"Job {job.id} completed but its audio could not be converted: {exc}") from None
-        response = HttpResponse(audio, content_type=FORMATS[data["response_format"]][0])
-        response["X-Job-Id"] = str(job.id)
+        response = speech_response(job, data)
+        for header, value in notes.items():
+            response[header] = value
         return response
+
+
+def speech_response(job: Job, data: dict[str, Any]) -> HttpResponseBase:
+    """The audio of a submitted speech job: streamed as its segments finish (SSE or bytes), or whole when done."""
+    no_workers = job.status == Job.Status.QUEUED and live_clusters() == 0
+    if data["stream_format"] == "sse" or data["stream"]:
+        if no_workers:  # run it beside the stream that follows it
+            threading.Thread(target=_run_in_thread, args=(str(job.id),), daemon=True).start()
+        if data["stream_format"] == "sse":
+            return sse_response(job, data["response_format"], input_tokens=len(data["input"]))
+        return streaming_response(job, data["response_format"])
+    if no_workers:
+        # Claims the job like a worker would; the task already sent finds it done and does nothing.
+        pipeline.run_job(str(job.id))
+        job.refresh_from_db()
+    job = wait_for(job, settings.BARK_SPEECH_TIMEOUT)
+    if job.status == Job.Status.CANCELLED:
+        raise Conflict(f"Job {job.id} was cancelled before it finished.")
+    if job.status != Job.Status.COMPLETED:
+        raise SynthesisFailed(f"Job {job.id} failed: {job.error or job.status}")
+    with job.audio.open("rb") as handle:
+        wav = handle.read()
+    try:
+        audio = transcode(wav, data["response_format"], data["speed"])
+    except FfmpegFailed as exc:
+        raise SynthesisFailed(f"Job {job.id} completed but its audio could not be converted: {exc}") from None
+    response = HttpResponse(audio, content_type=FORMATS[data["response_format"]][0])
+    response["X-Job-Id"] = str(job.id)
+    return response
 
 
 class ModelListView(APIView):
     throttle_classes = [ReadRateThrottle]
-
-    def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
-        return openai_exception_handler
 
     @extend_schema(
         tags=["openai"],
@@ -247,9 +302,6 @@ class ModelListView(APIView):
 
 class ModelDetailView(APIView):
     throttle_classes = [ReadRateThrottle]
-
-    def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
-        return openai_exception_handler
 
     @extend_schema(
         tags=["openai"],

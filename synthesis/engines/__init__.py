@@ -8,6 +8,7 @@ engine that cannot load (weights missing, package missing) never takes the other
 
 from __future__ import annotations
 
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
@@ -138,6 +139,10 @@ class Engine(ABC):
     max_upload_bytes: int = 0
     # Bracketed cues ("[laughs]") the engine performs rather than reads out.
     cues: tuple[str, ...] = ()
+    # What free-text instructions (OpenAI's speech `instructions`) can ask of the engine: a regular expression of
+    # words per cue, each found (as whole words, any case) putting its cue at the start of the text. Empty: the
+    # engine cannot act on instructions.
+    instruction_cues: dict[str, str] = {}
     # Characters per second of audio its voices speak at, for plans' length estimates until jobs have measured it
     # on this deployment (docs/speech-pace.md).
     speech_pace: float = 14.0
@@ -299,6 +304,24 @@ def default_pace(name: str) -> float:
 def cues() -> tuple[str, ...]:
     """Every engine's cues, read from the engine classes (nothing is configured or loaded)."""
     return tuple(dict.fromkeys(cue for name in ENGINE_NAMES for cue in _engine_class(name).cues))
+
+
+def cues_for_instructions(name: str, instructions: str) -> tuple[list[str], str] | None:
+    """The cues of engine `name` that `instructions` ask for, in the order they are first asked for, and what is
+    left of the instructions once the words that asked for them are taken out; None when the engine cannot act on
+    instructions at all (read from the engine's class: nothing is configured or loaded)."""
+    engine_class = _engine_class(name)
+    if not engine_class.instruction_cues:
+        return None
+    found: list[tuple[int, str]] = []
+    rest = instructions
+    for words, cue in engine_class.instruction_cues.items():
+        pattern = re.compile(rf"(?<!\w)(?:{words})(?!\w)", re.IGNORECASE)
+        match = pattern.search(instructions)
+        if match is not None:
+            found.append((match.start(), cue))
+            rest = pattern.sub(" ", rest)
+    return list(dict.fromkeys(cue for _, cue in sorted(found))), rest
 
 
 def engine_for_voice(voice: str) -> str | None:

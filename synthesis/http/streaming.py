@@ -37,14 +37,14 @@ def streaming_response(job: Job, fmt: str) -> StreamingHttpResponse:
 
 def stream_job_audio(job_id: str, fmt: str, timeout_s: float) -> Iterator[bytes]:
     """Bytes of job `job_id`'s audio in `fmt` (wav, pcm or mp3), each chunk as soon as it exists."""
-    encoder = _Encoder(fmt)
-    for samples, rate in _follow(job_id, timeout_s):
+    encoder = Encoder(fmt)
+    for samples, rate in follow(job_id, timeout_s):
         chunk = encoder.encode(samples, rate)
         if chunk:
             yield chunk
 
 
-def _follow(job_id: str, timeout_s: float) -> Iterator[tuple[np.ndarray, int]]:
+def follow(job_id: str, timeout_s: float) -> Iterator[tuple[np.ndarray, int]]:
     """(int16 samples, sample rate) per finished segment, its pause included, until the job ends.
 
     Once the response has started its status is sent, so whatever happens to the job meanwhile ends the
@@ -88,7 +88,7 @@ def _read_wav(job: Job, name: str) -> tuple[np.ndarray, int] | None:
     return samples, rate
 
 
-class _Encoder:
+class Encoder:
     """Turns int16 chunks into one continuous stream of `fmt`."""
 
     def __init__(self, fmt: str) -> None:

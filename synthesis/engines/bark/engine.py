@@ -59,6 +59,7 @@ class BarkEngine(Engine):
     name = "bark"
     clones_voices = True
     cues = presets.CUES
+    instruction_cues = presets.INSTRUCTION_CUES
     max_upload_bytes = max(prompts.MAX_CLIP_BYTES, prompts.MAX_NPZ_BYTES)
     # One process per device holds the model (runner.py); workers speak to it through RemoteBarkEngine.
     runner_server = "synthesis.engines.bark.runner.serve"

@@ -43,6 +43,21 @@ OPENAI_VOICES = {
 # Non-speech cues Bark's text model was trained on; a cue event puts one at the start of a segment.
 CUES = ("[laughter]", "[laughs]", "[sighs]", "[music]", "[gasps]", "[clears throat]", "[MAN]", "[WOMAN]", "♪")
 
+# The words in free-text instructions (OpenAI's speech `instructions`) that ask for a cue, and the cue each puts at
+# the start of the text: Bark's non-speech sounds, singing (Bark sings text that starts with ♪), and its two speaker
+# hints, [MAN] and [WOMAN], which lean the speaker that way. A cue written as such ("[laughs]") holds its word too.
+INSTRUCTION_CUES = {
+    r"laugh|laughs|laughing": "[laughs]",
+    r"laughter": "[laughter]",
+    r"sigh|sighs|sighing": "[sighs]",
+    r"gasp|gasps|gasping": "[gasps]",
+    r"(?:clear|clears|clearing) (?:\w+ )?throat": "[clears throat]",
+    r"music|musical": "[music]",
+    r"sing|sings|singing|sung|song|♪": "♪",
+    r"man|male|masculine": "[MAN]",
+    r"woman|female|feminine": "[WOMAN]",
+}
+
 
 def language_of(preset: str) -> str:
     """The language name of a preset id (`v2/de_speaker_3` -> German)."""

@@ -5,7 +5,7 @@ A prompt is three integer arrays: `semantic_prompt` (T,) with tokens 0..9999 at 
 says where these numbers come from. Everything here is a pure function over bytes (cloning takes the engine's two
 model calls as arguments; this module never imports the engine): uploads are hostile until checked, so nothing is
 unpickled, archives are measured before they are read, and audio is decoded by ffmpeg in a subprocess with a time
-limit. A user's mistake raises VoicePromptError with a reason meant for that user.
+limit (`synthesis.media.uploads`). A user's mistake raises VoicePromptError with a reason meant for that user.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import re
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -23,7 +21,7 @@ from typing import IO, Any
 import numpy as np
 
 from synthesis.engines import InvalidVoiceUpload
-from synthesis.media import ffmpeg
+from synthesis.media import uploads
 
 PROMPT_KEYS = ("semantic_prompt", "coarse_prompt", "fine_prompt")
 SEMANTIC_VOCAB = 10_000
@@ -42,15 +40,13 @@ MAX_NPZ_BYTES = 2 * 1024 * 1024
 MAX_NPZ_UNCOMPRESSED_BYTES = 1024 * 1024
 
 CLIP_SAMPLE_RATE = 24_000  # Bark's EnCodec rate
-MAX_CLIP_BYTES = 10 * 1024 * 1024
+MAX_CLIP_BYTES = uploads.MAX_UPLOAD_BYTES
 MIN_CLIP_SECONDS = 2.0
 MAX_CLIP_SECONDS = 30.0
 MIN_CLIP_PEAK = 1e-3  # below this (-60 dBFS) a clip is silence
-FFMPEG_TIMEOUT_S = 30
 # A clip longer than this is cut to its last part: the semantic model writes at most 1024 - 257 positions.
 MAX_CLIP_SEMANTIC_TOKENS = 767
 MAX_TRANSCRIPT_CHARS = 1_000
-_DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 
 
 class VoicePromptError(InvalidVoiceUpload):
@@ -192,52 +188,13 @@ def load_prompt(source: bytes | str | os.PathLike[str] | IO[bytes]) -> dict[str,
 # --- reference clips ---------------------------------------------------------------------------------------
 
 
-def _declares_more_than_it_holds(data: bytes) -> bool:
-    """A WAV whose RIFF header counts more bytes than the file has was cut short (ffmpeg reads it silently)."""
-    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        return False
-    declared = int.from_bytes(data[4:8], "little")
-    # Writers streaming to a pipe cannot know the size and leave 0 or 0xFFFFFFFF.
-    return declared not in (0, 0xFFFFFFFF) and declared + 8 > len(data)
-
-
 def decode_clip(data: bytes, sample_rate: int = CLIP_SAMPLE_RATE) -> np.ndarray:
-    """A WAV, MP3 or FLAC upload as mono float32 at `sample_rate`, at most MAX_CLIP_SECONDS (+0.5 s to tell)."""
-    if not data:
-        raise VoicePromptError("The audio file is empty.")
-    if len(data) > MAX_CLIP_BYTES:
-        raise VoicePromptError(f"The audio file is {len(data)} bytes; a reference clip is at most {MAX_CLIP_BYTES}.")
-    if _declares_more_than_it_holds(data):
-        raise VoicePromptError("The WAV file is truncated: it is shorter than its header says.")
-    with tempfile.NamedTemporaryFile(suffix=".audio") as upload:
-        upload.write(data)
-        upload.flush()
-        args = [
-            # Only these demuxers and plain files: no playlists that fetch other files or URLs.
-            *("-protocol_whitelist", "file", "-format_whitelist", "wav,mp3,flac"),
-            *("-i", upload.name, "-vn", "-ac", "1", "-ar", str(sample_rate)),
-            *("-t", str(MAX_CLIP_SECONDS + 0.5), "-f", "f32le", "pipe:1"),
-        ]
-        try:
-            result = ffmpeg.run(args, what="decode the clip", timeout_s=FFMPEG_TIMEOUT_S)
-        except ffmpeg.FfmpegTimedOut as exc:
-            raise VoicePromptError(
-                f"Decoding the audio took longer than {FFMPEG_TIMEOUT_S} s; try a shorter clip."
-            ) from exc
-        except ffmpeg.FfmpegFailed as exc:
-            raise VoicePromptError("This file could not be read as audio; upload a WAV, MP3 or FLAC clip.") from exc
-    waveform = np.frombuffer(result.stdout, dtype=np.float32)
-    seconds = len(waveform) / sample_rate
-    declared = _DURATION.search(result.stderr.decode("utf-8", "replace"))
-    if declared is not None:
-        hours, minutes, secs = declared.groups()
-        expected = int(hours) * 3600 + int(minutes) * 60 + float(secs)
-        # MP3 and FLAC headers state the length; decoding far less of it means the file was cut short.
-        if expected <= MAX_CLIP_SECONDS + 0.5 and seconds < expected - max(0.2, 0.03 * expected):
-            raise VoicePromptError(
-                f"The audio file is truncated: it declares {expected:.2f} s but only {seconds:.2f} s could be decoded."
-            )
-    return np.clip(waveform, -1.0, 1.0)
+    """An uploaded clip (any of `uploads.CONTAINERS`) as mono float32 at `sample_rate`, at most MAX_CLIP_SECONDS
+    (+0.5 s to tell)."""
+    try:
+        return uploads.decode(data, sample_rate=sample_rate, max_seconds=MAX_CLIP_SECONDS + 0.5)
+    except uploads.UnreadableAudio as exc:
+        raise VoicePromptError(str(exc)) from exc
 
 
 def check_transcript(transcript: str | None) -> str:
@@ -253,7 +210,7 @@ def check_clip(data: bytes) -> str:
     """Check an uploaded reference clip without any model (decodes, lasts 2-30 s, is not silence) and
     return its file extension. The web process calls this so a bad file gets its answer at once."""
     clip_waveform(data)
-    return {b"RIFF": "wav", b"fLaC": "flac"}.get(data[:4], "mp3")
+    return uploads.container_of(data)
 
 
 def clip_waveform(data: bytes, sample_rate: int = CLIP_SAMPLE_RATE) -> np.ndarray:

@@ -2,6 +2,7 @@
 and OpenAI's own Python client talking to the app."""
 
 import io
+import json
 
 import httpx2
 import numpy as np
@@ -114,6 +115,55 @@ def test_the_speech_job_is_an_ordinary_job_of_the_key(db):
     job = Job.objects.get(pk=response["X-Job-Id"])
     assert job.api_key == api_key and job.prompt == SAY["input"]
     assert api.get(f"/api/bark/jobs/{job.id}").json()["status"] == "completed"
+
+
+def test_bark_puts_the_cues_the_instructions_ask_for_at_the_start_of_the_input_and_a_header_names_them(api, tiny_bark):
+    response = speak(api, model="bark", response_format="wav", instructions="Laugh, then sigh, in a woman's voice.")
+
+    assert response.status_code == 200, response.content
+    assert json.loads(response["X-Instructions-Applied"]) == ["[laughs]", "[sighs]", "[WOMAN]"]
+    assert response["X-Instructions-Ignored"] == (
+        "Only the words that ask for a cue were acted on; the rest was ignored."
+    )
+    job = Job.objects.get(pk=response["X-Job-Id"])
+    assert job.get_plan().segments == ["[laughs] [sighs] [WOMAN] Hello there. This is a test."]
+    assert job.status == Job.Status.COMPLETED and job.engine == "bark"
+
+
+def test_instructions_made_only_of_cue_words_are_applied_whole_in_an_ascii_header(api, tiny_bark):
+    response = speak(api, model="bark", response_format="wav", instructions="[sings] ♪")
+
+    assert response["X-Instructions-Applied"] == '["\\u266a"]' and "X-Instructions-Ignored" not in response
+    assert Job.objects.get().get_plan().segments == ["♪ Hello there. This is a test."]
+
+
+@pytest.mark.parametrize(
+    ("model", "instructions", "ignored"),
+    [
+        ("piper", "Laugh, warmly.", "The piper engine cannot act on instructions."),
+        (
+            "bark",
+            "Speak in a calm, even tone.",
+            "None of the words the bark engine acts on are in the instructions (README: instructions).",
+        ),
+    ],
+)
+def test_instructions_the_engine_cannot_act_on_are_ignored_and_a_header_says_so(
+    api, tiny_bark, model, instructions, ignored
+):
+    response = speak(api, model=model, response_format="wav", instructions=instructions)
+
+    assert response.status_code == 200 and response["X-Instructions-Ignored"] == ignored
+    assert "X-Instructions-Applied" not in response
+    job = Job.objects.get(pk=response["X-Job-Id"])
+    assert job.get_plan().segments == [SAY["input"]] and job.params["control_events"] == []
+
+
+def test_without_instructions_neither_header_is_sent(api):
+    response = speak(api, instructions="  ")
+
+    assert response.status_code == 200
+    assert "X-Instructions-Applied" not in response and "X-Instructions-Ignored" not in response
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,10 @@ ROUTES = {
     "/api/bark/jobs/{job_id}/artifacts/{name}": {"get"},
     "/api/bark/jobs/{job_id}/cancel": {"post"},
     "/v1/audio/speech": {"post"},
+    "/v1/audio/voices": {"post"},
+    "/v1/audio/voices/{voice_id}": {"delete"},
+    "/v1/audio/voice_consents": {"get", "post"},
+    "/v1/audio/voice_consents/{consent_id}": {"get", "post", "delete"},
     "/v1/models": {"get"},
 }
 

@@ -40,8 +40,9 @@ class VoiceCreateSerializer(serializers.Serializer):
     audio_sample = serializers.FileField(help_text=f"A 2-30 s recording of the voice: {AUDIO_FILE}")
     consent = serializers.CharField(max_length=100, help_text="The id of your consent recording (cons_...).")
     type = serializers.ChoiceField(
-        choices=["audio_sample"], required=False, help_text="Only audio_sample: barksite clones voices from audio."
-    )
+        choices=["audio_sample"], required=False, allow_blank=True,
+        help_text="Only audio_sample (empty: the same): barksite clones voices from audio.",
+    )  # fmt: skip
     transcript = serializers.CharField(
         required=False, allow_blank=True, default="",
         help_text="barksite's addition: the words spoken in audio_sample, which cloning needs when it cannot "
@@ -60,7 +61,9 @@ class ConsentUpdateSerializer(serializers.Serializer):
 
 
 class ConsentListSerializer(serializers.Serializer):
-    after = serializers.CharField(required=False, max_length=100, help_text="The last id of the page before.")
+    after = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, help_text="The last id of the page before (empty: none)."
+    )
     limit = serializers.IntegerField(required=False, default=20, min_value=1, max_value=100)
 
 

@@ -38,11 +38,11 @@ def api(db):
     return keyed_client()
 
 
-def test_a_consent_recording_is_stored_for_its_key_and_answered_as_openais_object(api):
+def test_a_consent_recording_is_stored_for_its_key_as_the_container_it_is_and_answered_as_openais_object(api):
     client, key = api
     ogg = tone("ogg")
 
-    response = upload(client, recording=SimpleUploadedFile("consent.ogg", ogg))
+    response = upload(client, recording=SimpleUploadedFile("consent.mp3", ogg, "audio/mpeg"))  # told by its bytes
 
     assert response.status_code == 200, response.content
     body = response.json()

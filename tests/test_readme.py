@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from scipy.io import wavfile
 
+from tests.media_decode import RATE, decode
 from tests.processes import ROOT
 
 pytestmark = pytest.mark.live
@@ -153,6 +154,7 @@ def test_every_readme_block_runs_as_written_in_order_on_a_fresh_clone(tmp_path: 
     for name, rate in (("hello.wav", 22050), ("bark.wav", 24000), ("rest-hello.wav", 22050), ("me.wav", 22050)):
         assert wavfile.read(clone / name)[0] == rate, name
     assert (clone / "openai-hello.mp3").read_bytes()[:3] == b"ID3"
+    assert len(decode(streamed := (clone / "openai-stream.mp3").read_bytes())) > RATE and streamed[0] == 0xFF  # frames
     assert (clone / "hello.mp4").read_bytes()[4:8] == b"ftyp"
     status = subprocess.run(
         ["git", "status", "--porcelain", "--untracked-files=all"], cwd=clone, capture_output=True, text=True

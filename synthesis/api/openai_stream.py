@@ -5,8 +5,9 @@ response format, so the deltas joined are one stream of it, as with `stream: tru
 `{"type": "speech.audio.done", "usage": {"input_tokens", "output_tokens", "total_tokens"}}`. barksite counts usage
 in its own units, as the README states: an input token per character of `input` as spoken (the whitespace around it
 trimmed), an output token per 20 ms of audio sent (50 a second, about Bark's 49.9 semantic tokens a second; pauses
-included, rounded to the nearest), and their sum. A job that fails, is cancelled or deleted, or outlasts BARK_JOB_TIMEOUT once the response has begun (its status
-is sent) ends the stream with `{"type": "error", "error": {...}}` in OpenAI's error shape instead of the done event.
+included, rounded to the nearest), and their sum. A job that fails, is cancelled or deleted, or outlasts
+BARK_JOB_TIMEOUT once the response has begun (its status is sent) ends the stream with
+`{"type": "error", "error": {...}}` in OpenAI's error shape instead of the done event.
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ from scipy.io import wavfile
 
 from synthesis.api import openai as speech_api
 from synthesis.api.openai import wait_for
-from synthesis.jobs import cancel_job
+from synthesis.jobs.pipeline import run_claimed_job
+from synthesis.jobs.submit import cancel_job
 from synthesis.models import Job
-from synthesis.pipeline import run_claimed_job
 from tests.api_helpers import keyed_client, new_key
 from tests.test_api_job_stream import LONG_TEXT, parse_stream_wav
 

@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('synthesis', '0008_voice_method'),
+        ('synthesis', '0009_job_engine_settings'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

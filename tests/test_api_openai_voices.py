@@ -142,7 +142,7 @@ def test_another_keys_voice_and_consent_are_not_yours(api):
         ({"audio_sample": SimpleUploadedFile("s.aiff", tone("aiff"))}, "audio_sample", "MP3, WAV, Ogg, AAC, FLAC"),
         ({"audio_sample": SimpleUploadedFile("s.wav", tone("wav", seconds=1.0))}, "audio_sample", "lasts 1.00 s"),
         ({"audio_sample": SimpleUploadedFile("s.wav", tone("wav", volume=0))}, "audio_sample", "The clip is silent."),
-        ({"transcript": None}, "transcript", "send them in the form field 'transcript'"),
+        ({"transcript": None}, "transcript", "in the form field 'transcript'"),
         ({"transcript": "word " * 300}, "transcript", "at most 1000"),
         ({"type": "prompt"}, "type", '"prompt" is not a valid choice.'),
     ],
@@ -164,8 +164,9 @@ def test_without_a_transcript_the_error_says_what_cloning_here_needs(api):
     error = openai_error(create(client, consent, transcript=None), 400)
 
     assert error["message"] == (
-        "transcript: The transcript is empty; give the words spoken in the clip. Cloning here needs the words spoken "
-        "in the audio_sample: send them in the form field 'transcript' (barksite's addition to OpenAI's fields)."
+        "transcript: Give the words spoken in the clip (transcript): this server builds a voice from a clip and its "
+        "transcript, since cloning from the audio alone (HuBERT) is not set up here. Send the words spoken in the "
+        "audio_sample in the form field 'transcript' (barksite's addition to OpenAI's fields)."
     )
 
 

@@ -181,8 +181,8 @@ def create_voice_with_consent(
         if exc.field != "transcript":
             raise InvalidRequest("audio_sample", str(exc)) from None
         hint = (
-            " Cloning here needs the words spoken in the audio_sample: send them in the form field 'transcript' "
-            "(barksite's addition to OpenAI's fields)."
+            " Send the words spoken in the audio_sample in the form field 'transcript' (barksite's addition to "
+            "OpenAI's fields)."
         )
         raise InvalidRequest("transcript", f"{exc}{hint if not transcript.strip() else ''}") from None
     voice.consent = consent

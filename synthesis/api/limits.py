@@ -21,10 +21,12 @@ accepted in the 60 s before it. The log lives where django-ratelimit's counters 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any, Protocol
 
 import diskcache
+import redis  # noqa: F401  (see _windows_lock)
 from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
@@ -78,6 +80,11 @@ class LimitsWindow:
 
 
 _windows: dict[tuple[str, ...], MovingWindow] = {}
+# One thread makes each window: `limits` checks its Redis client's version when a storage is made, by importing
+# `redis` if it is not in sys.modules yet, and threads of a gunicorn worker doing so at once on its first requests
+# (beside Django's RedisCache importing it) read a half-imported module: "found version 0.0.0". `redis` is imported
+# whole with this module, above, for the same reason.
+_windows_lock = threading.Lock()
 
 
 def moving_window() -> MovingWindow:
@@ -85,6 +92,11 @@ def moving_window() -> MovingWindow:
     alias = getattr(settings, "RATELIMIT_USE_CACHE", "default")
     config = settings.CACHES[alias]
     ident = (alias, config["BACKEND"], str(config.get("LOCATION", "")), config.get("KEY_PREFIX", ""))
+    with _windows_lock:
+        return _window_for(ident, alias, config)
+
+
+def _window_for(ident: tuple[str, ...], alias: str, config: dict[str, Any]) -> MovingWindow:
     if ident not in _windows:
         cache = caches[alias]
         if isinstance(cache, diskcache.DjangoCache):

@@ -100,7 +100,7 @@ def run_barksite(spec: dict) -> dict:
     from synthesis.engines.bark.runner import Runner
 
     engine = BarkEngine(model=spec["checkpoint"], device="cpu", mode="auto", dtype=spec["dtype"],
-                        force_semantic_tokens=spec["tokens"])  # fmt: skip
+                        fine_window=spec["fine_window"], force_semantic_tokens=spec["tokens"])  # fmt: skip
     engine.load()
     Runner("unused", None, engine).warm_up()  # what the Bark runner does before it takes jobs
     totals = time_stages(engine)
@@ -119,8 +119,8 @@ def run_barksite(spec: dict) -> dict:
         tokens.update({f"{i}_semantic": run.tokens.semantic, f"{i}_fine": run.tokens.fine, f"{i}_audio": waveform})
     batches = sorted({len(run.batch) for run in runs})
     audio = sum(len(waveform) for waveform in waveforms) / engine.sample_rate
-    return finish(spec, stages, wall, audio, tokens, dtype=engine.dtype, batches=batches,
-                  batch_of=[len(run.batch) for run in runs])  # fmt: skip
+    return finish(spec, stages, wall, audio, tokens, dtype=engine.dtype, fine_window=engine.fine_window,
+                  batches=batches, batch_of=[len(run.batch) for run in runs])  # fmt: skip
 
 
 def run_one_segment_jobs(engine: Any, sentences: list[str], options: Any) -> tuple[list, list]:

@@ -61,9 +61,15 @@ def roofline_of(name: str, result: dict, tokens: dict, arrays: dict, limits: Lim
         frames = int(tokens[f"{i}_fine"].shape[1])
         roof.add_row(Row(semantic_tokens=len(tokens[f"{i}_semantic"]), frames=frames, batch=batches[i],
                          voice_prefix=voiced and kind == "barksite" and fmt != "int8",
-                         fine_window=None if kind == "barksite" else 1024, **history))  # fmt: skip
+                         fine_window=fine_window_of(kind, result), **history))  # fmt: skip
         roof.add_codec(codec_flops(codec, frames))
     return roof
+
+
+def fine_window_of(kind: str, result: dict) -> int | None:
+    """The fine stage's width: the library's fixed 1024-frame window, or barksite's real length with
+    BARK_FINE_WINDOW=real (None: the prompt's history and the segment's own frames)."""
+    return None if kind in ("barksite", "service") and result.get("fine_window") == "real" else 1024
 
 
 def load_codec(checkpoint: Path) -> Any:

@@ -103,17 +103,24 @@ def run_contender(name: str, spec: dict, python: Path) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def run_service(fmt: str, checkpoint: Path, sentences: list[str], tokens: int, voice: str, timeout: float) -> dict:
+def run_service(fmt: str, spec: dict, timeout: float) -> dict:
     """One job of every sentence through the API (greedy), on a service started with BARK_DTYPE=fmt; the runner's
     CPU time is the service's compute, its peak resident memory the model's copy."""
     from scipy.io import wavfile
 
+    sentences = spec["sentences"]
     with (
         tempfile.TemporaryDirectory(prefix="barksite-peers-") as scratch,
-        Service(Path(scratch), checkpoint, tokens, extra_env={"BARK_DTYPE": fmt}) as service,
+        Service(
+            Path(scratch),
+            Path(spec["checkpoint"]),
+            spec["tokens"],
+            fine_window=spec["fine_window"],
+            extra_env={"BARK_DTYPE": fmt},
+        ) as service,  # fmt: skip
     ):
         job = service.submit(" ".join(sentences), seed=1, fields={"text_temp": 0.0, "waveform_temp": 0.0},
-                             voice=voice)  # fmt: skip
+                             voice=spec["voice"])  # fmt: skip
         watched = watch(service, [], job, time.monotonic() + timeout)
         (state,) = watched["states"]
         if len(state["plan"]["segments"]) != len(sentences):
@@ -121,7 +128,8 @@ def run_service(fmt: str, checkpoint: Path, sentences: list[str], tokens: int, v
         segments = sorted((Path(scratch) / "outputs" / "jobs" / job / "segments").glob("*.wav"))
         audio = [wavfile.read(path)[1].astype(np.float32) / 32768 for path in segments]
         return {"wall": watched["wall"], "audio": watched["audio"], "peak_rss": service.peak_runner_rss,
-                "stages": {}, "waveforms": audio, "dtype": state.get("dtype", fmt)}  # fmt: skip
+                "stages": {}, "waveforms": audio, "dtype": state.get("dtype", fmt),
+                "fine_window": spec["fine_window"]}  # fmt: skip
 
 
 def main() -> None:
@@ -137,6 +145,8 @@ def main() -> None:
     parser.add_argument("--no-install", action="store_true", help="never install the peers' environment")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for a service job")
     parser.add_argument("--budget", type=float, default=0, help="minutes: start no contender after this (0: none)")
+    parser.add_argument("--fine-window", choices=("full", "real"), default="full",
+                        help="barksite's BARK_FINE_WINDOW (full: the default, the library's codes)")  # fmt: skip
     args = parser.parse_args()
     contenders = [name for name in args.contenders.split(",") if name]
     if error := check_contenders(contenders):
@@ -152,7 +162,8 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="barksite-peers-"))
     npz, arrays = voice_npz(checkpoint, args.voice, scratch / "voice.npz")
     spec: dict[str, Any] = {"checkpoint": str(checkpoint), "sentences": sentences, "tokens": args.tokens,
-                            "voice": args.voice, "voice_npz": npz, "threads": os.cpu_count() or 1}  # fmt: skip
+                            "voice": args.voice, "voice_npz": npz, "threads": os.cpu_count() or 1,
+                            "fine_window": args.fine_window}  # fmt: skip
     skipped: dict[str, str] = {}
     wants_peers = any(parse_contender(name)[0] in ("suno", "barkcpp") for name in contenders)
     peers = ensure_env(args.venv, install=not args.no_install) if wants_peers else None
@@ -175,7 +186,8 @@ def main() -> None:
     print(f"machine: {describe()}", flush=True)
     print(f"limits (measured now, {spec['threads']} threads): {limits.describe()}", flush=True)
     print(f"checkpoint: {checkpoint}; {len(sentences)} sentences, {args.tokens} semantic tokens each (forced), greedy "
-          f"decoding everywhere; voice {args.voice} except the '-none' contenders", flush=True)  # fmt: skip
+          f"decoding everywhere; voice {args.voice} except the '-none' contenders; barksite's fine window "
+          f"{args.fine_window} (BARK_FINE_WINDOW)", flush=True)  # fmt: skip
     results: dict[str, dict] = {}
     started = time.monotonic()
     for round_ in range(args.repeat):
@@ -189,7 +201,7 @@ def main() -> None:
             kind, fmt, _ = parse_contender(name)
             tokens_out = scratch / f"{name}-{round_}.npz"
             if kind == "service":
-                result = run_service(fmt, checkpoint, sentences, args.tokens, args.voice, args.timeout)
+                result = run_service(fmt, spec, args.timeout)
             else:
                 python = peers.python if kind in ("suno", "barkcpp") and peers else Path(sys.executable)
                 result = run_contender(name, {**spec, "ggml": ggml.get(fmt), "tokens_out": str(tokens_out)}, python)

@@ -1,9 +1,7 @@
 """Cloning from the audio (the `hubert` method): where its two models are found, the quantizer's published file
 format, and the prompts it makes, on the tiny random-weight HuBERT and quantizer the project builds."""
 
-import io
 import json
-import wave
 import zipfile
 from pathlib import Path
 
@@ -18,19 +16,10 @@ from synthesis.engines.bark.hubert_checkpoint import build_hubert_checkpoint
 from synthesis.engines.bark.prompts import TranscriptError, decode_clip, load_prompt, save_prompt
 from synthesis.engines.bark.quantizer import Quantizer, QuantizerError, load_quantizer, save_quantizer
 from synthesis.engines.piper.engine import PiperEngine
+from tests.test_voice_prompts import wav_bytes
 
 HUB_MODEL = "facebook/hubert-base-ls960"
 HUB_QUANTIZER = "GitMylo/bark-voice-cloning/quantifier_hubert_base_ls960_14.pth"
-
-
-def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return buffer.getvalue()
 
 
 def tone(seconds: float, rate: int = 24_000) -> bytes:

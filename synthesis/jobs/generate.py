@@ -38,6 +38,17 @@ class AudioResult:
     def duration_s(self) -> float:
         return len(self.waveform) / self.sample_rate
 
+    def facts(self) -> dict[str, Any]:
+        """What ran and what came out, as the job row and metadata.json both record it."""
+        return {
+            "model": self.model,
+            "device": self.device,
+            "dtype": self.dtype,
+            "engine_settings": self.engine_settings,
+            "sample_rate": self.sample_rate,
+            "duration_s": round(self.duration_s, 3),
+        }
+
 
 def synthesize_segments(
     segments: list[str],
@@ -142,12 +153,7 @@ def metadata_for(
     return {
         **extra,
         "engine": result.engine,
-        "model": result.model,
-        "device": result.device,
-        "dtype": result.dtype,
-        "engine_settings": result.engine_settings,
-        "sample_rate": result.sample_rate,
-        "duration_s": round(result.duration_s, 3),
+        **result.facts(),
         "segments": [
             {"index": i, "text": text, "start_s": round(start, 3), "end_s": round(end, 3)}
             for i, (text, (start, end)) in enumerate(zip(result.segments, result.spans, strict=True))

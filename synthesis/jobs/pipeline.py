@@ -201,16 +201,7 @@ def _render_job_video(job: Job, result: AudioResult, cues: list[Cue], timings: d
 def _made(job: Job, result: AudioResult) -> dict[str, Any]:
     """The fields that record what this run made so far: artifact names and sizes, and the audio's facts."""
     files = {field: getattr(job, field).name for field in Job.ARTIFACT_FIELDS.values() if getattr(job, field)}
-    return {
-        **files,
-        "artifact_sizes": job.artifact_sizes,
-        "model": result.model,
-        "device": result.device,
-        "dtype": result.dtype,
-        "engine_settings": result.engine_settings,
-        "sample_rate": result.sample_rate,
-        "duration_s": round(result.duration_s, 3),
-    }
+    return {**files, "artifact_sizes": job.artifact_sizes, **result.facts()}
 
 
 def job_options(job: Job) -> SynthesisOptions:

@@ -353,6 +353,9 @@ def finish(spec: dict, stages: dict, wall: float, audio: float, tokens: dict, **
 CONTENDERS = {"plain": run_plain, "barksite": run_barksite, "suno": run_suno, "barkcpp": run_barkcpp}
 
 if __name__ == "__main__":
+    import faulthandler
+
+    faulthandler.enable()  # a native abort (one barksite-auto run of 2026-12-07 died of one) shows every stack
     contender, spec = sys.argv[1], json.loads(sys.argv[2])
     result = CONTENDERS[contender](spec)
     print(json.dumps(result))

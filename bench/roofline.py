@@ -1,8 +1,10 @@
 """The machine's limits and the work of each Bark stage, for bench/peers.py's roofline: how close a run came to them.
 
 Limits, measured at start (torch's threads, as every contender uses them):
-  matrix peak   a short timed matrix product of a prefill's shape (1024 x 768 by 768 x 3072) per format: float32,
-                bf16, and int8 (torch's dynamic quantized Linear, what BARK_DTYPE=int8 runs); the best of several
+  matrix peak   a short timed matrix product of a prefill's shape (1024 x 768 by 768 x 3072) per format: float32
+                and bf16 through torch's plain product and through oneDNN with the weight packed (what barksite's
+                engine runs; on AMD CPUs torch's float32 product, MKL's, was slower), the faster of the two; int8
+                through torch's dynamic quantized Linear (what BARK_DTYPE=int8 runs); the best of several
   bandwidth     reading 512 MiB that no cache holds (a sum), the best of several
 
 Work, counted from Bark's algorithm as a contender runs it (the sizes of the checkpoint, the tokens each sentence got,
@@ -39,9 +41,13 @@ STC_RATIO = 75 / 49.9 * 2  # coarse tokens per semantic token (two codebooks at 
 class Limits:
     peak_flops: dict[str, float]  # by format
     bandwidth: float  # bytes per second
+    kernels: dict[str, str] = field(default_factory=dict)  # which product gave each format's peak
 
     def describe(self) -> str:
-        peaks = ", ".join(f"{name} {rate / 1e9:.0f}" for name, rate in self.peak_flops.items())
+        peaks = ", ".join(
+            f"{name} {rate / 1e9:.0f}" + (f" ({self.kernels[name]})" if name in self.kernels else "")
+            for name, rate in self.peak_flops.items()
+        )
         return f"matrix peak (GFLOP/s): {peaks}; memory bandwidth {self.bandwidth / 1e9:.1f} GB/s"
 
 
@@ -57,18 +63,33 @@ def _best(run, repeats: int) -> float:
 
 def measure_limits(repeats: int = 10) -> Limits:
     m, k, n = 1024, 768, 3072
-    peaks = {}
+    peaks, kernels = {}, {}
     with torch.inference_mode():
         for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
             a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
-            peaks[name] = 2 * m * k * n / _best(lambda a=a, b=b: torch.mm(a, b), repeats)
+            rates = {"torch.mm": 2 * m * k * n / _best(lambda a=a, b=b: torch.mm(a, b), repeats)}
+            if packed := _packed_product(a, b):
+                rates["oneDNN packed"] = 2 * m * k * n / _best(packed, repeats)
+            kernels[name] = max(rates, key=lambda kernel: rates[kernel])
+            peaks[name] = rates[kernels[name]]
         linear = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(k, n, bias=False)),
                                                         {torch.nn.Linear}, dtype=torch.qint8)  # fmt: skip
         x = torch.randn(m, k)
         peaks["int8"] = 2 * m * k * n / _best(lambda: linear(x), repeats)
         big = torch.ones(128 * 2**20)  # 512 MiB of float32
         bandwidth = big.numel() * 4 / _best(lambda: big.sum(), max(3, repeats // 2))
-    return Limits(peaks, bandwidth)
+    return Limits(peaks, bandwidth, kernels)
+
+
+def _packed_product(a: torch.Tensor, b: torch.Tensor):
+    """`a @ b` through oneDNN with `b` packed once, as barksite's PackedLinear runs it; None where this torch or CPU
+    cannot."""
+    try:
+        weight = torch.ops.mkldnn._reorder_linear_weight(b.T.contiguous(), 8)
+        torch.ops.mkldnn._linear_pointwise(a[:1], weight, None, "none", [], "")
+    except (RuntimeError, AttributeError):
+        return None
+    return lambda: torch.ops.mkldnn._linear_pointwise(a, weight, None, "none", [], "")
 
 
 @dataclass

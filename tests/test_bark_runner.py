@@ -84,6 +84,18 @@ def test_a_job_whose_runner_dies_mid_job_goes_back_to_the_queue_with_nothing_kep
     assert OrmQ.objects.count() == 1, "its task is back in the queue"
 
 
+def test_a_runner_that_aborts_in_native_code_logs_every_threads_python_stack(own_runner, tmp_path):
+    process, _ = own_runner
+
+    os.kill(process.pid, signal.SIGABRT)  # what a C++ std::terminate or a failed assertion in a library raises
+
+    assert process.wait(timeout=30) == -signal.SIGABRT
+    log = (tmp_path / "runner.log").read_text()
+    assert "Fatal Python error: Aborted" in log, log[-3000:]
+    assert log.count("Thread 0x") >= 2, log[-3000:]  # the main thread and the one that keeps the runner's state
+    assert "in accept_forever" in log and "in _keep_state" in log, log[-3000:]
+
+
 def test_a_worker_that_cannot_reach_a_runner_says_so(tiny_bark_dir, tmp_path, settings):
     settings.BARK_RUNNER_WAIT_S = 1
     remote = RemoteBarkEngine(BarkEngine(model=str(tiny_bark_dir), device="cpu", mode="auto"), str(tmp_path / "none"))

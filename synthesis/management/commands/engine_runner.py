@@ -3,6 +3,7 @@ engine that needs one, Bark, says how it serves: synthesis/engines/bark/runner.p
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import sys
 from typing import Any
@@ -24,4 +25,7 @@ class Command(BaseCommand):
             sys.exit(0)  # the listener removes its socket on the way out
 
         signal.signal(signal.SIGTERM, stop)
+        # The runner spends its life in native code (torch, oneDNN, OpenMP): should that abort or crash, every
+        # thread's Python stack goes to the log, so the job and the stage it was in can be found.
+        faulthandler.enable()
         serve_runner(options["socket"], options["parent"])

@@ -18,7 +18,7 @@ from django.db.models import Q, QuerySet
 
 from synthesis.engines import CUSTOM_PREFIX, InvalidVoiceUpload
 from synthesis.jobs.artifacts import store_file
-from synthesis.jobs.selectors import Caller, NotVisible, Owner, usable_voices
+from synthesis.jobs.selectors import Caller, NotVisible, Owner, uploaded_by, usable_voices
 from synthesis.jobs.submit import InvalidRequest
 from synthesis.jobs.voices import create_voice_from_clip
 from synthesis.media import uploads
@@ -70,13 +70,8 @@ def custom_voice_id(text: str) -> str | None:
 
 
 def usable_consents(caller: Caller) -> QuerySet[VoiceConsent]:
-    """The consents a caller may see and use: the same rule as `usable_voices` (staff included: a consent is
-    a person's)."""
-    if caller.api_key is not None:
-        return VoiceConsent.objects.filter(api_key=caller.api_key)
-    if caller.user is not None:
-        return VoiceConsent.objects.filter(Q(owner=caller.user) | Q(api_key__owner=caller.user))
-    return VoiceConsent.objects.filter(owner__isnull=True, api_key__isnull=True)
+    """The consents a caller may see and use: those it uploaded, as with voices."""
+    return uploaded_by(caller, VoiceConsent.objects.all())
 
 
 def get_consent(caller: Caller, text_id: str) -> VoiceConsent:

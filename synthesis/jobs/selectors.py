@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Q, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.db.models.fields.files import FieldFile
 
 from synthesis.engines import CUSTOM_PREFIX
@@ -88,13 +88,23 @@ def get_artifact(job: Job, name: str) -> FieldFile:
     return file  # type: ignore[no-any-return]  # django-stubs types a model's FileField attribute as Any
 
 
-def usable_voices(caller: Caller) -> QuerySet[Voice]:
-    """The uploaded voices a caller may speak with and manage (staff included: a voice is a person's)."""
+Upload = TypeVar("Upload", bound=Model)  # a model whose rows someone uploads (owner, api_key)
+
+
+def uploaded_by(caller: Caller, uploads: QuerySet[Upload]) -> QuerySet[Upload]:
+    """The rows of `uploads` (a model with `owner` and `api_key`: voices, consents) that the caller made: a key sees
+    its own, an account its own and its keys', an anonymous caller the anonymous ones. Staff get no more: what a
+    person uploads is theirs."""
     if caller.api_key is not None:
-        return Voice.objects.filter(api_key=caller.api_key)
+        return uploads.filter(api_key=caller.api_key)
     if caller.user is not None:
-        return Voice.objects.filter(Q(owner=caller.user) | Q(api_key__owner=caller.user))
-    return Voice.objects.filter(owner__isnull=True, api_key__isnull=True)
+        return uploads.filter(Q(owner=caller.user) | Q(api_key__owner=caller.user))
+    return uploads.filter(owner__isnull=True, api_key__isnull=True)
+
+
+def usable_voices(caller: Caller) -> QuerySet[Voice]:
+    """The uploaded voices a caller may speak with and manage."""
+    return uploaded_by(caller, Voice.objects.all())
 
 
 def get_voice(caller: Caller, voice_id: str) -> Voice:
